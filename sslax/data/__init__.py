@@ -1,0 +1,1 @@
+"""Data: sources, the deterministic host pipeline, on-device augmentation."""

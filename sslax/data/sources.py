@@ -1,0 +1,136 @@
+"""Random-access image sources: local Fashion-MNIST IDX files and prepared TFDS
+datasets. A source answers ``len``, ``image_shape``, ``num_classes`` and
+``get(indices) -> (uint8 images [n, H, W, C], int32 labels [n])``."""
+
+import dataclasses
+import gzip
+import os
+from typing import Optional
+
+import numpy as np
+
+from sslax.errors import UserError
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySource:
+  """A whole split held in memory."""
+  images: np.ndarray  # uint8 [n, H, W, C]
+  labels: np.ndarray  # int32 [n]
+  num_classes: int
+
+  def __len__(self):
+    return len(self.labels)
+
+  @property
+  def image_shape(self):
+    return tuple(self.images.shape[1:])
+
+  def get(self, indices):
+    indices = np.asarray(indices)
+    return self.images[indices], self.labels[indices]
+
+
+def _open_maybe_gz(path):
+  if os.path.exists(path):
+    return open(path, "rb")
+  if os.path.exists(path + ".gz"):
+    return gzip.open(path + ".gz", "rb")
+  raise FileNotFoundError(path)
+
+
+def read_idx(path: str) -> np.ndarray:
+  """Reads an IDX file (LeCun's MNIST format), gzipped or not."""
+  with _open_maybe_gz(path) as f:
+    data = f.read()
+  if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 8:
+    raise UserError(f"{path} is not an unsigned-byte IDX file; reinstall the "
+                    "data with `apt-get install --reinstall dataset-fashion-mnist`")
+  ndim = data[3]
+  shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+  array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+  if array.size != int(np.prod(shape)):
+    raise UserError(f"{path} is truncated; reinstall the data with "
+                    "`apt-get install --reinstall dataset-fashion-mnist`")
+  return array.reshape(shape)
+
+
+def fashion_mnist(split: str, data_dir: Optional[str] = None) -> ArraySource:
+  """Fashion-MNIST (Xiao et al. 2017) from the IDX files of Debian's
+  ``dataset-fashion-mnist`` package (or any directory holding the four files)."""
+  data_dir = data_dir or FASHION_MNIST_DIR
+  if split not in FASHION_MNIST_FILES:
+    raise UserError(f"fashion_mnist has splits {sorted(FASHION_MNIST_FILES)}, not {split!r}")
+  image_file, label_file = (os.path.join(data_dir, f) for f in FASHION_MNIST_FILES[split])
+  try:
+    images = read_idx(image_file)
+    labels = read_idx(label_file)
+  except FileNotFoundError:
+    raise UserError(f"Fashion-MNIST not found in {data_dir}; install it with "
+                    "`apt-get install dataset-fashion-mnist` (or run `make data`) "
+                    "or set config.data.data_dir to a directory holding the IDX files")
+  return ArraySource(images=images[..., None], labels=labels.astype(np.int32),
+                     num_classes=10)
+
+
+@dataclasses.dataclass
+class TFDSSource:
+  """A split of a TFDS dataset prepared in a random-access file format
+  (array_record), read without TensorFlow. Never downloads."""
+  name: str
+  split: str
+  data_dir: str
+  image_key: str = "image"
+  label_key: str = "label"
+
+  def __post_init__(self):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    how = (f"prepare it with `tfds build {self.name} --data_dir {self.data_dir} "
+           "--file_format array_record` on a machine with internet access")
+    try:
+      builder = tfds.builder(self.name, data_dir=self.data_dir)
+    except Exception as e:  # unknown name, or a registry error
+      raise UserError(f"TFDS does not know dataset {self.name!r} ({e}); check "
+                      "config.data.name") from None
+    if not os.path.isdir(builder.data_dir) or not builder.info.splits:
+      raise UserError(f"TFDS dataset {self.name!r} is not prepared under "
+                      f"{self.data_dir}; {how}")
+    if self.split not in builder.info.splits:
+      raise UserError(f"{self.name} has splits {sorted(builder.info.splits)}, "
+                      f"not {self.split!r}")
+    try:
+      self._source = builder.as_data_source(split=self.split)
+    except NotImplementedError:
+      raise UserError(f"{self.name} under {self.data_dir} is not in a "
+                      f"random-access format; {how}") from None
+    self.num_classes = builder.info.features[self.label_key].num_classes
+    first = self._source[0]
+    self.image_shape = tuple(np.asarray(first[self.image_key]).shape)
+
+  def __len__(self):
+    return len(self._source)
+
+  def get(self, indices):
+    records = self._source.__getitems__([int(i) for i in indices])
+    images = np.stack([np.asarray(r[self.image_key]) for r in records])
+    labels = np.asarray([r[self.label_key] for r in records], dtype=np.int32)
+    return images, labels
+
+
+TFDS_DEFAULT_DIR = os.path.expanduser("~/tensorflow_datasets")
+
+
+def get_source(data_config, split: str):
+  """The source named by ``data_config.name``: 'fashion_mnist' reads local IDX
+  files; any other name is a TFDS dataset read from ``data_config.data_dir``."""
+  name = data_config.name
+  data_dir = data_config.get("data_dir") or None
+  if name == "fashion_mnist":
+    return fashion_mnist(split, data_dir)
+  return TFDSSource(name=name, split=split, data_dir=data_dir or TFDS_DEFAULT_DIR)

@@ -1,0 +1,15 @@
+"""Self-supervised methods, one module each, listed explicitly by name."""
+
+from sslax.errors import UserError
+from sslax.methods import simclr
+from sslax.methods.base import Method
+
+METHODS = {
+    "simclr": simclr,
+}
+
+
+def build_method(config) -> Method:
+  if config.method not in METHODS:
+    raise UserError(f"unknown method {config.method!r}; use one of {sorted(METHODS)}")
+  return METHODS[config.method].build(config)

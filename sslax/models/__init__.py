@@ -1,0 +1,49 @@
+"""Linen encoders and heads, built from a config by explicit name tables."""
+
+import jax.numpy as jnp
+import ml_collections
+
+from sslax.errors import UserError
+from sslax.models.convnet import ConvNet
+from sslax.models.heads import ProjectionHead
+from sslax.models.resnet import ResNet, resnet18, resnet34, resnet50
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def _convnet(config, dtype):
+  return ConvNet(widths=tuple(config.get("widths", (32, 64, 128))), dtype=dtype)
+
+
+def _resnet(factory):
+  def build(config, dtype):
+    return factory(stem=config.get("stem", "imagenet"),
+                   width=config.get("width", 64), dtype=dtype)
+  return build
+
+
+ENCODERS = {
+    "convnet": _convnet,
+    "resnet18": _resnet(resnet18),
+    "resnet34": _resnet(resnet34),
+    "resnet50": _resnet(resnet50),
+}
+
+
+def compute_dtype(name: str):
+  if name not in DTYPES:
+    raise UserError(f"unknown compute dtype {name!r}; use one of {sorted(DTYPES)}")
+  return DTYPES[name]
+
+
+def make_encoder(model_config: ml_collections.ConfigDict, dtype_name: str = "float32"):
+  """The encoder named by ``model_config.encoder`` (see ``ENCODERS``)."""
+  name = model_config.encoder
+  if name not in ENCODERS:
+    raise UserError(f"unknown encoder {name!r}; set config.model.encoder to one "
+                    f"of {sorted(ENCODERS)}")
+  return ENCODERS[name](model_config, compute_dtype(dtype_name))
+
+
+__all__ = ["ConvNet", "ProjectionHead", "ResNet", "resnet18", "resnet34",
+           "resnet50", "ENCODERS", "make_encoder", "compute_dtype"]

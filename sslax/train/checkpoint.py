@@ -1,0 +1,81 @@
+"""Orbax checkpoints of the TrainState, and the run's saved config."""
+
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from sslax.errors import UserError
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+# Keys that control how a run is watched, not what it computes: they may change
+# between a run and its resumption.
+RUN_CONTROL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints",
+                    "progress_bar", "online_eval_every")
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+
+
+def manager(workdir: str, *, keep: int = 3, read_only: bool = False):
+  return ocp.CheckpointManager(
+      checkpoint_dir(workdir),
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
+                                           read_only=read_only))
+
+
+def latest_step(workdir: str):
+  """The newest saved step, or None if the workdir holds no checkpoint."""
+  if not os.path.isdir(checkpoint_dir(workdir)):
+    return None
+  with manager(workdir, read_only=True) as mngr:
+    return mngr.latest_step()
+
+
+def save(mngr, state, *, force=False):
+  mngr.save(int(jax.device_get(state.step)), args=ocp.args.StandardSave(state),
+            force=force)
+
+
+def restore(mngr, step, abstract_state):
+  """Restores onto the shardings carried by ``abstract_state`` (arrays or
+  ``jax.ShapeDtypeStruct`` with shardings), so any device count works."""
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+  return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+
+
+def _comparable(config_dict):
+  return {k: v for k, v in config_dict.items() if k not in RUN_CONTROL_KEYS}
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise UserError(f"{workdir} holds no {CONFIG_FILE}; train into it first with "
+                    "`sslax train --config ... --workdir " + workdir + "`")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
+  """Writes the run's config; refuses a workdir whose checkpoints were made by a
+  different config (only run-control keys may differ)."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  new = json.loads(config.to_json())
+  if os.path.exists(path) and latest_step(workdir) is not None:
+    with open(path) as f:
+      old = json.load(f)
+    if _comparable(old) != _comparable(new):
+      diff = sorted(k for k in set(old) | set(new)
+                    if k not in RUN_CONTROL_KEYS and old.get(k) != new.get(k))
+      raise UserError(f"{workdir} holds checkpoints of a different config "
+                      f"(differs in {', '.join(diff)}); use a new --workdir or the "
+                      "original config")
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(new, f, indent=2, sort_keys=True)

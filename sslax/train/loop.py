@@ -1,0 +1,139 @@
+"""The trainer: one jitted, donated ``train_step`` over a data mesh, and
+``train_and_evaluate(config, workdir)`` around it."""
+
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from sslax.data import pipeline
+from sslax.data.sources import get_source
+from sslax.methods import build_method
+from sslax.train import checkpoint
+from sslax.train.mesh import data_sharding, make_mesh, replicated
+from sslax.train.metrics import MetricWriter
+from sslax.train.optim import make_optimizer
+from sslax.train.state import TrainState
+
+
+def make_train_step(method, tx, schedule, mesh):
+  """``step(state, batch) -> (state, metrics)``, pure; jit it with donation."""
+
+  def step(state, batch):
+    key = jax.random.fold_in(state.rng, state.step)
+
+    def loss_of(params):
+      return method.loss_fn(params, state.model_state, state.method_state, batch,
+                            key, mesh)
+
+    (loss, (model_state, method_state, metrics)), grads = jax.value_and_grad(
+        loss_of, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    method_state = method.after_update(method_state, params, state.step)
+    metrics = {"loss": loss, "lr": schedule(state.step), **metrics}
+    new_state = state.replace(step=state.step + 1, params=params,
+                              model_state=model_state, opt_state=opt_state,
+                              method_state=method_state)
+    return new_state, metrics
+
+  return step
+
+
+def init_state(method, tx, config, source, mesh):
+  """The step-0 state, replicated over the mesh; deterministic in config.seed."""
+  rng = jax.random.PRNGKey(config.seed)
+  init_key, run_key = jax.random.split(rng)
+  images, _ = source.get(list(range(2)))
+
+  @jax.jit
+  def init(key):
+    params, model_state, method_state = method.init(key, jnp.asarray(images))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      model_state=model_state, opt_state=tx.init(params),
+                      method_state=method_state, rng=run_key)
+
+  state_shapes = jax.eval_shape(init, init_key)
+  shardings = jax.tree.map(lambda _: replicated(mesh), state_shapes)
+  return jax.jit(init, out_shardings=shardings)(init_key)
+
+
+def compile_step(method, tx, schedule, mesh, state):
+  state_shardings = jax.tree.map(lambda x: x.sharding, state)
+  return jax.jit(make_train_step(method, tx, schedule, mesh),
+                 in_shardings=(state_shardings, data_sharding(mesh)),
+                 out_shardings=(state_shardings, replicated(mesh)),
+                 donate_argnums=0)
+
+
+def _progress(total, initial, enabled):
+  if not enabled:
+    return None
+  try:
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+
+def train_and_evaluate(config, workdir: str, *, stop_at: int = None):
+  """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
+
+  ``stop_at`` ends the run after that step's checkpoint, as a preemption would
+  (used by tests). Returns the final TrainState.
+  """
+  mesh = make_mesh(config.global_batch_size)
+  source = get_source(config.data, "train")
+  method = build_method(config)
+  tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
+                                config.num_steps)
+  checkpoint.check_or_write_config(workdir, config)
+
+  state = init_state(method, tx, config, source, mesh)
+  mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
+  start = mngr.latest_step()
+  if start is not None:
+    state = checkpoint.restore(mngr, start, state)
+  start = int(jax.device_get(state.step))
+  train_step = compile_step(method, tx, schedule, mesh, state)
+
+  writer = MetricWriter(workdir, resume_step=start)
+  batches = pipeline.BatchIterator(source, seed=config.seed,
+                                   global_batch=config.global_batch_size,
+                                   sharding=data_sharding(mesh), start_step=start)
+  show = config.get("progress_bar", True) and sys.stderr.isatty() and jax.process_index() == 0
+  bar = _progress(config.num_steps, start, show)
+  last_time, last_step = time.perf_counter(), start
+  try:
+    for step, batch in batches:
+      if step >= config.num_steps:
+        break
+      state, metrics = train_step(state, batch)
+      done = step + 1
+      if done % config.log_every == 0 or done == config.num_steps:
+        metrics = jax.device_get(metrics)
+        now = time.perf_counter()
+        rate = (done - last_step) * config.global_batch_size / (now - last_time)
+        last_time, last_step = now, done
+        writer.write(done, {**metrics, "images_per_second": rate})
+        if bar is not None:
+          bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.0f}")
+      if bar is not None:
+        bar.update(1)
+      if done % config.checkpoint_every == 0 or done == config.num_steps:
+        checkpoint.save(mngr, state)
+      if stop_at is not None and done >= stop_at:
+        if done % config.checkpoint_every:
+          checkpoint.save(mngr, state, force=True)
+        break
+  finally:
+    batches.close()
+    mngr.wait_until_finished()
+    mngr.close()
+    writer.close()
+    if bar is not None:
+      bar.close()
+  return state

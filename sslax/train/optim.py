@@ -1,0 +1,61 @@
+"""Optimizers and schedules from a config, all optax."""
+
+import jax
+import optax
+
+from sslax.errors import UserError
+
+
+def learning_rate_schedule(opt_config, global_batch_size: int, num_steps: int):
+  """Linear warmup then cosine decay to zero. The peak is
+  ``learning_rate * global_batch_size / 256`` with ``lr_scaling='linear'``
+  (SimCLR, Goyal et al. 2017), ``* sqrt(global_batch_size)`` with 'sqrt', or
+  ``learning_rate`` itself with 'none'."""
+  scaling = {
+      "linear": global_batch_size / 256,
+      "sqrt": global_batch_size ** 0.5,
+      "none": 1.0,
+  }
+  if opt_config.lr_scaling not in scaling:
+    raise UserError(f"unknown lr_scaling {opt_config.lr_scaling!r}; use one of "
+                    f"{sorted(scaling)}")
+  peak = opt_config.learning_rate * scaling[opt_config.lr_scaling]
+  warmup = min(int(opt_config.warmup_steps), max(num_steps - 1, 0))
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=peak, warmup_steps=warmup,
+      decay_steps=max(num_steps, warmup + 1), end_value=0.0)
+
+
+def decay_mask(params):
+  """True for weight matrices and kernels; False for biases and norm scales
+  and offsets (1-D leaves), which LARS and AdamW leave out of weight decay and
+  of the trust ratio."""
+  return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def _lars(c, lr):
+  return optax.lars(lr, weight_decay=c.weight_decay, weight_decay_mask=decay_mask,
+                    trust_coefficient=c.get("trust_coefficient", 0.001),
+                    trust_ratio_mask=decay_mask, momentum=c.momentum)
+
+
+def _sgd(c, lr):
+  return optax.chain(optax.add_decayed_weights(c.weight_decay, mask=decay_mask),
+                     optax.sgd(lr, momentum=c.momentum, nesterov=c.get("nesterov", False)))
+
+
+def _adamw(c, lr):
+  return optax.adamw(lr, b1=c.get("b1", 0.9), b2=c.get("b2", 0.999),
+                     weight_decay=c.weight_decay, mask=decay_mask)
+
+
+OPTIMIZERS = {"lars": _lars, "sgd": _sgd, "adamw": _adamw}
+
+
+def make_optimizer(opt_config, global_batch_size: int, num_steps: int):
+  """Returns ``(optax transformation, schedule)``."""
+  if opt_config.name not in OPTIMIZERS:
+    raise UserError(f"unknown optimizer {opt_config.name!r}; set "
+                    f"config.optimizer.name to one of {sorted(OPTIMIZERS)}")
+  schedule = learning_rate_schedule(opt_config, global_batch_size, num_steps)
+  return OPTIMIZERS[opt_config.name](opt_config, schedule), schedule
