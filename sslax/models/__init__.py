@@ -12,7 +12,9 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def _convnet(config, dtype):
-  return ConvNet(widths=tuple(config.get("widths", (32, 64, 128))), dtype=dtype)
+  return ConvNet(widths=tuple(config.get("widths", (32, 64, 128))),
+                 stem_stride=config.get("stem_stride", 1),
+                 pool=config.get("pool", "avg"), dtype=dtype)
 
 
 def _resnet(factory):

@@ -1,0 +1,3 @@
+from sslax.cli import main
+
+main()

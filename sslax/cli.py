@@ -1,0 +1,87 @@
+"""The ``sslax`` command.
+
+  sslax train --config configs/simclr.py:fashion_mnist --workdir DIR [--config.key=value ...]
+  sslax eval linear --workdir DIR [--label-fraction F] [--features encoder|random_init|raw_pixels]
+
+Mistakes (unknown config keys, missing data, bad fractions...) print one line
+and exit with status 2.
+"""
+
+import argparse
+import json
+import sys
+
+from sslax.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse that reports usage mistakes as UserError (one line, status 2)."""
+
+  def error(self, message):
+    raise UserError(f"{self.prog}: {message}")
+
+
+def _split_config_overrides(argv):
+  rest, overrides = [], []
+  for arg in argv:
+    if arg.startswith("--config."):
+      overrides.append(arg[len("--config."):])
+    else:
+      rest.append(arg)
+  return rest, overrides
+
+
+def build_parser():
+  parser = _Parser(prog="sslax", description="Self-supervised learning in JAX.")
+  sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+  train = sub.add_parser("train", help="train a method (resumes from WORKDIR)")
+  train.add_argument("--config", required=True,
+                     help="config file and variant, e.g. configs/simclr.py:fashion_mnist")
+  train.add_argument("--workdir", required=True)
+  train.add_argument("--coordinator", help="host:port of process 0 (multi-process)")
+  train.add_argument("--num-processes", type=int)
+  train.add_argument("--process-id", type=int)
+
+  ev = sub.add_parser("eval", help="evaluate a trained workdir")
+  ev_sub = ev.add_subparsers(dest="protocol", required=True, parser_class=_Parser)
+  linear = ev_sub.add_parser("linear", help="linear probe on frozen features")
+  linear.add_argument("--workdir", required=True)
+  linear.add_argument("--label-fraction", type=float, default=1.0)
+  linear.add_argument("--features", default="encoder",
+                      help="encoder (default), random_init or raw_pixels")
+  linear.add_argument("--seed", type=int, default=0)
+  return parser
+
+
+def run(argv):
+  argv, overrides = _split_config_overrides(argv)
+  args = build_parser().parse_args(argv)
+  if overrides and args.command != "train":
+    raise UserError("--config.KEY=VALUE overrides only apply to `sslax train`")
+  if args.command == "train":
+    from sslax.config_loading import apply_overrides, load_config_file  # pylint: disable=g-import-not-at-top
+    config = apply_overrides(load_config_file(args.config), overrides)
+    if args.coordinator or args.num_processes:
+      from sslax.train.mesh import initialize_distributed  # pylint: disable=g-import-not-at-top
+      initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
+    train_and_evaluate(config, args.workdir)
+  elif args.command == "eval" and args.protocol == "linear":
+    from sslax.eval import evaluate_linear  # pylint: disable=g-import-not-at-top
+    from sslax.eval.linear import check_fraction  # pylint: disable=g-import-not-at-top
+    check_fraction(args.label_fraction)
+    result = evaluate_linear(args.workdir, args.label_fraction, args.features, args.seed)
+    print(json.dumps(result))
+
+
+def main(argv=None):
+  try:
+    run(sys.argv[1:] if argv is None else argv)
+  except UserError as e:
+    print(f"sslax: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  main()

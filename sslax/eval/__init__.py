@@ -1,0 +1,31 @@
+"""Evaluation of frozen or fine-tuned encoders."""
+
+import json
+import os
+
+from sslax.eval import features as features_lib
+from sslax.eval.linear import check_fraction, linear_probe
+from sslax.train import checkpoint
+
+
+def fraction_name(fraction: float) -> str:
+  return str(float(fraction))
+
+
+def evaluate_linear(workdir: str, fraction: float = 1.0, kind: str = "encoder",
+                    seed: int = 0):
+  """Linear probe of a workdir's features; writes and returns
+  ``WORKDIR/eval/linear_<fraction>.json`` (``linear_<kind>_<fraction>.json`` for
+  the baselines ``raw_pixels`` and ``random_init``)."""
+  fraction = check_fraction(fraction)
+  config = checkpoint.load_config(workdir)
+  train_x, train_y, test_x, test_y, num_classes = features_lib.features(
+      config, kind, workdir)
+  result = linear_probe(train_x, train_y, test_x, test_y, fraction=fraction,
+                        seed=seed, num_classes=num_classes)
+  result.update(features=kind, feature_dim=int(train_x.shape[1]))
+  name = "linear" if kind == "encoder" else f"linear_{kind}"
+  os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
+  with open(os.path.join(workdir, "eval", f"{name}_{fraction_name(fraction)}.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  return result
