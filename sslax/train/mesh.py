@@ -17,7 +17,7 @@ def initialize_distributed(coordinator: Optional[str] = None,
   """Starts multi-process JAX. On TPU pods all arguments may be None (they are
   detected); on CPU hosts name the coordinator ``host:port`` and each process's
   id, and collectives run over gloo."""
-  if jax.default_backend() == "cpu" or coordinator:
+  if coordinator:  # (asking for the backend here would initialise it too early)
     jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
   jax.distributed.initialize(coordinator_address=coordinator,
                              num_processes=num_processes, process_id=process_id)
