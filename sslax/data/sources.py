@@ -95,9 +95,14 @@ class TFDSSource:
            "--file_format array_record` on a machine with internet access")
     try:
       builder = tfds.builder(self.name, data_dir=self.data_dir)
-    except Exception as e:  # unknown name, or a registry error
-      raise UserError(f"TFDS does not know dataset {self.name!r} ({e}); check "
-                      "config.data.name") from None
+    except tfds.core.registered.DatasetNotFoundError:
+      raise UserError(f"unknown dataset {self.name!r}; set config.data.name to "
+                      "fashion_mnist (local) or a TFDS name such as cifar10, "
+                      "cifar100, stl10, imagenet2012") from None
+    except Exception as e:  # pylint: disable=broad-except
+      first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      raise UserError(f"TFDS cannot open {self.name!r} under {self.data_dir}: "
+                      f"{first_line}; {how}") from None
     if not os.path.isdir(builder.data_dir) or not builder.info.splits:
       raise UserError(f"TFDS dataset {self.name!r} is not prepared under "
                       f"{self.data_dir}; {how}")

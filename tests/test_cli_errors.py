@@ -1,0 +1,110 @@
+"""Users' mistakes: one line naming the fix, exit status 2, no traceback,
+nothing already saved touched."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from sslax import cli
+
+SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
+
+
+def _fails_cleanly(capsys, argv, match):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(argv)
+  assert exit_info.value.code == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("sslax: error: "), err
+  assert "\n" not in err, err
+  assert match in err, err
+  return err
+
+
+def _snapshot(directory):
+  out = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      st = os.stat(path)
+      out[os.path.relpath(path, directory)] = (st.st_size, st.st_mtime_ns)
+  return out
+
+
+@pytest.mark.parametrize("override,match", [
+    ("--config.no_such_key=1", "unknown config key 'no_such_key'"),
+    ("--config.optimizer.no_such_key=1", "optimizer has keys"),
+    ("--config.num_steps=many", "num_steps"),
+    ("--config.data.name=no_such_dataset_xyz", "no_such_dataset_xyz"),
+    ("--config.data.data_dir=/nonexistent/fmnist", "apt-get install dataset-fashion-mnist"),
+    ("--config.model.encoder=resnet9000", "config.model.encoder"),
+    ("--config.optimizer.name=adagrad9", "config.optimizer.name"),
+])
+def test_bad_train_config(tmp_path, capsys, override, match):
+  workdir = tmp_path / "run"
+  _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(workdir),
+                          override], match)
+  assert not (workdir / "checkpoints").exists()
+
+
+def test_unprepared_tfds_dataset_is_not_downloaded(tmp_path, capsys):
+  err = _fails_cleanly(capsys, [
+      "train", "--config", SMOKE, "--workdir", str(tmp_path / "run"),
+      "--config.data.name=cifar10", f"--config.data.data_dir={tmp_path / 'tfds'}"],
+      "tfds build cifar10")
+  assert "not prepared" in err
+  assert not (tmp_path / "tfds" / "cifar10").exists()
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("configs/no_such_method.py", "not found"),
+    (os.path.join(ROOT, "configs", "simclr.py:no_such_variant"), "no variant"),
+])
+def test_bad_config_file(tmp_path, capsys, spec, match):
+  _fails_cleanly(capsys, ["train", "--config", spec, "--workdir", str(tmp_path)], match)
+
+
+def test_unknown_command(capsys):
+  _fails_cleanly(capsys, ["tran"], "invalid choice")
+
+
+@pytest.mark.parametrize("fraction", ["0", "1.5", "-0.01"])
+def test_label_fraction_outside_unit_interval(tmp_path, capsys, fraction):
+  _fails_cleanly(capsys, ["eval", "linear", "--workdir", str(tmp_path),
+                          "--label-fraction", fraction], "outside (0, 1]")
+
+
+def test_eval_without_a_run(tmp_path, capsys):
+  _fails_cleanly(capsys, ["eval", "linear", "--workdir", str(tmp_path)], "train")
+
+
+def test_workdir_of_a_different_config_is_left_untouched(tmp_path, capsys):
+  workdir = str(tmp_path / "run")
+  cli.main(["train", "--config", SMOKE, "--workdir", workdir, "--config.num_steps=2",
+            "--config.checkpoint_every=2", "--config.progress_bar=False"])
+  before = _snapshot(workdir)
+  assert any(k.startswith("checkpoints") for k in before)
+  _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", workdir,
+                          "--config.num_steps=2", "--config.seed=5"],
+                 "different config (differs in seed)")
+  assert _snapshot(workdir) == before
+  # Run-control keys may change: the same config resumes (and is already done).
+  cli.main(["train", "--config", SMOKE, "--workdir", workdir, "--config.num_steps=2",
+            "--config.checkpoint_every=2", "--config.log_every=1",
+            "--config.progress_bar=False"])
+
+
+def test_batch_not_divisible_by_devices_from_the_real_command(tmp_path):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  proc = subprocess.run(
+      [sys.executable, "-m", "sslax", "train", "--config", SMOKE, "--workdir",
+       str(tmp_path / "run"), "--config.global_batch_size=12"],
+      env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2
+  assert "Traceback" not in proc.stderr
+  lines = [l for l in proc.stderr.splitlines() if l.startswith("sslax: error")]
+  assert len(lines) == 1 and "multiple of 8" in lines[0], proc.stderr
