@@ -1,0 +1,40 @@
+# sslax: `make demo` trains SimCLR on Fashion-MNIST and prints the linear-probe
+# table; `make test` runs the test suite. Both set everything up on a machine
+# with nothing but Python 3.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install data smoke clean
+
+$(BIN)/sslax: setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(BIN)/sslax
+
+data:
+	@if [ ! -d $(FASHION_MNIST) ]; then \
+	  echo "Installing Debian's dataset-fashion-mnist into $(FASHION_MNIST)"; \
+	  ( $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	    ( $(SUDO) apt-get update -q >/dev/null 2>&1 && \
+	      $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null ) ) || \
+	  { echo "error: could not install dataset-fashion-mnist with apt-get; install it by hand (apt-get install dataset-fashion-mnist) or put the four IDX files in $(FASHION_MNIST)" >&2; exit 2; }; \
+	fi
+
+test: install data
+	$(BIN)/python -m pytest
+
+demo: install data
+	$(BIN)/python launch/demo.py --workdir runs/demo
+
+smoke: install data
+	bash launch/local_smoke.sh
+
+clean:
+	rm -rf $(VENV) runs *.egg-info

@@ -1,0 +1,11 @@
+#!/bin/bash
+# Smoke run on this machine's CPU or GPU: train a config's :smoke variant,
+# then a linear probe at 10% labels. Usage: launch/local_smoke.sh [CONFIG_FILE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONFIG="${1:-configs/simclr.py}"
+WORKDIR="${WORKDIR:-runs/smoke/$(basename "$CONFIG" .py)}"
+rm -rf "$WORKDIR"
+.venv/bin/sslax train --config "$CONFIG:smoke" --workdir "$WORKDIR"
+.venv/bin/sslax eval linear --workdir "$WORKDIR" --label-fraction 0.1
+tail -n 2 "$WORKDIR/metrics.jsonl"
