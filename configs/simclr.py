@@ -20,7 +20,7 @@ def base_config():
   c.keep_checkpoints = 2
   c.progress_bar = True
   c.data = ml_collections.ConfigDict(dict(
-      name="fashion_mnist", data_dir="", image_size=(28, 28),
+      name="fashion_mnist", data_dir="", image_size=(28, 28), load_size=0,
       mean=(0.2860,), std=(0.3530,)))
   c.model = ml_collections.ConfigDict(dict(
       encoder="convnet", widths=(32, 64, 128), stem_stride=2, stem="cifar",
@@ -61,7 +61,9 @@ def get_config(arg: str = "fashion_mnist"):
     c.optimizer.update(learning_rate=1.0, warmup_steps=10 * 50000 // 512)
     c.checkpoint_every = 2000
   elif arg == "imagenet":
-    c.data.update(name="imagenet2012", image_size=(224, 224),
+    # Host side: shorter side to 256 and the central 256x256 square; on device:
+    # random resized crops of it to 224x224.
+    c.data.update(name="imagenet2012", image_size=(224, 224), load_size=256,
                   mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     c.model.update(encoder="resnet50", stem="imagenet")
     c.head.update(hidden_dim=2048, output_dim=128, num_layers=3)

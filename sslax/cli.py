@@ -1,6 +1,7 @@
 """The ``sslax`` command.
 
   sslax train --config configs/simclr.py:fashion_mnist --workdir DIR [--config.key=value ...]
+              [--distributed | --coordinator HOST:PORT --num-processes N --process-id I]
   sslax eval linear --workdir DIR [--label-fraction F] [--features encoder|random_init|raw_pixels]
 
 Mistakes (unknown config keys, missing data, bad fractions...) print one line
@@ -39,6 +40,8 @@ def build_parser():
   train.add_argument("--config", required=True,
                      help="config file and variant, e.g. configs/simclr.py:fashion_mnist")
   train.add_argument("--workdir", required=True)
+  train.add_argument("--distributed", action="store_true",
+                     help="call jax.distributed.initialize() (TPU pods detect the rest)")
   train.add_argument("--coordinator", help="host:port of process 0 (multi-process)")
   train.add_argument("--num-processes", type=int)
   train.add_argument("--process-id", type=int)
@@ -62,7 +65,7 @@ def run(argv):
   if args.command == "train":
     from sslax.config_loading import apply_overrides, load_config_file  # pylint: disable=g-import-not-at-top
     config = apply_overrides(load_config_file(args.config), overrides)
-    if args.coordinator or args.num_processes:
+    if args.distributed or args.coordinator or args.num_processes:
       from sslax.train.mesh import initialize_distributed  # pylint: disable=g-import-not-at-top
       initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top

@@ -47,3 +47,13 @@ def test_fashion_mnist_from_debian_idx_files():
   assert train.image_shape == (28, 28, 1) and train.images.dtype == np.uint8
   assert sorted(np.unique(test.labels)) == list(range(10))
   assert np.bincount(train.labels).tolist() == [6000] * 10
+
+
+def test_resize_and_center_crop_for_mixed_size_datasets():
+  from sslax.data.sources import resize_and_center_crop  # pylint: disable=g-import-not-at-top
+  wide = np.zeros((40, 80, 3), np.uint8)
+  wide[:, 38:42] = 255  # a vertical bar in the middle stays in the middle
+  out = resize_and_center_crop(wide, 20)
+  assert out.shape == (20, 20, 3) and out.dtype == np.uint8
+  assert out[:, 9:11].mean() > 200 and out[:, :5].max() == 0
+  assert resize_and_center_crop(np.zeros((30, 10, 1), np.uint8), 16).shape == (16, 16, 1)

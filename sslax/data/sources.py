@@ -88,6 +88,7 @@ class TFDSSource:
   data_dir: str
   image_key: str = "image"
   label_key: str = "label"
+  load_size: Optional[int] = None  # square side for datasets of mixed image sizes
 
   def __post_init__(self):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -115,17 +116,39 @@ class TFDSSource:
       raise UserError(f"{self.name} under {self.data_dir} is not in a "
                       f"random-access format; {how}") from None
     self.num_classes = builder.info.features[self.label_key].num_classes
-    first = self._source[0]
-    self.image_shape = tuple(np.asarray(first[self.image_key]).shape)
+    first = self._load(self._source[0][self.image_key])
+    self.image_shape = tuple(first.shape)
 
   def __len__(self):
     return len(self._source)
 
   def get(self, indices):
     records = self._source.__getitems__([int(i) for i in indices])
-    images = np.stack([np.asarray(r[self.image_key]) for r in records])
+    images = np.stack([self._load(r[self.image_key]) for r in records])
     labels = np.asarray([r[self.label_key] for r in records], dtype=np.int32)
     return images, labels
+
+
+  def _load(self, image):
+    image = np.asarray(image)
+    if self.load_size is None:
+      return image
+    return resize_and_center_crop(image, self.load_size)
+
+
+def resize_and_center_crop(image: np.ndarray, size: int) -> np.ndarray:
+  """Shorter side to ``size`` (bicubic), then the central size x size square;
+  how images of mixed sizes (ImageNet) become one batch on the host."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  h, w = image.shape[:2]
+  scale = size / min(h, w)
+  new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+  squeeze = image.shape[-1] == 1
+  pil = Image.fromarray(image[..., 0] if squeeze else image)
+  resized = np.asarray(pil.resize((new_w, new_h), Image.BICUBIC))
+  top, left = (new_h - size) // 2, (new_w - size) // 2
+  out = resized[top:top + size, left:left + size]
+  return out[..., None] if squeeze else out
 
 
 TFDS_DEFAULT_DIR = os.path.expanduser("~/tensorflow_datasets")
@@ -138,4 +161,5 @@ def get_source(data_config, split: str):
   data_dir = data_config.get("data_dir") or None
   if name == "fashion_mnist":
     return fashion_mnist(split, data_dir)
-  return TFDSSource(name=name, split=split, data_dir=data_dir or TFDS_DEFAULT_DIR)
+  return TFDSSource(name=name, split=split, data_dir=data_dir or TFDS_DEFAULT_DIR,
+                    load_size=data_config.get("load_size") or None)
