@@ -23,7 +23,7 @@ def base_config():
       name="fashion_mnist", data_dir="", image_size=(28, 28), load_size=0,
       mean=(0.2860,), std=(0.3530,)))
   c.model = ml_collections.ConfigDict(dict(
-      encoder="convnet", widths=(32, 64, 128), stem_stride=2, stem="cifar",
+      encoder="convnet", widths=(32, 64, 128), stem_stride=2, pool="avg", stem="cifar",
       width=64))
   c.head = ml_collections.ConfigDict(dict(
       kind="mlp", hidden_dim=512, output_dim=128, num_layers=2))

@@ -4,8 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG="${1:-configs/simclr.py}"
-WORKDIR="${WORKDIR:-runs/smoke/$(basename "$CONFIG" .py)}"
-rm -rf "$WORKDIR"
+WORKDIR="${WORKDIR:-runs/smoke/$(basename "$CONFIG" .py)-$(date +%Y%m%d-%H%M%S)}"
 .venv/bin/sslax train --config "$CONFIG:smoke" --workdir "$WORKDIR"
 .venv/bin/sslax eval linear --workdir "$WORKDIR" --label-fraction 0.1
 tail -n 2 "$WORKDIR/metrics.jsonl"

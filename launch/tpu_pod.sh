@@ -11,11 +11,13 @@
 set -euo pipefail
 TPU="$1"; ZONE="$2"; CONFIG="$3"; WORKDIR="$4"; DATA_DIR="$5"; shift 5
 REPO="${REPO:?set REPO to the git URL of your sslax checkout}"
+COMMIT="${COMMIT:-$(git rev-parse HEAD)}"  # every worker runs the same commit
+EXTRA="$(printf ' %q' "$@")"
 gcloud compute tpus tpu-vm ssh "$TPU" --zone "$ZONE" --worker=all --command "
   set -e
   [ -d sslax ] || git clone $REPO sslax
-  cd sslax && git pull --ff-only
+  cd sslax && git fetch -q origin && git checkout -q $COMMIT
   python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e . 'jax[tpu]'
   .venv/bin/sslax train --distributed --config $CONFIG --workdir $WORKDIR \
-      --config.data.data_dir=$DATA_DIR $*
+      --config.data.data_dir=$DATA_DIR $EXTRA
 "

@@ -65,9 +65,18 @@ def run(argv):
   if args.command == "train":
     from sslax.config_loading import apply_overrides, load_config_file  # pylint: disable=g-import-not-at-top
     config = apply_overrides(load_config_file(args.config), overrides)
-    if args.distributed or args.coordinator or args.num_processes:
+    given = [v is not None for v in (args.coordinator, args.num_processes, args.process_id)]
+    if any(given) and not all(given):
+      raise UserError("--coordinator, --num-processes and --process-id go together; "
+                      "give all three (or --distributed alone on a TPU pod)")
+    if args.distributed or all(given):
       from sslax.train.mesh import initialize_distributed  # pylint: disable=g-import-not-at-top
-      initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+      try:
+        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+      except (RuntimeError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"jax.distributed.initialize failed: {first}; check the "
+                        "coordinator address and process ids") from None
     from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
     train_and_evaluate(config, args.workdir)
   elif args.command == "eval" and args.protocol == "linear":

@@ -27,7 +27,12 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
     raise UserError(f"config file {path} failed to load: {type(e).__name__}: {e}") from None
   if not hasattr(module, "get_config"):
     raise UserError(f"config file {path} defines no get_config(arg)")
-  return module.get_config(arg) if arg else module.get_config()
+  try:
+    return module.get_config(arg) if arg else module.get_config()
+  except UserError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise UserError(f"{path}: get_config({arg!r}) failed: {type(e).__name__}: {e}") from None
 
 
 def _parse_value(key, text, current):

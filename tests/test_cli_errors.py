@@ -108,3 +108,20 @@ def test_batch_not_divisible_by_devices_from_the_real_command(tmp_path):
   assert "Traceback" not in proc.stderr
   lines = [l for l in proc.stderr.splitlines() if l.startswith("sslax: error")]
   assert len(lines) == 1 and "multiple of 8" in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("override,match", [
+    ("--config.log_every=0", "log_every must be positive"),
+    ("--config.data.mean=(0.5, 0.5, 0.5)", "3 values but fashion_mnist images have 1"),
+    ("--config.model.pool=max", "config.model.pool"),
+    ("--config.head.kind=deep", "config.head.kind"),
+    ("--config.loss.temperature=0.0", "temperature must be positive"),
+])
+def test_bad_config_values(tmp_path, capsys, override, match):
+  _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path / "r"),
+                          override], match)
+
+
+def test_incomplete_distributed_flags(tmp_path, capsys):
+  _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path),
+                          "--coordinator", "127.0.0.1:1234"], "go together")

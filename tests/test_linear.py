@@ -44,3 +44,13 @@ def test_uninformative_features_give_chance_accuracy():
   result = linear.linear_probe(x[:1500], y[:1500], x[1500:], y[1500:], fraction=1.0,
                                num_classes=4)
   assert 0.15 < result["top1"] < 0.35
+
+
+def test_one_label_per_class_still_fits():
+  rng = np.random.default_rng(2)
+  centers = rng.normal(size=(3, 6)) * 10
+  y = np.repeat(np.arange(3), 50).astype(np.int32)
+  x = (centers[y] + rng.normal(size=(150, 6))).astype(np.float32)
+  result = linear.linear_probe(x, y, x, y, fraction=0.02, num_classes=3)
+  assert result["num_labels"] == 3 and result["validation_top1"] == {}
+  assert result["top1"] > 0.9

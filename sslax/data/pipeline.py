@@ -32,10 +32,16 @@ def global_batch_indices(seed: int, step: int, global_batch: int,
   return out
 
 
-def process_rows(global_batch: int, process_index: int, process_count: int) -> slice:
-  """The contiguous rows of the global batch that this process reads."""
-  per_process = global_batch // process_count
-  return slice(process_index * per_process, (process_index + 1) * per_process)
+def local_rows(sharding, global_batch: int) -> slice:
+  """The rows of the global batch held by this process's devices, as the
+  sharding places them (a contiguous block for a 1-D data mesh)."""
+  spans = sorted({(s[0].start or 0, global_batch if s[0].stop is None else s[0].stop)
+                  for s in sharding.addressable_devices_indices_map((global_batch,)).values()})
+  for (_, stop), (start, _) in zip(spans, spans[1:]):
+    if stop != start:
+      raise ValueError(f"this process's rows {spans} are not contiguous; build the "
+                       "mesh with jax.make_mesh so each process owns one block")
+  return slice(spans[0][0], spans[-1][1])
 
 
 def to_global(sharding, local_arrays):
@@ -56,7 +62,7 @@ class BatchIterator:
     self.seed = seed
     self.global_batch = global_batch
     self.sharding = sharding
-    self.rows = process_rows(global_batch, jax.process_index(), jax.process_count())
+    self.rows = local_rows(sharding, global_batch)
     self._step = start_step
     self._queue = queue.Queue(maxsize=prefetch)
     self._stop = threading.Event()

@@ -7,6 +7,7 @@ import gzip
 import os
 from typing import Optional
 
+from etils import epath
 import numpy as np
 
 from sslax.errors import UserError
@@ -104,7 +105,7 @@ class TFDSSource:
       first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
       raise UserError(f"TFDS cannot open {self.name!r} under {self.data_dir}: "
                       f"{first_line}; {how}") from None
-    if not os.path.isdir(builder.data_dir) or not builder.info.splits:
+    if not epath.Path(builder.data_dir).is_dir() or not builder.info.splits:
       raise UserError(f"TFDS dataset {self.name!r} is not prepared under "
                       f"{self.data_dir}; {how}")
     if self.split not in builder.info.splits:
@@ -124,7 +125,11 @@ class TFDSSource:
 
   def get(self, indices):
     records = self._source.__getitems__([int(i) for i in indices])
-    images = np.stack([self._load(r[self.image_key]) for r in records])
+    try:
+      images = np.stack([self._load(r[self.image_key]) for r in records])
+    except ValueError:
+      raise UserError(f"{self.name} images differ in size; set "
+                      "--config.data.load_size=256 (or another side)") from None
     labels = np.asarray([r[self.label_key] for r in records], dtype=np.int32)
     return images, labels
 

@@ -35,42 +35,47 @@ def encoder_and_variables(config, workdir=None, *, random_init=False):
   return method.encoder, method.encoder_variables(state.params, state.model_state)
 
 
-def encode_images(encoder, variables, images, config, batch_size=1000):
-  """Encoder features (eval mode) of uint8 images, in batches."""
+def encode_source(encoder, variables, source, config, batch_size=1000):
+  """Encoder features (eval mode) and labels of a whole source, read and
+  encoded a batch at a time."""
   @jax.jit
   def apply(x):
     x = augment.normalize(augment.center_view(x, config.data.image_size),
                           config.data.mean, config.data.std)
     return encoder.apply(variables, x, train=False)
 
-  out = []
-  for start in range(0, len(images), batch_size):
-    chunk = images[start:start + batch_size]
-    pad = batch_size - len(chunk)
+  feats, labels = [], []
+  for start in range(0, len(source), batch_size):
+    images, y = source.get(np.arange(start, min(start + batch_size, len(source))))
+    pad = batch_size - len(images)
     if pad:  # one compiled shape for every batch
-      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-    out.append(np.asarray(apply(jnp.asarray(chunk)))[:batch_size - pad])
-  return np.concatenate(out)
+      images = np.concatenate([images, np.repeat(images[-1:], pad, axis=0)])
+    feats.append(np.asarray(apply(jnp.asarray(images)))[:batch_size - pad])
+    labels.append(y)
+  return np.concatenate(feats), np.concatenate(labels)
 
 
-def split_arrays(config, split):
-  source = get_source(config.data, split)
-  return source.get(np.arange(len(source)))
+def raw_pixels(source, batch_size=1000):
+  """Flattened pixels in [0, 1] (only sensible for small images)."""
+  feats, labels = [], []
+  for start in range(0, len(source), batch_size):
+    images, y = source.get(np.arange(start, min(start + batch_size, len(source))))
+    feats.append(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+    labels.append(y)
+  return np.concatenate(feats), np.concatenate(labels)
 
 
 def features(config, kind, workdir=None):
   """``(train_x, train_y, test_x, test_y, num_classes)`` for one feature kind."""
   if kind not in FEATURE_KINDS:
     raise UserError(f"unknown feature kind {kind!r}; use one of {', '.join(FEATURE_KINDS)}")
-  train_images, train_y = split_arrays(config, "train")
-  test_images, test_y = split_arrays(config, "test")
-  num_classes = get_source(config.data, "train").num_classes
-  if kind == "raw_pixels":
-    flat = lambda a: a.reshape(len(a), -1).astype(np.float32) / 255.0
-    return flat(train_images), train_y, flat(test_images), test_y, num_classes
-  encoder, variables = encoder_and_variables(config, workdir,
-                                             random_init=kind == "random_init")
+  train, test = get_source(config.data, "train"), get_source(config.data, "test")
   bs = config.eval.batch_size
-  return (encode_images(encoder, variables, train_images, config, bs), train_y,
-          encode_images(encoder, variables, test_images, config, bs), test_y,
-          num_classes)
+  if kind == "raw_pixels":
+    (train_x, train_y), (test_x, test_y) = raw_pixels(train, bs), raw_pixels(test, bs)
+  else:
+    encoder, variables = encoder_and_variables(config, workdir,
+                                               random_init=kind == "random_init")
+    train_x, train_y = encode_source(encoder, variables, train, config, bs)
+    test_x, test_y = encode_source(encoder, variables, test, config, bs)
+  return train_x, train_y, test_x, test_y, train.num_classes

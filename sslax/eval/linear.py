@@ -83,16 +83,21 @@ def linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed: int
   ``fraction`` of the training labels. Returns a dict for the eval JSON."""
   subset = stratified_subset(train_y, fraction, seed)
   x, y = np.asarray(train_x)[subset], np.asarray(train_y)[subset]
-  # Validation split for the L2 penalty: 20% of each class of the subset.
-  val = stratified_subset(y, 0.2, seed + 1)
-  fit = np.setdiff1d(np.arange(len(y)), val)
-  x_fit, x_val = standardize(x[fit], x[val])
+  # Validation split for the L2 penalty: 20% of each class of the subset. With
+  # fewer than 2 labels in some class there is nothing to validate on, and the
+  # middle of the grid is used.
   val_acc = {}
-  for wd in weight_decays:
-    params = fit_logistic_regression(jnp.asarray(x_fit), jnp.asarray(y[fit]), wd,
-                                     num_classes=num_classes, steps=steps)
-    val_acc[wd] = accuracy(params, jnp.asarray(x_val), jnp.asarray(y[val]))
-  best = max(weight_decays, key=lambda wd: (val_acc[wd], wd))
+  if np.unique(y, return_counts=True)[1].min() < 2:
+    best = weight_decays[len(weight_decays) // 2]
+  else:
+    val = stratified_subset(y, 0.2, seed + 1)
+    fit = np.setdiff1d(np.arange(len(y)), val)
+    x_fit, x_val = standardize(x[fit], x[val])
+    for wd in weight_decays:
+      params = fit_logistic_regression(jnp.asarray(x_fit), jnp.asarray(y[fit]), wd,
+                                       num_classes=num_classes, steps=steps)
+      val_acc[wd] = accuracy(params, jnp.asarray(x_val), jnp.asarray(y[val]))
+    best = max(weight_decays, key=lambda wd: (val_acc[wd], wd))
   x_all, x_test = standardize(x, np.asarray(test_x))
   params = fit_logistic_regression(jnp.asarray(x_all), jnp.asarray(y), best,
                                    num_classes=num_classes, steps=steps)

@@ -14,6 +14,7 @@ from jax.sharding import PartitionSpec as P
 
 from sslax import losses
 from sslax.data import augment
+from sslax.errors import UserError
 from sslax.methods.base import Method
 from sslax.models import ProjectionHead, compute_dtype, make_encoder
 from sslax.train.mesh import DATA_AXIS
@@ -30,6 +31,9 @@ class EncoderWithHead(nn.Module):
 
 
 def make_head(config):
+  if config.head.kind not in ("none", "linear", "mlp"):
+    raise UserError(f"unknown config.head.kind {config.head.kind!r}; use none, "
+                    "linear or mlp")
   return ProjectionHead(kind=config.head.kind, hidden_dim=config.head.hidden_dim,
                         output_dim=config.head.output_dim,
                         num_layers=config.head.num_layers,
@@ -55,6 +59,9 @@ def sharded_nt_xent(z1, z2, *, temperature, mesh):
 
 
 def build(config) -> Method:
+  if config.loss.temperature <= 0:
+    raise UserError(f"config.loss.temperature must be positive, got "
+                    f"{config.loss.temperature}")
   encoder = make_encoder(config.model, config.compute_dtype)
   model = EncoderWithHead(encoder=encoder, head=make_head(config))
 

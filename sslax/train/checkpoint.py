@@ -3,6 +3,7 @@
 import json
 import os
 
+from etils import epath
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
@@ -17,8 +18,15 @@ RUN_CONTROL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints",
                     "progress_bar", "online_eval_every")
 
 
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+def workdir_path(workdir: str) -> epath.Path:
+  """Local directories are made absolute; gs:// and other URLs pass through."""
+  if "://" not in str(workdir):
+    workdir = os.path.abspath(workdir)
+  return epath.Path(workdir)
+
+
+def checkpoint_dir(workdir: str) -> epath.Path:
+  return workdir_path(workdir) / CHECKPOINT_DIR
 
 
 def manager(workdir: str, *, keep: int = 3, read_only: bool = False):
@@ -30,7 +38,7 @@ def manager(workdir: str, *, keep: int = 3, read_only: bool = False):
 
 def latest_step(workdir: str):
   """The newest saved step, or None if the workdir holds no checkpoint."""
-  if not os.path.isdir(checkpoint_dir(workdir)):
+  if not checkpoint_dir(workdir).is_dir():
     return None
   with manager(workdir, read_only=True) as mngr:
     return mngr.latest_step()
@@ -52,30 +60,36 @@ def _comparable(config_dict):
   return {k: v for k, v in config_dict.items() if k not in RUN_CONTROL_KEYS}
 
 
+def _read_json(path: epath.Path):
+  try:
+    return json.loads(path.read_text())
+  except json.JSONDecodeError:
+    raise UserError(f"{path} is not valid JSON; restore it or use a new workdir") from None
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  path = workdir_path(workdir) / CONFIG_FILE
+  if not path.exists():
     raise UserError(f"{workdir} holds no {CONFIG_FILE}; train into it first with "
-                    "`sslax train --config ... --workdir " + workdir + "`")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+                    "`sslax train --config ... --workdir " + str(workdir) + "`")
+  return ml_collections.ConfigDict(_read_json(path))
 
 
 def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
   """Writes the run's config; refuses a workdir whose checkpoints were made by a
   different config (only run-control keys may differ)."""
-  path = os.path.join(workdir, CONFIG_FILE)
+  path = workdir_path(workdir) / CONFIG_FILE
   new = json.loads(config.to_json())
-  if os.path.exists(path) and latest_step(workdir) is not None:
-    with open(path) as f:
-      old = json.load(f)
+  if path.exists() and latest_step(workdir) is not None:
+    old = _read_json(path)
     if _comparable(old) != _comparable(new):
       diff = sorted(k for k in set(old) | set(new)
                     if k not in RUN_CONTROL_KEYS and old.get(k) != new.get(k))
       raise UserError(f"{workdir} holds checkpoints of a different config "
                       f"(differs in {', '.join(diff)}); use a new --workdir or the "
                       "original config")
-  if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
-      json.dump(new, f, indent=2, sort_keys=True)
+  if jax.process_index() == 0 and (not path.exists() or _read_json(path) != new):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(new, indent=2, sort_keys=True))
+    tmp.replace(path)  # atomic on local filesystems

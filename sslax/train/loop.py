@@ -11,12 +11,29 @@ import optax
 
 from sslax.data import pipeline
 from sslax.data.sources import get_source
+from sslax.errors import UserError
 from sslax.methods import build_method
 from sslax.train import checkpoint
 from sslax.train.mesh import data_sharding, make_mesh, replicated
 from sslax.train.metrics import MetricWriter
 from sslax.train.optim import make_optimizer
 from sslax.train.state import TrainState
+
+
+def validate_config(config, source):
+  """One-line errors for config values that would otherwise fail deep inside."""
+  for key in ("global_batch_size", "num_steps", "log_every", "checkpoint_every",
+              "keep_checkpoints"):
+    if int(config[key]) <= 0:
+      raise UserError(f"config.{key} must be positive, got {config[key]}")
+  if len(config.data.image_size) != 2:
+    raise UserError(f"config.data.image_size must be (height, width), got "
+                    f"{tuple(config.data.image_size)}")
+  channels = source.image_shape[-1]
+  for key in ("mean", "std"):
+    if len(config.data[key]) != channels:
+      raise UserError(f"config.data.{key} has {len(config.data[key])} values but "
+                      f"{config.data.name} images have {channels} channels")
 
 
 def make_train_step(method, tx, schedule, mesh):
@@ -87,6 +104,7 @@ def train_and_evaluate(config, workdir: str, *, stop_at: int = None):
   """
   mesh = make_mesh(config.global_batch_size)
   source = get_source(config.data, "train")
+  validate_config(config, source)
   method = build_method(config)
   tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
                                 config.num_steps)
@@ -126,7 +144,7 @@ def train_and_evaluate(config, workdir: str, *, stop_at: int = None):
       if done % config.checkpoint_every == 0 or done == config.num_steps:
         checkpoint.save(mngr, state)
       if stop_at is not None and done >= stop_at:
-        if done % config.checkpoint_every:
+        if mngr.latest_step() != done:
           checkpoint.save(mngr, state, force=True)
         break
   finally:

@@ -3,19 +3,26 @@ and TensorBoard event files under ``WORKDIR/tensorboard``. Only process 0
 writes."""
 
 import json
-import os
 
 import jax
+
+from sslax.train.checkpoint import workdir_path
 
 METRICS_FILE = "metrics.jsonl"
 
 
 def read_metrics(workdir: str):
-  path = os.path.join(workdir, METRICS_FILE)
-  if not os.path.exists(path):
+  """The logged records; a line torn by a killed process is skipped."""
+  path = workdir_path(workdir) / METRICS_FILE
+  if not path.exists():
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  records = []
+  for line in path.read_text().splitlines():
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue
+  return records
 
 
 class MetricWriter:
@@ -24,18 +31,16 @@ class MetricWriter:
 
   def __init__(self, workdir: str, resume_step: int = 0):
     self.active = jax.process_index() == 0
-    self.path = os.path.join(workdir, METRICS_FILE)
+    self.path = workdir_path(workdir) / METRICS_FILE
     self._tb = None
     if not self.active:
       return
-    os.makedirs(workdir, exist_ok=True)
+    self.path.parent.mkdir(parents=True, exist_ok=True)
     kept = [r for r in read_metrics(workdir) if r.get("step", 0) <= resume_step]
-    with open(self.path, "w") as f:
-      for record in kept:
-        f.write(json.dumps(record) + "\n")
+    self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     try:
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      self._tb = SummaryWriter(str(workdir_path(workdir) / "tensorboard"))
     except ImportError:
       self._tb = None
 
@@ -43,7 +48,7 @@ class MetricWriter:
     if not self.active:
       return
     record = {"step": int(step), **{k: float(v) for k, v in values.items()}}
-    with open(self.path, "a") as f:
+    with self.path.open("a") as f:
       f.write(json.dumps(record) + "\n")
     if self._tb is not None:
       for k, v in values.items():
