@@ -7,6 +7,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
+def _conv_and_norm(dtype, train):
+  """Bias-free convolution and batch norm (momentum 0.9) as ResNet uses them."""
+  conv = functools.partial(nn.Conv, use_bias=False, dtype=dtype)
+  norm = functools.partial(nn.BatchNorm, use_running_average=not train,
+                           momentum=0.9, epsilon=1e-5, dtype=dtype)
+  return conv, norm
+
+
 class BasicBlock(nn.Module):
   """Two 3x3 convolutions with a residual connection (ResNet-18/34)."""
   filters: int
@@ -15,9 +23,7 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
-                             momentum=0.9, epsilon=1e-5, dtype=self.dtype)
+    conv, norm = _conv_and_norm(self.dtype, train)
     residual = x
     y = conv(self.filters, (3, 3), (self.strides, self.strides), padding=1)(x)
     y = nn.relu(norm()(y))
@@ -37,9 +43,7 @@ class BottleneckBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
-                             momentum=0.9, epsilon=1e-5, dtype=self.dtype)
+    conv, norm = _conv_and_norm(self.dtype, train)
     residual = x
     y = nn.relu(norm()(conv(self.filters, (1, 1))(x)))
     y = conv(self.filters, (3, 3), (self.strides, self.strides), padding=1)(y)
@@ -68,8 +72,7 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = True):
     x = x.astype(self.dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
-                             momentum=0.9, epsilon=1e-5, dtype=self.dtype)
+    _, norm = _conv_and_norm(self.dtype, train)
     if self.stem == "imagenet":
       x = nn.Conv(self.width, (7, 7), (2, 2), padding=3, use_bias=False,
                   dtype=self.dtype)(x)
