@@ -16,7 +16,7 @@ import optax
 
 from sslax.errors import UserError
 
-WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)
+WEIGHT_DECAYS = (1e-3, 1e-2, 1e-1)
 
 
 def check_fraction(fraction: float) -> float:
@@ -78,7 +78,7 @@ def standardize(train_x, *others):
 
 
 def linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed: int = 0,
-                 num_classes: int, weight_decays=WEIGHT_DECAYS, steps: int = 200):
+                 num_classes: int, weight_decays=WEIGHT_DECAYS, steps: int = 100):
   """Top-1 test accuracy of a linear classifier trained on a stratified
   ``fraction`` of the training labels. Returns a dict for the eval JSON."""
   subset = stratified_subset(train_y, fraction, seed)
