@@ -3,6 +3,7 @@
   sslax train --config configs/simclr.py:fashion_mnist --workdir DIR [--config.key=value ...]
               [--distributed | --coordinator HOST:PORT --num-processes N --process-id I]
   sslax eval linear --workdir DIR [--label-fraction F] [--features encoder|random_init|raw_pixels]
+  sslax eval knn --workdir DIR [--temperature T] [--features ...]
 
 Mistakes (unknown config keys, missing data, bad fractions...) print one line
 and exit with status 2.
@@ -54,6 +55,11 @@ def build_parser():
   linear.add_argument("--features", default="encoder",
                       help="encoder (default), random_init or raw_pixels")
   linear.add_argument("--seed", type=int, default=0)
+  knn = ev_sub.add_parser("knn", help="weighted kNN on frozen features (k=20, 200)")
+  knn.add_argument("--workdir", required=True)
+  knn.add_argument("--temperature", type=float, default=0.07)
+  knn.add_argument("--features", default="encoder",
+                   help="encoder (default), random_init or raw_pixels")
   return parser
 
 
@@ -85,6 +91,12 @@ def run(argv):
     check_fraction(args.label_fraction)
     result = evaluate_linear(args.workdir, args.label_fraction, args.features, args.seed)
     print(json.dumps(result))
+  elif args.command == "eval" and args.protocol == "knn":
+    if args.temperature <= 0:
+      raise UserError(f"--temperature must be positive, got {args.temperature}")
+    from sslax.eval import evaluate_knn  # pylint: disable=g-import-not-at-top
+    print(json.dumps(evaluate_knn(args.workdir, temperature=args.temperature,
+                                  kind=args.features)))
 
 
 def main(argv=None):

@@ -4,6 +4,7 @@ import json
 import os
 
 from sslax.eval import features as features_lib
+from sslax.eval.knn import knn_accuracy
 from sslax.eval.linear import check_fraction, linear_probe
 from sslax.train import checkpoint
 
@@ -27,5 +28,24 @@ def evaluate_linear(workdir: str, fraction: float = 1.0, kind: str = "encoder",
   name = "linear" if kind == "encoder" else f"linear_{kind}"
   os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
   with open(os.path.join(workdir, "eval", f"{name}_{fraction_name(fraction)}.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  return result
+
+
+def evaluate_knn(workdir: str, ks=(20, 200), temperature: float = 0.07,
+                 kind: str = "encoder"):
+  """Weighted kNN top-1 (Wu et al. 2018) for each k; writes and returns
+  ``WORKDIR/eval/knn.json`` (``knn_<kind>.json`` for the baselines)."""
+  config = checkpoint.load_config(workdir)
+  train_x, train_y, test_x, test_y, num_classes = features_lib.features(
+      config, kind, workdir)
+  result = {f"top1_k{k}": knn_accuracy(train_x, train_y, test_x, test_y, k=k,
+                                       num_classes=num_classes,
+                                       temperature=temperature)
+            for k in ks}
+  result.update(temperature=temperature, features=kind)
+  name = "knn" if kind == "encoder" else f"knn_{kind}"
+  os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
+  with open(os.path.join(workdir, "eval", f"{name}.json"), "w") as f:
     json.dump(result, f, indent=2)
   return result

@@ -1,0 +1,49 @@
+"""Weighted kNN against a hand-built answer and a naive loop."""
+
+import math
+
+import numpy as np
+
+from sslax.eval.knn import knn_accuracy, knn_scores
+
+
+def naive_scores(query, bank, labels, k, num_classes, temperature):
+  sims = []
+  for i, row in enumerate(bank):
+    sims.append((float(query @ row / (np.linalg.norm(query) * np.linalg.norm(row))), i))
+  sims.sort(key=lambda t: -t[0])
+  scores = [0.0] * num_classes
+  for s, i in sims[:k]:
+    scores[labels[i]] += math.exp(s / temperature)
+  return scores
+
+
+def test_weighted_vote_matches_naive_loop():
+  rng = np.random.default_rng(0)
+  bank = rng.normal(size=(40, 6)).astype(np.float32)
+  labels = rng.integers(0, 3, size=40)
+  queries = rng.normal(size=(5, 6)).astype(np.float32)
+  got = np.asarray(knn_scores(queries, bank, labels, k=7, num_classes=3, temperature=0.5))
+  for q, row in zip(queries, got):
+    np.testing.assert_allclose(row, naive_scores(q, bank, labels, 7, 3, 0.5), rtol=1e-4)
+
+
+def test_weights_can_outvote_the_majority():
+  """Two far neighbours of class 0 lose to one very close neighbour of class 1."""
+  bank = np.array([[1.0, 0.0], [0.0, 1.0], [0.1, 1.0]], np.float32)
+  labels = np.array([1, 0, 0])
+  query = np.array([[1.0, 0.05]], np.float32)
+  assert knn_accuracy(bank, labels, query, np.array([1]), k=3, num_classes=2,
+                      temperature=0.1) == 1.0
+  # With a huge temperature every vote counts the same and the majority wins.
+  assert knn_accuracy(bank, labels, query, np.array([0]), k=3, num_classes=2,
+                      temperature=1e6) == 1.0
+
+
+def test_clusters_are_recovered():
+  rng = np.random.default_rng(1)
+  centers = rng.normal(size=(4, 16)) * 5
+  y = np.repeat(np.arange(4), 50)
+  x = centers[y] + rng.normal(size=(200, 16))
+  assert knn_accuracy(x[::2], y[::2], x[1::2], y[1::2], k=20, num_classes=4,
+                      batch_size=30) == 1.0
