@@ -4,6 +4,7 @@
               [--distributed | --coordinator HOST:PORT --num-processes N --process-id I]
   sslax eval linear --workdir DIR [--label-fraction F] [--features encoder|random_init|raw_pixels]
   sslax eval knn --workdir DIR [--temperature T] [--features ...]
+  sslax export --workdir DIR --out PATH
 
 Mistakes (unknown config keys, missing data, bad fractions...) print one line
 and exit with status 2.
@@ -47,6 +48,10 @@ def build_parser():
   train.add_argument("--num-processes", type=int)
   train.add_argument("--process-id", type=int)
 
+  export = sub.add_parser("export", help="write the encoder for downstream use")
+  export.add_argument("--workdir", required=True)
+  export.add_argument("--out", required=True)
+
   ev = sub.add_parser("eval", help="evaluate a trained workdir")
   ev_sub = ev.add_subparsers(dest="protocol", required=True, parser_class=_Parser)
   linear = ev_sub.add_parser("linear", help="linear probe on frozen features")
@@ -85,6 +90,9 @@ def run(argv):
                         "coordinator address and process ids") from None
     from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
     train_and_evaluate(config, args.workdir)
+  elif args.command == "export":
+    from sslax.export import export_encoder  # pylint: disable=g-import-not-at-top
+    print(json.dumps(export_encoder(args.workdir, args.out)))
   elif args.command == "eval" and args.protocol == "linear":
     from sslax.eval import evaluate_linear  # pylint: disable=g-import-not-at-top
     from sslax.eval.linear import check_fraction  # pylint: disable=g-import-not-at-top

@@ -1,0 +1,121 @@
+"""Exported encoders for downstream use.
+
+``sslax export --workdir DIR --out PATH`` writes the encoder of a run's newest
+checkpoint as an Orbax checkpoint (``PATH/variables``: parameters and batch
+statistics) plus ``PATH/encoder.json`` naming the architecture, the input shape
+and the normalisation. ``load_encoder(PATH)`` gives back a Linen module and its
+variables, placed on the devices of the process that loads them.
+"""
+
+import json
+import os
+
+from etils import epath
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from sslax.errors import UserError
+from sslax.models import make_encoder
+
+INFO_FILE = "encoder.json"
+VARIABLES_DIR = "variables"
+
+
+def export_encoder(workdir: str, out: str):
+  """Writes the encoder of ``workdir``'s newest checkpoint to ``out``; returns
+  the info dict. Refuses to overwrite an existing ``out``."""
+  from sslax.eval.features import encoder_and_variables  # pylint: disable=g-import-not-at-top
+  from sslax.train import checkpoint  # pylint: disable=g-import-not-at-top
+  out_path = checkpoint.workdir_path(out)
+  if out_path.exists():
+    raise UserError(f"{out} already exists; choose a new --out path")
+  config = checkpoint.load_config(workdir)
+  step = checkpoint.latest_step(workdir)
+  encoder, variables = encoder_and_variables(config, workdir)
+  height, width = config.data.image_size
+  channels = len(config.data.mean)
+  features = jax.eval_shape(
+      lambda v: encoder.apply(v, jnp.zeros((1, height, width, channels)), train=False),
+      variables)
+  info = {
+      "model": config.model.to_dict(),
+      "compute_dtype": config.compute_dtype,
+      "input_shape": [int(height), int(width), int(channels)],
+      "normalization": {"mean": list(config.data.mean), "std": list(config.data.std),
+                        "scale": "uint8 / 255, then (x - mean) / std"},
+      "feature_dim": int(features.shape[-1]),
+      "method": config.method,
+      "dataset": config.data.name,
+      "step": int(step),
+  }
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(out_path / VARIABLES_DIR, jax.device_get(variables))
+  if jax.process_index() == 0:
+    (out_path / INFO_FILE).write_text(json.dumps(info, indent=2))
+  return info
+
+
+def load_encoder(path: str, sharding=None):
+  """``(module, variables, info)`` of an exported encoder.
+
+  ``module.apply(variables, images, train=False)`` gives features of
+  normalised images of shape ``[n, *info['input_shape']]`` (see ``preprocess``).
+  Variables are restored onto ``sharding`` (default: replicated over this
+  process's devices), whatever device count the export was saved from.
+  """
+  path = epath.Path(path if "://" in str(path) else os.path.abspath(path))
+  if not (path / INFO_FILE).exists():
+    raise UserError(f"{path} is not an exported encoder (no {INFO_FILE}); make one "
+                    "with `sslax export --workdir DIR --out PATH`")
+  info = json.loads((path / INFO_FILE).read_text())
+  module = make_encoder(ml_collections.ConfigDict(info["model"]), info["compute_dtype"])
+  abstract = jax.eval_shape(
+      lambda: module.init(jax.random.PRNGKey(0), jnp.zeros((1, *info["input_shape"])),
+                          train=False))
+  if sharding is None:
+    mesh = jax.make_mesh((len(jax.local_devices()),), ("replica",),
+                         axis_types=(jax.sharding.AxisType.Auto,),
+                         devices=jax.local_devices())
+    sharding = NamedSharding(mesh, P())
+  target = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
+  with ocp.StandardCheckpointer() as ckptr:
+    variables = ckptr.restore(path / VARIABLES_DIR, target)
+  return module, variables, info
+
+
+def preprocess(images, info):
+  """uint8 (or [0, 1] float) images [n, H, W, C] -> the encoder's normalised
+  input; a shape other than the exported one is a UserError."""
+  images = np.asarray(images) if not isinstance(images, jax.Array) else images
+  if tuple(images.shape[1:]) != tuple(info["input_shape"]):
+    raise UserError(f"images of shape {tuple(images.shape[1:])} do not match the "
+                    f"exported encoder's input {tuple(info['input_shape'])}; resize "
+                    "them first")
+  x = jnp.asarray(images, jnp.float32)
+  if images.dtype == np.uint8:
+    x = x / 255.0
+  mean = jnp.asarray(info["normalization"]["mean"], jnp.float32)
+  std = jnp.asarray(info["normalization"]["std"], jnp.float32)
+  return (x - mean) / std
+
+
+def to_nnx(module, variables, sample_input):
+  """The encoder as an NNX module (through flax's Linen-to-NNX bridge) holding
+  the exported variables; call it as ``model(x, train=False)``."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  model = nnx.bridge.ToNNX(module, rngs=nnx.Rngs(0))
+  nnx.bridge.lazy_init(model, sample_input, train=False)
+  state = nnx.state(model)
+  for collection, tree in variables.items():
+    for path, value in jax.tree_util.tree_flatten_with_path(tree)[0]:
+      node = state
+      for key in path:
+        node = node[key.key]
+      node.value = value
+  nnx.update(model, state)
+  return model

@@ -1,0 +1,143 @@
+"""Export -> load_encoder gives the training-time encoder bit for bit, and the
+loaded encoder trains inside a user's Linen classifier and as an NNX model."""
+
+import os
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import sslax
+from conftest import ROOT
+from sslax import cli
+from sslax.config_loading import apply_overrides
+from sslax.data.sources import fashion_mnist
+from sslax.errors import UserError
+from sslax.eval.features import encoder_and_variables
+from sslax.export import export_encoder, preprocess, to_nnx
+from sslax.train.loop import train_and_evaluate
+
+SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  from sslax.config_loading import load_config_file  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp("run"))
+  config = apply_overrides(load_config_file(SMOKE), ["progress_bar=False"])
+  train_and_evaluate(config, workdir)
+  out = str(tmp_path_factory.mktemp("export") / "encoder")
+  export_encoder(workdir, out)
+  return workdir, out, config
+
+
+def _images(n=64):
+  return fashion_mnist("test").images[:n]
+
+
+def test_loaded_encoder_features_equal_training_time_features(exported):
+  workdir, out, config = exported
+  module, variables, info = sslax.load_encoder(out)
+  assert info["input_shape"] == [28, 28, 1] and info["feature_dim"] == 16
+  assert info["step"] == config.num_steps
+  encoder, train_vars = encoder_and_variables(config, workdir)
+  chex.assert_trees_all_equal(jax.device_get(variables), jax.device_get(train_vars))
+  x = preprocess(_images(), info)
+  apply = jax.jit(lambda m_vars, x: module.apply(m_vars, x, train=False))
+  got = np.asarray(apply(variables, x))
+  want = np.asarray(jax.jit(lambda v, x: encoder.apply(v, x, train=False))(train_vars, x))
+  np.testing.assert_array_equal(got, want)
+  # preprocess matches the evaluation pipeline's normalisation.
+  np.testing.assert_allclose(
+      np.asarray(x), (_images().astype(np.float32) / 255 - 0.2860) / 0.3530, rtol=1e-5, atol=1e-6)
+
+
+class Classifier(nn.Module):
+  """A user's Linen classifier with the exported encoder as a submodule."""
+  encoder: nn.Module
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    return nn.Dense(self.num_classes)(self.encoder(x, train=train))
+
+
+def test_linen_classifier_on_the_loaded_encoder_trains(exported):
+  _, out, _ = exported
+  module, enc_vars, info = sslax.load_encoder(out)
+  model = Classifier(encoder=module)
+  x = preprocess(_images(32), info)
+  y = jnp.asarray(fashion_mnist("test").labels[:32])
+  variables = model.init(jax.random.key(0), x, train=False)
+  params = {**variables["params"], "encoder": enc_vars["params"]}
+  batch_stats = {"encoder": enc_vars["batch_stats"]}
+  # The submodule computes exactly the exported features.
+  feats = model.apply({"params": params, "batch_stats": batch_stats}, x, train=False,
+                      method=lambda m, x, train: m.encoder(x, train=train))
+  np.testing.assert_array_equal(np.asarray(feats),
+                                np.asarray(module.apply(enc_vars, x, train=False)))
+  tx = optax.sgd(0.1)
+  opt_state = tx.init(params)
+
+  def loss_fn(p):
+    logits, new_state = model.apply({"params": p, "batch_stats": batch_stats}, x,
+                                    train=True, mutable=["batch_stats"])
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new_state
+
+  (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  updates, opt_state = tx.update(grads, opt_state, params)
+  new_params = optax.apply_updates(params, updates)
+  new_loss, _ = loss_fn(new_params)
+  assert np.isfinite(float(loss)) and float(new_loss) < float(loss)
+  assert float(jnp.abs(grads["encoder"]["Conv_0"]["kernel"]).sum()) > 0
+
+
+def test_nnx_model_from_the_loaded_encoder_trains(exported):
+  _, out, _ = exported
+  module, enc_vars, info = sslax.load_encoder(out)
+  x = preprocess(_images(32), info)
+  y = jnp.asarray(fashion_mnist("test").labels[:32])
+  encoder = to_nnx(module, enc_vars, x)
+  np.testing.assert_array_equal(np.asarray(encoder(x, train=False)),
+                                np.asarray(module.apply(enc_vars, x, train=False)))
+
+  class NNXClassifier(nnx.Module):
+    def __init__(self, encoder, rngs):
+      self.encoder = encoder
+      self.head = nnx.Linear(info["feature_dim"], 10, rngs=rngs)
+
+    def __call__(self, x):
+      return self.head(self.encoder(x, train=False))
+
+  model = NNXClassifier(encoder, nnx.Rngs(1))
+  optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
+
+  def loss_fn(m):
+    return optax.softmax_cross_entropy_with_integer_labels(m(x), y).mean()
+
+  before = float(loss_fn(model))
+  grads = nnx.grad(loss_fn)(model)
+  optimizer.update(model, grads)
+  assert float(loss_fn(model)) < before
+
+
+def test_export_mistakes(exported, tmp_path, capsys):
+  workdir, out, _ = exported
+  with pytest.raises(SystemExit) as e:
+    cli.main(["export", "--workdir", workdir, "--out", out])  # exists already
+  assert e.value.code == 2 and "already exists" in capsys.readouterr().err
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  with pytest.raises(SystemExit) as e:
+    cli.main(["export", "--workdir", str(empty), "--out", str(tmp_path / "o")])
+  assert e.value.code == 2 and "train" in capsys.readouterr().err
+  _, _, info = sslax.load_encoder(out)
+  with pytest.raises(UserError, match="do not match"):
+    preprocess(np.zeros((2, 32, 32, 3), np.uint8), info)
+  with pytest.raises(UserError, match="not an exported encoder"):
+    sslax.load_encoder(str(empty))
