@@ -30,3 +30,18 @@ def test_train_then_evaluate(tmp_path, capsys):
   assert 0.3 < knn["top1_k20"] <= 1.0
   printed = capsys.readouterr().out.strip().splitlines()
   assert json.loads(printed[-1]) == knn
+
+
+def test_bfloat16_compute_trains_with_float32_parameters(tmp_path, smoke_config):
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from sslax.train.metrics import read_metrics  # pylint: disable=g-import-not-at-top
+  smoke_config.compute_dtype = "bfloat16"
+  smoke_config.num_steps = 4
+  smoke_config.progress_bar = False
+  state = train_and_evaluate(smoke_config, str(tmp_path))
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.params))
+  losses = [r["loss"] for r in read_metrics(str(tmp_path))]
+  assert len(losses) == 2 and np.all(np.isfinite(losses))
