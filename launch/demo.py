@@ -10,6 +10,7 @@ import time
 
 from sslax.config_loading import load_config_file
 from sslax.errors import UserError
+from sslax.eval import linear_name, write_eval
 from sslax.eval.features import features
 from sslax.eval.linear import linear_probe
 from sslax.train.loop import train_and_evaluate
@@ -49,6 +50,7 @@ def main():
                        num_classes=n, seed=0)
       results["linear_top1"][kind][str(fraction)] = r["top1"]
       results["details"][f"{kind}_{fraction}"] = r
+      write_eval(run_dir, linear_name(feature_kind, fraction), {**r, "features": feature_kind})
   results.update(train_seconds=train_seconds, images_per_second=images_per_second,
                  num_steps=config.num_steps, global_batch_size=config.global_batch_size,
                  encoder=dict(config.model), final_loss=logged[-1]["loss"])

@@ -5,6 +5,7 @@
   sslax eval linear --workdir DIR [--label-fraction F] [--features encoder|random_init|raw_pixels]
   sslax eval knn --workdir DIR [--temperature T] [--features ...]
   sslax export --workdir DIR --out PATH
+  sslax report RUN_DIR [RUN_DIR ...]
 
 Mistakes (unknown config keys, missing data, bad fractions...) print one line
 and exit with status 2.
@@ -52,6 +53,9 @@ def build_parser():
   export.add_argument("--workdir", required=True)
   export.add_argument("--out", required=True)
 
+  report = sub.add_parser("report", help="one Markdown table of several runs' evals")
+  report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+
   ev = sub.add_parser("eval", help="evaluate a trained workdir")
   ev_sub = ev.add_subparsers(dest="protocol", required=True, parser_class=_Parser)
   linear = ev_sub.add_parser("linear", help="linear probe on frozen features")
@@ -90,6 +94,9 @@ def run(argv):
                         "coordinator address and process ids") from None
     from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
     train_and_evaluate(config, args.workdir)
+  elif args.command == "report":
+    from sslax.eval.report import markdown  # pylint: disable=g-import-not-at-top
+    print(markdown(args.run_dirs))
   elif args.command == "export":
     from sslax.export import export_encoder  # pylint: disable=g-import-not-at-top
     print(json.dumps(export_encoder(args.workdir, args.out)))

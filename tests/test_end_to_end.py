@@ -31,6 +31,12 @@ def test_train_then_evaluate(tmp_path, capsys):
   printed = capsys.readouterr().out.strip().splitlines()
   assert json.loads(printed[-1]) == knn
 
+  cli.main(["report", workdir])
+  table = capsys.readouterr().out.strip().splitlines()
+  assert table[0].startswith("| run | method |") and len(table) == 2 + 3
+  assert f"| {workdir} | simclr | encoder | linear | 0.1 | {100 * linear['top1']:.2f} |" in table
+  assert any("kNN k=200" in line for line in table)
+
 
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path, smoke_config):
   import jax  # pylint: disable=g-import-not-at-top

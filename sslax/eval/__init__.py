@@ -13,6 +13,18 @@ def fraction_name(fraction: float) -> str:
   return str(float(fraction))
 
 
+def write_eval(workdir: str, name: str, result: dict):
+  """Writes ``WORKDIR/eval/<name>.json``."""
+  os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
+  with open(os.path.join(workdir, "eval", f"{name}.json"), "w") as f:
+    json.dump(result, f, indent=2)
+
+
+def linear_name(kind: str, fraction: float) -> str:
+  prefix = "linear" if kind == "encoder" else f"linear_{kind}"
+  return f"{prefix}_{fraction_name(fraction)}"
+
+
 def evaluate_linear(workdir: str, fraction: float = 1.0, kind: str = "encoder",
                     seed: int = 0):
   """Linear probe of a workdir's features; writes and returns
@@ -25,10 +37,7 @@ def evaluate_linear(workdir: str, fraction: float = 1.0, kind: str = "encoder",
   result = linear_probe(train_x, train_y, test_x, test_y, fraction=fraction,
                         seed=seed, num_classes=num_classes)
   result.update(features=kind, feature_dim=int(train_x.shape[1]))
-  name = "linear" if kind == "encoder" else f"linear_{kind}"
-  os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
-  with open(os.path.join(workdir, "eval", f"{name}_{fraction_name(fraction)}.json"), "w") as f:
-    json.dump(result, f, indent=2)
+  write_eval(workdir, linear_name(kind, fraction), result)
   return result
 
 
@@ -44,8 +53,5 @@ def evaluate_knn(workdir: str, ks=(20, 200), temperature: float = 0.07,
                                        temperature=temperature)
             for k in ks}
   result.update(temperature=temperature, features=kind)
-  name = "knn" if kind == "encoder" else f"knn_{kind}"
-  os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
-  with open(os.path.join(workdir, "eval", f"{name}.json"), "w") as f:
-    json.dump(result, f, indent=2)
+  write_eval(workdir, "knn" if kind == "encoder" else f"knn_{kind}", result)
   return result
