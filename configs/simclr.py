@@ -19,6 +19,8 @@ def base_config():
   c.checkpoint_every = 500
   c.keep_checkpoints = 2
   c.progress_bar = True
+  c.online_eval_every = 250  # steps between online kNN / probe evaluations; 0: off
+  c.online_probe = ml_collections.ConfigDict(dict(learning_rate=1e-3))
   c.data = ml_collections.ConfigDict(dict(
       name="fashion_mnist", data_dir="", image_size=(28, 28), load_size=0,
       mean=(0.2860,), std=(0.3530,)))
@@ -35,7 +37,14 @@ def base_config():
   c.optimizer = ml_collections.ConfigDict(dict(
       name="lars", learning_rate=0.3, lr_scaling="linear", warmup_steps=100,
       weight_decay=1e-6, momentum=0.9, trust_coefficient=0.001))
-  c.eval = ml_collections.ConfigDict(dict(batch_size=1000))
+  c.eval = ml_collections.ConfigDict(dict(
+      batch_size=1000, knn_temperature=0.07, online_knn_k=20,
+      online_train_examples=10000, online_test_examples=10000))
+  # Fine-tuning with a fraction of the labels (`sslax eval finetune`): Nesterov
+  # SGD, peak lr learning_rate * batch_size / 256, warmup then cosine decay.
+  c.finetune = ml_collections.ConfigDict(dict(
+      batch_size=256, epochs=30, min_steps=200, learning_rate=0.05, momentum=0.9,
+      weight_decay=5e-4, warmup_steps=20, crop_scale=(0.5, 1.0)))
   return c
 
 
@@ -64,6 +73,7 @@ def get_config(arg: str = "fashion_mnist"):
     c.loss.temperature = 0.5
     c.optimizer.update(learning_rate=1.0, warmup_steps=10 * 50000 // 512)
     c.checkpoint_every = 2000
+    c.online_eval_every = 2000
   elif arg == "imagenet":
     # Host side: shorter side to 256 and the central 256x256 square; on device:
     # random resized crops of it to 224x224.
@@ -79,6 +89,9 @@ def get_config(arg: str = "fashion_mnist"):
     c.compute_dtype = "bfloat16"
     c.checkpoint_every = 2000
     c.log_every = 100
+    c.online_eval_every = 5000
+    c.eval.update(batch_size=512, online_train_examples=50000,
+                  online_test_examples=10000)
   elif arg == "smoke":
     # Tiny model, few steps, local data: under a minute on a CPU.
     c.model.widths = (8, 16)
@@ -87,8 +100,10 @@ def get_config(arg: str = "fashion_mnist"):
     c.num_steps = 8
     c.log_every = 2
     c.checkpoint_every = 4
+    c.online_eval_every = 4
     c.optimizer.warmup_steps = 2
-    c.eval.batch_size = 2000
+    c.eval.update(batch_size=2000, online_train_examples=2000, online_test_examples=2000)
+    c.finetune.update(batch_size=32, epochs=1, min_steps=4, warmup_steps=1)
   else:
     raise UserError(f"configs/simclr.py has no variant {arg!r}; use one of "
                     f"{', '.join(VARIANTS)}")

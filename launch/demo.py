@@ -10,7 +10,7 @@ import time
 
 from sslax.config_loading import load_config_file
 from sslax.errors import UserError
-from sslax.eval import linear_name, write_eval
+from sslax.eval.evaluate import labelled_subset, linear_name, write_eval
 from sslax.eval.features import features
 from sslax.eval.linear import linear_probe
 from sslax.train.loop import train_and_evaluate
@@ -36,7 +36,8 @@ def main():
   train_seconds = time.perf_counter() - start
   logged = read_metrics(run_dir)
   # The first logged interval includes compilation; leave it out of the rate.
-  rates = [r["images_per_second"] for r in logged[1:]] or [logged[-1]["images_per_second"]]
+  rates = [r["images_per_second"] for r in logged if "images_per_second" in r][1:]
+  rates = rates or [logged[-1]["images_per_second"]]
   images_per_second = sum(rates) / len(rates)
 
   results = {"linear_top1": {}, "details": {}}
@@ -46,8 +47,9 @@ def main():
     train_x, train_y, test_x, test_y, n = features(config, feature_kind, run_dir)
     results["linear_top1"][kind] = {}
     for fraction in FRACTIONS:
+      subset = labelled_subset(run_dir, train_y, fraction, seed=0)
       r = linear_probe(train_x, train_y, test_x, test_y, fraction=fraction,
-                       num_classes=n, seed=0)
+                       num_classes=n, seed=0, subset=subset)
       results["linear_top1"][kind][str(fraction)] = r["top1"]
       results["details"][f"{kind}_{fraction}"] = r
       write_eval(run_dir, linear_name(feature_kind, fraction), {**r, "features": feature_kind})

@@ -4,7 +4,9 @@
               [--distributed | --coordinator HOST:PORT --num-processes N --process-id I]
   sslax eval linear --workdir DIR [--label-fraction F] [--features encoder|random_init|raw_pixels]
   sslax eval knn --workdir DIR [--temperature T] [--features ...]
+  sslax eval finetune --workdir DIR [--label-fraction F] [--init encoder|random_init] [--epochs E]
   sslax export --workdir DIR --out PATH
+  sslax viz --workdir DIR
   sslax report RUN_DIR [RUN_DIR ...]
 
 Mistakes (unknown config keys, missing data, bad fractions...) print one line
@@ -53,6 +55,10 @@ def build_parser():
   export.add_argument("--workdir", required=True)
   export.add_argument("--out", required=True)
 
+  viz = sub.add_parser("viz", help="PNGs: t-SNE of test features, retrieval grid, "
+                       "training curves (WORKDIR/viz)")
+  viz.add_argument("--workdir", required=True)
+
   report = sub.add_parser("report", help="one Markdown table of several runs' evals")
   report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
 
@@ -69,6 +75,16 @@ def build_parser():
   knn.add_argument("--temperature", type=float, default=0.07)
   knn.add_argument("--features", default="encoder",
                    help="encoder (default), random_init or raw_pixels")
+  ft = ev_sub.add_parser("finetune", help="fine-tune encoder + linear head on a "
+                        "fraction of the labels (or train from scratch: --init random_init)")
+  ft.add_argument("--workdir", required=True)
+  ft.add_argument("--label-fraction", type=float, default=0.01)
+  ft.add_argument("--init", default="encoder",
+                  help="encoder (the trained one, default) or random_init (the "
+                  "supervised baseline on the same subset and budget)")
+  ft.add_argument("--epochs", type=float,
+                  help="passes over the labelled subset (default: config.finetune.epochs)")
+  ft.add_argument("--seed", type=int, default=0)
   return parser
 
 
@@ -97,11 +113,15 @@ def run(argv):
   elif args.command == "report":
     from sslax.eval.report import markdown  # pylint: disable=g-import-not-at-top
     print(markdown(args.run_dirs))
+  elif args.command == "viz":
+    from sslax.eval.viz import visualize  # pylint: disable=g-import-not-at-top
+    for path in visualize(args.workdir):
+      print(path)
   elif args.command == "export":
     from sslax.export import export_encoder  # pylint: disable=g-import-not-at-top
     print(json.dumps(export_encoder(args.workdir, args.out)))
   elif args.command == "eval" and args.protocol == "linear":
-    from sslax.eval import evaluate_linear  # pylint: disable=g-import-not-at-top
+    from sslax.eval.evaluate import evaluate_linear  # pylint: disable=g-import-not-at-top
     from sslax.eval.linear import check_fraction  # pylint: disable=g-import-not-at-top
     check_fraction(args.label_fraction)
     result = evaluate_linear(args.workdir, args.label_fraction, args.features, args.seed)
@@ -109,9 +129,15 @@ def run(argv):
   elif args.command == "eval" and args.protocol == "knn":
     if args.temperature <= 0:
       raise UserError(f"--temperature must be positive, got {args.temperature}")
-    from sslax.eval import evaluate_knn  # pylint: disable=g-import-not-at-top
+    from sslax.eval.evaluate import evaluate_knn  # pylint: disable=g-import-not-at-top
     print(json.dumps(evaluate_knn(args.workdir, temperature=args.temperature,
                                   kind=args.features)))
+  elif args.command == "eval" and args.protocol == "finetune":
+    from sslax.eval.evaluate import evaluate_finetune  # pylint: disable=g-import-not-at-top
+    from sslax.eval.linear import check_fraction  # pylint: disable=g-import-not-at-top
+    check_fraction(args.label_fraction)
+    print(json.dumps(evaluate_finetune(args.workdir, args.label_fraction, args.init,
+                                       args.seed, args.epochs)))
 
 
 def main(argv=None):

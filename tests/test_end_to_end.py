@@ -16,7 +16,10 @@ def test_train_then_evaluate(tmp_path, capsys):
             "--config.progress_bar=False"])
   records = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["step"] for r in records] == [2, 4, 6, 8]
-  assert all({"loss", "lr", "images_per_second"} <= set(r) for r in records)
+  assert all({"loss", "lr", "images_per_second", "probe_loss"} <= set(r) for r in records)
+  online = [r for r in records if "online_knn_top1_k20" in r]
+  assert [r["step"] for r in online] == [4, 8]  # online_eval_every = 4
+  assert all(0.2 < r["online_knn_top1_k20"] <= 1.0 for r in online)
   assert os.listdir(os.path.join(workdir, "tensorboard"))
 
   cli.main(["eval", "linear", "--workdir", workdir, "--label-fraction", "0.1"])
@@ -31,11 +34,31 @@ def test_train_then_evaluate(tmp_path, capsys):
   printed = capsys.readouterr().out.strip().splitlines()
   assert json.loads(printed[-1]) == knn
 
+  cli.main(["eval", "finetune", "--workdir", workdir, "--label-fraction", "0.01"])
+  cli.main(["eval", "finetune", "--workdir", workdir, "--label-fraction", "0.01",
+            "--init", "random_init"])
+  tuned = json.load(open(os.path.join(workdir, "eval", "finetune_0.01.json")))
+  scratch = json.load(open(os.path.join(workdir, "eval",
+                                        "finetune_random_init_0.01.json")))
+  assert tuned["num_labels"] == scratch["num_labels"] == 600
+  assert tuned["steps"] == scratch["steps"] and tuned["init"] == "encoder"
+  assert 0.1 < tuned["top1"] <= 1.0 and 0.0 <= scratch["top1"] <= 1.0
+  capsys.readouterr()
+
+  cli.main(["viz", "--workdir", workdir])
+  pngs = capsys.readouterr().out.split()
+  assert [os.path.basename(p) for p in pngs] == ["tsne.png", "retrieval.png", "curves.png"]
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  for path in pngs:
+    with Image.open(path) as image:
+      assert image.format == "PNG" and min(image.size) > 200
+
   cli.main(["report", workdir])
   table = capsys.readouterr().out.strip().splitlines()
-  assert table[0].startswith("| run | method |") and len(table) == 2 + 3
+  assert table[0].startswith("| run | method |") and len(table) == 2 + 5
   assert f"| {workdir} | simclr | encoder | linear | 0.1 | {100 * linear['top1']:.2f} |" in table
   assert any("kNN k=200" in line for line in table)
+  assert f"| {workdir} | simclr | random_init | finetune | 0.01 | {100 * scratch['top1']:.2f} |" in table
 
 
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path, smoke_config):

@@ -1,8 +1,10 @@
 """Random-access image sources: local Fashion-MNIST IDX files and prepared TFDS
 datasets. A source answers ``len``, ``image_shape``, ``num_classes`` and
-``get(indices) -> (uint8 images [n, H, W, C], int32 labels [n])``."""
+``get(indices) -> (uint8 images [n, H, W, C], int32 labels [n])``, and
+``labels`` (every label of the split)."""
 
 import dataclasses
+import functools
 import gzip
 import os
 from typing import Optional
@@ -123,6 +125,15 @@ class TFDSSource:
   def __len__(self):
     return len(self._source)
 
+  @functools.cached_property
+  def labels(self) -> np.ndarray:
+    """Every label of the split (read once; decodes the records)."""
+    out = []
+    for start in range(0, len(self), 1024):
+      records = self._source.__getitems__(list(range(start, min(start + 1024, len(self)))))
+      out.extend(r[self.label_key] for r in records)
+    return np.asarray(out, np.int32)
+
   def get(self, indices):
     records = self._source.__getitems__([int(i) for i in indices])
     try:
@@ -157,6 +168,24 @@ def resize_and_center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 
 TFDS_DEFAULT_DIR = os.path.expanduser("~/tensorflow_datasets")
+
+
+class SubsetSource:
+  """The examples ``indices`` of a source, as a source of their own."""
+
+  def __init__(self, source, indices):
+    self.source, self.indices = source, np.asarray(indices)
+    self.image_shape, self.num_classes = source.image_shape, source.num_classes
+
+  def __len__(self):
+    return len(self.indices)
+
+  @property
+  def labels(self):
+    return self.source.labels[self.indices]
+
+  def get(self, indices):
+    return self.source.get(self.indices[np.asarray(indices)])
 
 
 def get_source(data_config, split: str):

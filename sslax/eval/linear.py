@@ -78,10 +78,13 @@ def standardize(train_x, *others):
 
 
 def linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed: int = 0,
-                 num_classes: int, weight_decays=WEIGHT_DECAYS, steps: int = 100):
+                 num_classes: int, weight_decays=WEIGHT_DECAYS, steps: int = 100,
+                 subset=None):
   """Top-1 test accuracy of a linear classifier trained on a stratified
-  ``fraction`` of the training labels. Returns a dict for the eval JSON."""
-  subset = stratified_subset(train_y, fraction, seed)
+  ``fraction`` of the training labels (or on the given ``subset`` indices).
+  Returns a dict for the eval JSON."""
+  if subset is None:
+    subset = stratified_subset(train_y, fraction, seed)
   x, y = np.asarray(train_x)[subset], np.asarray(train_y)[subset]
   # Validation split for the L2 penalty: 20% of each class of the subset. With
   # fewer than 2 labels in some class there is nothing to validate on, and the

@@ -6,7 +6,8 @@ import re
 
 from sslax.errors import UserError
 
-_LINEAR = re.compile(r"^linear(?:_(random_init|raw_pixels))?_([0-9.]+)\.json$")
+_FRACTION_PROTOCOLS = re.compile(
+    r"^(linear|finetune)(?:_(random_init|raw_pixels))?_([0-9.]+)\.json$")
 _KNN = re.compile(r"^knn(?:_(random_init|raw_pixels))?\.json$")
 
 
@@ -26,9 +27,9 @@ def collect(run_dir: str):
         result = json.load(f)
       except json.JSONDecodeError:
         continue
-    if m := _LINEAR.match(name):
-      rows.append((run_dir, method, m.group(1) or "encoder", "linear",
-                   float(m.group(2)), 100 * result["top1"]))
+    if m := _FRACTION_PROTOCOLS.match(name):
+      rows.append((run_dir, method, m.group(2) or "encoder", m.group(1),
+                   float(m.group(3)), 100 * result["top1"]))
     elif m := _KNN.match(name):
       for key, value in sorted(result.items()):
         if key.startswith("top1_k"):

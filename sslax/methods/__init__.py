@@ -2,7 +2,7 @@
 
 from sslax.errors import UserError
 from sslax.methods import simclr
-from sslax.methods.base import Method
+from sslax.methods.base import LossAux, Method
 
 METHODS = {
     "simclr": simclr,

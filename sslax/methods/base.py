@@ -6,14 +6,28 @@ one config, plus its name in ``sslax.methods.METHODS``.
 """
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
+import jax
 
 
 def _no_update(method_state, params, step):
   del params, step
   return method_state
+
+
+class LossAux(NamedTuple):
+  """What ``loss_fn`` returns beside the loss.
+
+  ``features`` are the encoder's representations of one view of the batch,
+  one row per example in batch order; the trainer fits the online linear probe
+  on them (behind a stop-gradient).
+  """
+  model_state: Any
+  method_state: Any
+  metrics: dict
+  features: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +36,7 @@ class Method:
 
   init(key, images) -> (params, model_state, method_state)
   loss_fn(params, model_state, method_state, batch, key, mesh)
-      -> (loss, (new_model_state, new_method_state, metrics dict))
+      -> (loss, LossAux)
   after_update(method_state, new_params, step) -> method_state
       (EMA targets and the like, after the optimizer step)
   encoder: the Linen module whose output is the representation

@@ -15,7 +15,7 @@ from jax.sharding import PartitionSpec as P
 from sslax import losses
 from sslax.data import augment
 from sslax.errors import UserError
-from sslax.methods.base import Method
+from sslax.methods.base import LossAux, Method
 from sslax.models import ProjectionHead, compute_dtype, make_encoder
 from sslax.train.mesh import DATA_AXIS
 
@@ -79,12 +79,13 @@ def build(config) -> Method:
     # Interleave the views (rows 2i, 2i+1 are example i) so that each device's
     # rows stay on that device; batch norm sees both views, as in SimCLR.
     x = jnp.stack([x1, x2], axis=1).reshape(2 * n, *x1.shape[1:])
-    (_, z), new_model_state = model.apply(
+    (h, z), new_model_state = model.apply(
         {"params": params, **model_state}, x, train=True, mutable=list(model_state))
     z = z.reshape(n, 2, z.shape[-1])
     loss = sharded_nt_xent(z[:, 0], z[:, 1], temperature=config.loss.temperature,
                            mesh=mesh)
-    return loss, (new_model_state, method_state, {})
+    features = h.reshape(n, 2, h.shape[-1])[:, 0]
+    return loss, LossAux(new_model_state, method_state, {}, features)
 
   def encoder_variables(params, model_state):
     out = {"params": params["encoder"]}

@@ -15,7 +15,7 @@ CHECKPOINT_DIR = "checkpoints"
 # Keys that control how a run is watched, not what it computes: they may change
 # between a run and its resumption.
 RUN_CONTROL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints",
-                    "progress_bar")
+                    "progress_bar", "online_eval_every")
 
 
 def workdir_path(workdir: str) -> epath.Path:

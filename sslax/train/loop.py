@@ -9,11 +9,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sslax.data import pipeline
+from sslax.data import augment, pipeline
 from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.methods import build_method
-from sslax.train import checkpoint
+from sslax.train import checkpoint, online
 from sslax.train.mesh import data_sharding, make_mesh, replicated
 from sslax.train.metrics import MetricWriter
 from sslax.train.optim import make_optimizer
@@ -23,9 +23,15 @@ from sslax.train.state import TrainState
 def validate_config(config, source):
   """One-line errors for config values that would otherwise fail deep inside."""
   for key in ("global_batch_size", "num_steps", "log_every", "checkpoint_every",
-              "keep_checkpoints"):
-    if int(config[key]) <= 0:
-      raise UserError(f"config.{key} must be positive, got {config[key]}")
+              "keep_checkpoints", "eval.online_knn_k"):
+    value = config
+    for part in key.split("."):
+      value = value[part]
+    if int(value) <= 0:
+      raise UserError(f"config.{key} must be positive, got {value}")
+  if int(config.online_eval_every) < 0:
+    raise UserError("config.online_eval_every must be >= 0 (0 turns online "
+                    f"evaluation off), got {config.online_eval_every}")
   if len(config.data.image_size) != 2:
     raise UserError(f"config.data.image_size must be (height, width), got "
                     f"{tuple(config.data.image_size)}")
@@ -36,8 +42,11 @@ def validate_config(config, source):
                       f"{config.data.name} images have {channels} channels")
 
 
-def make_train_step(method, tx, schedule, mesh):
-  """``step(state, batch) -> (state, metrics)``, pure; jit it with donation."""
+def make_train_step(method, tx, schedule, mesh, probe_tx):
+  """``step(state, batch) -> (state, metrics)``, pure; jit it with donation.
+
+  The online probe is fitted on the method's stop-gradient features of the same
+  batch; it never touches the method's parameters."""
 
   def step(state, batch):
     key = jax.random.fold_in(state.rng, state.step)
@@ -46,15 +55,17 @@ def make_train_step(method, tx, schedule, mesh):
       return method.loss_fn(params, state.model_state, state.method_state, batch,
                             key, mesh)
 
-    (loss, (model_state, method_state, metrics)), grads = jax.value_and_grad(
-        loss_of, has_aux=True)(state.params)
+    (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    method_state = method.after_update(method_state, params, state.step)
-    metrics = {"loss": loss, "lr": schedule(state.step), **metrics}
+    method_state = method.after_update(aux.method_state, params, state.step)
+    probe, probe_metrics = online.update_probe(state.probe, probe_tx, aux.features,
+                                               batch["label"])
+    metrics = {"loss": loss, "lr": schedule(state.step), **aux.metrics,
+               **probe_metrics}
     new_state = state.replace(step=state.step + 1, params=params,
-                              model_state=model_state, opt_state=opt_state,
-                              method_state=method_state)
+                              model_state=aux.model_state, opt_state=opt_state,
+                              method_state=method_state, probe=probe)
     return new_state, metrics
 
   return step
@@ -65,22 +76,32 @@ def init_state(method, tx, config, source, mesh):
   rng = jax.random.PRNGKey(config.seed)
   init_key, run_key = jax.random.split(rng)
   images, _ = source.get(list(range(2)))
+  probe_tx = online.probe_optimizer(config)
 
   @jax.jit
   def init(key):
     params, model_state, method_state = method.init(key, jnp.asarray(images))
+    variables = method.encoder_variables(params, model_state)
+    x = augment.normalize(augment.center_view(jnp.asarray(images),
+                                              config.data.image_size),
+                          config.data.mean, config.data.std)
+    feature_dim = jax.eval_shape(
+        lambda v: method.encoder.apply(v, x, train=False), variables).shape[-1]
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       model_state=model_state, opt_state=tx.init(params),
-                      method_state=method_state, rng=run_key)
+                      method_state=method_state,
+                      probe=online.init_probe(feature_dim, source.num_classes, probe_tx),
+                      rng=run_key)
 
   state_shapes = jax.eval_shape(init, init_key)
   shardings = jax.tree.map(lambda _: replicated(mesh), state_shapes)
   return jax.jit(init, out_shardings=shardings)(init_key)
 
 
-def compile_step(method, tx, schedule, mesh, state):
+def compile_step(method, tx, schedule, mesh, state, config):
   state_shardings = jax.tree.map(lambda x: x.sharding, state)
-  return jax.jit(make_train_step(method, tx, schedule, mesh),
+  step = make_train_step(method, tx, schedule, mesh, online.probe_optimizer(config))
+  return jax.jit(step,
                  in_shardings=(state_shardings, data_sharding(mesh)),
                  out_shardings=(state_shardings, replicated(mesh)),
                  donate_argnums=0)
@@ -116,7 +137,8 @@ def train_and_evaluate(config, workdir: str, *, stop_at: int = None):
   if start is not None:
     state = checkpoint.restore(mngr, start, state)
   start = int(jax.device_get(state.step))
-  train_step = compile_step(method, tx, schedule, mesh, state)
+  train_step = compile_step(method, tx, schedule, mesh, state, config)
+  evaluate = online.OnlineEval(config, method, mesh) if config.online_eval_every else None
 
   writer = MetricWriter(workdir, resume_step=start)
   batches = pipeline.BatchIterator(source, seed=config.seed,
@@ -131,14 +153,21 @@ def train_and_evaluate(config, workdir: str, *, stop_at: int = None):
         break
       state, metrics = train_step(state, batch)
       done = step + 1
+      record = {}
       if done % config.log_every == 0 or done == config.num_steps:
         metrics = jax.device_get(metrics)
         now = time.perf_counter()
         rate = (done - last_step) * config.global_batch_size / (now - last_time)
-        last_time, last_step = now, done
-        writer.write(done, {**metrics, "images_per_second": rate})
+        record.update(metrics, images_per_second=rate)
         if bar is not None:
           bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.0f}")
+      if evaluate is not None and (done % config.online_eval_every == 0 or
+                                   done == config.num_steps):
+        record.update(evaluate(state))
+      if record:
+        writer.write(done, record)
+        # Evaluation time is not training time: the rate counts from here.
+        last_time, last_step = time.perf_counter(), done
       if bar is not None:
         bar.update(1)
       if done % config.checkpoint_every == 0 or done == config.num_steps:

@@ -11,7 +11,9 @@ class TrainState(flax.struct.PyTreeNode):
 
   ``model_state`` holds Linen mutable collections (batch statistics);
   ``method_state`` holds what a method adds (EMA target trees, queues), an
-  empty dict for methods that add nothing. ``rng`` is the run's base key; the
+  empty dict for methods that add nothing. ``probe`` is the online linear
+  probe (``params`` and ``opt_state``), trained on stop-gradient features
+  beside the method. ``rng`` is the run's base key; the
   key of step s is ``fold_in(rng, s)``, so the data position and the
   randomness of a resumed run both follow from ``step``.
   """
@@ -20,4 +22,5 @@ class TrainState(flax.struct.PyTreeNode):
   model_state: Any
   opt_state: Any
   method_state: Any
+  probe: Any
   rng: jax.Array

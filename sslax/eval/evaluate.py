@@ -1,0 +1,118 @@
+"""Workdir-level evaluation: each function reads a trained workdir and writes
+``WORKDIR/eval/<name>.json``."""
+
+import json
+import os
+
+import numpy as np
+
+from sslax.data.sources import get_source
+from sslax.errors import UserError
+from sslax.eval import features as features_lib
+from sslax.eval import finetune as finetune_lib
+from sslax.eval.knn import knn_accuracy
+from sslax.eval.linear import check_fraction, linear_probe, stratified_subset
+from sslax.train import checkpoint
+
+
+def fraction_name(fraction: float) -> str:
+  return str(float(fraction))
+
+
+def write_eval(workdir: str, name: str, result: dict):
+  """Writes ``WORKDIR/eval/<name>.json``."""
+  os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
+  with open(os.path.join(workdir, "eval", f"{name}.json"), "w") as f:
+    json.dump(result, f, indent=2)
+
+
+def linear_name(kind: str, fraction: float) -> str:
+  prefix = "linear" if kind == "encoder" else f"linear_{kind}"
+  return f"{prefix}_{fraction_name(fraction)}"
+
+
+def finetune_name(kind: str, fraction: float) -> str:
+  prefix = "finetune" if kind == "encoder" else f"finetune_{kind}"
+  return f"{prefix}_{fraction_name(fraction)}"
+
+
+def labelled_subset(workdir: str, labels: np.ndarray, fraction: float, seed: int):
+  """The stratified, seed-fixed labelled subset, saved as
+  ``WORKDIR/eval/labels_<fraction>_seed<seed>.json`` the first time it is used
+  and read back afterwards, so every protocol on this workdir (linear probe,
+  fine-tuning, the baselines) sees the same labelled examples."""
+  path = os.path.join(workdir, "eval", f"labels_{fraction_name(fraction)}_seed{seed}.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    indices = np.asarray(saved["indices"], np.int64)
+    if saved.get("num_examples") != len(labels) or (len(indices) and indices.max() >= len(labels)):
+      raise UserError(f"{path} was made for a different training set; move it away "
+                      "to draw a new subset")
+    return indices
+  indices = stratified_subset(labels, fraction, seed)
+  write_eval(workdir, os.path.basename(path)[:-5], {
+      "label_fraction": fraction, "seed": seed, "num_examples": int(len(labels)),
+      "indices": indices.tolist()})
+  return indices
+
+
+def evaluate_linear(workdir: str, fraction: float = 1.0, kind: str = "encoder",
+                    seed: int = 0):
+  """Linear probe of a workdir's features; writes and returns
+  ``WORKDIR/eval/linear_<fraction>.json`` (``linear_<kind>_<fraction>.json`` for
+  the baselines ``raw_pixels`` and ``random_init``)."""
+  fraction = check_fraction(fraction)
+  config = checkpoint.load_config(workdir)
+  train_x, train_y, test_x, test_y, num_classes = features_lib.features(
+      config, kind, workdir)
+  subset = labelled_subset(workdir, train_y, fraction, seed)
+  result = linear_probe(train_x, train_y, test_x, test_y, fraction=fraction,
+                        seed=seed, num_classes=num_classes, subset=subset)
+  result.update(features=kind, feature_dim=int(train_x.shape[1]))
+  write_eval(workdir, linear_name(kind, fraction), result)
+  return result
+
+
+def evaluate_knn(workdir: str, ks=(20, 200), temperature: float = 0.07,
+                 kind: str = "encoder"):
+  """Weighted kNN top-1 (Wu et al. 2018) for each k; writes and returns
+  ``WORKDIR/eval/knn.json`` (``knn_<kind>.json`` for the baselines)."""
+  config = checkpoint.load_config(workdir)
+  train_x, train_y, test_x, test_y, num_classes = features_lib.features(
+      config, kind, workdir)
+  result = {f"top1_k{k}": knn_accuracy(train_x, train_y, test_x, test_y, k=k,
+                                       num_classes=num_classes,
+                                       temperature=temperature)
+            for k in ks}
+  result.update(temperature=temperature, features=kind)
+  write_eval(workdir, "knn" if kind == "encoder" else f"knn_{kind}", result)
+  return result
+
+
+def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
+                      seed: int = 0, epochs=None):
+  """Fine-tunes the workdir's encoder (``kind='encoder'``) or a randomly
+  initialised one (``'random_init'``: the supervised baseline) with a linear
+  head on the labelled subset; writes and returns ``finetune_<fraction>.json``
+  (``finetune_random_init_<fraction>.json``)."""
+  fraction = check_fraction(fraction)
+  if kind not in ("encoder", "random_init"):
+    raise UserError(f"fine-tuning starts from encoder or random_init, not {kind!r}")
+  config = checkpoint.load_config(workdir)
+  if epochs is not None:
+    if epochs <= 0:
+      raise UserError(f"--epochs must be positive, got {epochs}")
+    config.finetune.epochs = epochs
+  train, test = get_source(config.data, "train"), get_source(config.data, "test")
+  subset = labelled_subset(workdir, train.labels, fraction, seed)
+  encoder, variables = features_lib.encoder_and_variables(
+      config, workdir, random_init=kind == "random_init")
+  steps = finetune_lib.num_steps(len(subset), config.finetune)
+  result, _ = finetune_lib.finetune(encoder, variables, train, test, subset, config,
+                                    steps=steps, seed=seed)
+  result.update(label_fraction=fraction, num_labels=int(len(subset)), steps=steps,
+                epochs=float(config.finetune.epochs),
+                batch_size=int(config.finetune.batch_size), init=kind, seed=seed)
+  write_eval(workdir, finetune_name(kind, fraction), result)
+  return result

@@ -1,0 +1,143 @@
+"""Pictures of a run (``sslax viz``), written as PNGs under ``WORKDIR/viz``:
+
+* ``tsne.png``: a t-SNE map (van der Maaten & Hinton 2008) of test features,
+  one colour per class;
+* ``retrieval.png``: test queries and their 8 nearest training images by
+  cosine similarity of the features, framed green where the class matches;
+* ``curves.png``: the training curves of ``metrics.jsonl``.
+
+Figures are drawn with matplotlib's object API (no pyplot state).
+"""
+
+import os
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from sslax.eval.linear import stratified_subset
+from sslax.losses import l2_normalize
+
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def _save(fig, path):
+  FigureCanvasAgg(fig)
+  fig.savefig(path, dpi=110, bbox_inches="tight")
+  return path
+
+
+def embed_2d(features, seed=0):
+  """2-D t-SNE coordinates (after PCA to 50 dimensions)."""
+  from sklearn.decomposition import PCA  # pylint: disable=g-import-not-at-top
+  from sklearn.manifold import TSNE  # pylint: disable=g-import-not-at-top
+  x = np.asarray(features, np.float64)
+  if x.shape[1] > 50:
+    x = PCA(n_components=50, random_state=seed).fit_transform(x)
+  return TSNE(n_components=2, init="pca", perplexity=30.0,
+              random_state=seed).fit_transform(x)
+
+
+def tsne_png(features, labels, class_names, path, *, num_points=3000, seed=0,
+             title="t-SNE of test features"):
+  fraction = min(1.0, num_points / len(labels))
+  idx = stratified_subset(labels, fraction, seed)
+  xy = embed_2d(features[idx], seed)
+  fig = Figure(figsize=(7, 6))
+  ax = fig.add_subplot()
+  colours = [f"C{i}" if i < 10 else None for i in range(len(class_names))]
+  for c, name in enumerate(class_names):
+    sel = labels[idx] == c
+    ax.scatter(xy[sel, 0], xy[sel, 1], s=4, c=colours[c], label=name)
+  ax.set_xticks([]), ax.set_yticks([])
+  ax.set_title(f"{title} ({len(idx)} points)")
+  ax.legend(markerscale=4, fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
+  return _save(fig, path)
+
+
+def nearest_neighbours(query_x, bank_x, k):
+  sims = np.asarray(l2_normalize(query_x)) @ np.asarray(l2_normalize(bank_x)).T
+  return np.argsort(-sims, axis=1)[:, :k]
+
+
+def retrieval_png(query_images, query_labels, query_x, bank_images, bank_labels,
+                  bank_x, path, *, k=8):
+  neighbours = nearest_neighbours(query_x, bank_x, k)
+  rows = len(query_images)
+  fig = Figure(figsize=(1.1 * (k + 1), 1.15 * rows))
+  for r in range(rows):
+    panels = [(query_images[r], None)] + [
+        (bank_images[j], bank_labels[j] == query_labels[r]) for j in neighbours[r]]
+    for c, (image, match) in enumerate(panels):
+      ax = fig.add_subplot(rows, k + 1, r * (k + 1) + c + 1)
+      ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
+      ax.set_xticks([]), ax.set_yticks([])
+      colour = "black" if match is None else ("tab:green" if match else "tab:red")
+      for side in ax.spines.values():
+        side.set_edgecolor(colour)
+        side.set_linewidth(3 if match is not None else 1)
+      if r == 0:
+        ax.set_title("query" if c == 0 else f"#{c}", fontsize=8)
+  precision = np.mean(bank_labels[neighbours] == query_labels[:, None])
+  fig.suptitle(f"nearest training images (cosine, features); class match "
+               f"{100 * precision:.0f}%", fontsize=9)
+  return _save(fig, path)
+
+
+CURVES = (("loss", ("loss",)), ("learning rate", ("lr",)),
+          ("online top-1", ("online_knn_top1_k20", "online_probe_top1",
+                            "probe_train_top1")),
+          ("images/s", ("images_per_second",)))
+
+
+def curves_png(records, path):
+  fig = Figure(figsize=(11, 6.5))
+  for i, (title, keys) in enumerate(CURVES):
+    ax = fig.add_subplot(2, 2, i + 1)
+    for key in keys:
+      points = [(r["step"], r[key]) for r in records if key in r]
+      if points:
+        steps, values = zip(*points)
+        ax.plot(steps, values, marker="." if len(points) < 30 else None, label=key)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("step", fontsize=8)
+    if len(keys) > 1:
+      ax.legend(fontsize=7)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def visualize(workdir: str, *, num_queries=8, seed=0):
+  """Writes the three PNGs of a trained workdir; returns their paths."""
+  from sslax.data.sources import get_source  # pylint: disable=g-import-not-at-top
+  from sslax.eval import features as features_lib  # pylint: disable=g-import-not-at-top
+  from sslax.train import checkpoint  # pylint: disable=g-import-not-at-top
+  from sslax.train.metrics import read_metrics  # pylint: disable=g-import-not-at-top
+  config = checkpoint.load_config(workdir)
+  out = os.path.join(workdir, "viz")
+  os.makedirs(out, exist_ok=True)
+  train_x, train_y, test_x, test_y, num_classes = features_lib.features(
+      config, "encoder", workdir)
+  train, test = get_source(config.data, "train"), get_source(config.data, "test")
+  names = getattr(test, "class_names", None) or (
+      FASHION_MNIST_CLASSES if config.data.name == "fashion_mnist"
+      else tuple(str(c) for c in range(num_classes)))
+  paths = [tsne_png(test_x, test_y, names, os.path.join(out, "tsne.png"), seed=seed)]
+  queries = np.random.default_rng(seed).choice(len(test_y), num_queries, replace=False)
+  query_images, _ = test.get(queries)
+  paths.append(retrieval_png(
+      query_images, test_y[queries], test_x[queries], _Lazy(train), train_y, train_x,
+      os.path.join(out, "retrieval.png")))
+  paths.append(curves_png(read_metrics(workdir), os.path.join(out, "curves.png")))
+  return paths
+
+
+class _Lazy:
+  """Indexes a source's images one at a time (no whole-split copy)."""
+
+  def __init__(self, source):
+    self.source = source
+
+  def __getitem__(self, i):
+    return self.source.get(np.asarray([i]))[0][0]

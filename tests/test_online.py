@@ -1,0 +1,74 @@
+"""The online probe and the online kNN evaluation logged while training."""
+
+import jax
+import numpy as np
+import optax
+
+from sslax.data import pipeline
+from sslax.data.sources import SubsetSource, get_source
+from sslax.eval.features import encode_source, encoder_and_variables
+from sslax.eval.knn import knn_accuracy
+from sslax.methods import build_method
+from sslax.train import online
+from sslax.train.loop import init_state, make_train_step, train_and_evaluate
+from sslax.train.mesh import make_mesh
+from sslax.train.metrics import read_metrics
+from sslax.train.optim import make_optimizer
+
+
+def _two_steps(config, probe_tx):
+  source = get_source(config.data, "train")
+  method = build_method(config)
+  tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
+                                config.num_steps)
+  mesh = make_mesh(config.global_batch_size)
+  state = init_state(method, tx, config, source, mesh)
+  step = jax.jit(make_train_step(method, tx, schedule, mesh, probe_tx))
+  for s in range(2):
+    idx = pipeline.global_batch_indices(config.seed, s, config.global_batch_size,
+                                        len(source))
+    images, labels = source.get(idx)
+    state, metrics = step(state, {"image": images, "label": labels})
+  return state, metrics
+
+
+def test_probe_learns_without_touching_the_method(smoke_config):
+  frozen, _ = _two_steps(smoke_config, optax.sgd(0.0))
+  trained, metrics = _two_steps(smoke_config, optax.adam(1e-2))
+  # Same method parameters and batch statistics bit for bit: the probe's
+  # gradient stops at the features.
+  for a, b in zip(jax.tree.leaves((frozen.params, frozen.model_state, frozen.opt_state)),
+                  jax.tree.leaves((trained.params, trained.model_state, trained.opt_state))):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert np.all(np.asarray(frozen.probe["params"]["w"]) == 0)
+  assert np.abs(np.asarray(trained.probe["params"]["w"])).max() > 0
+  assert {"probe_loss", "probe_train_top1"} <= set(metrics)
+  assert np.isfinite(float(metrics["probe_loss"]))
+
+
+def test_online_knn_equals_offline_knn_on_the_same_examples(tmp_path, smoke_config):
+  smoke_config.num_steps = 4
+  smoke_config.progress_bar = False
+  workdir = str(tmp_path)
+  train_and_evaluate(smoke_config, workdir)
+  logged = [r for r in read_metrics(workdir) if "online_knn_top1_k20" in r]
+  assert [r["step"] for r in logged] == [4]
+
+  encoder, variables = encoder_and_variables(smoke_config, workdir)
+  train = get_source(smoke_config.data, "train")
+  test = get_source(smoke_config.data, "test")
+  chunk = smoke_config.eval.batch_size
+  train_idx = online._subset(len(train), smoke_config.eval.online_train_examples,
+                             chunk, smoke_config.seed)
+  test_idx = online._subset(len(test), smoke_config.eval.online_test_examples,
+                            chunk, smoke_config.seed)
+  train_x, train_y = encode_source(encoder, variables, SubsetSource(train, train_idx),
+                                   smoke_config)
+  test_x, test_y = encode_source(encoder, variables, SubsetSource(test, test_idx),
+                                 smoke_config)
+  offline = knn_accuracy(train_x, train_y, test_x, test_y, k=20, num_classes=10,
+                         temperature=smoke_config.eval.knn_temperature)
+  assert len(test_idx) == 2000
+  # Equal up to a near-tie flipping under a different summation order.
+  assert abs(logged[0]["online_knn_top1_k20"] - offline) <= 2 / len(test_idx)
+  assert 0.0 <= logged[0]["online_probe_top1"] <= 1.0
