@@ -3,108 +3,19 @@ imagenet, smoke. Example: ``sslax train --config configs/simclr.py:cifar10``."""
 
 import ml_collections
 
-from sslax.errors import UserError
-
-VARIANTS = ("fashion_mnist", "cifar10", "imagenet", "smoke")
-
-
-def base_config():
-  c = ml_collections.ConfigDict()
-  c.method = "simclr"
-  c.seed = 0
-  c.compute_dtype = "float32"  # or "bfloat16" (parameters stay float32)
-  c.global_batch_size = 256
-  c.num_steps = 1000
-  c.log_every = 50
-  c.checkpoint_every = 500
-  c.keep_checkpoints = 2
-  c.progress_bar = True
-  c.online_eval_every = 250  # steps between online kNN / probe evaluations; 0: off
-  c.online_probe = ml_collections.ConfigDict(dict(learning_rate=1e-3))
-  c.data = ml_collections.ConfigDict(dict(
-      name="fashion_mnist", data_dir="", image_size=(28, 28), load_size=0,
-      mean=(0.2860,), std=(0.3530,)))
-  c.model = ml_collections.ConfigDict(dict(
-      encoder="convnet", widths=(32, 64, 128), stem_stride=2, pool="avg", stem="cifar",
-      width=64))
-  c.head = ml_collections.ConfigDict(dict(
-      kind="mlp", hidden_dim=512, output_dim=128, num_layers=2))
-  c.augment = ml_collections.ConfigDict(dict(
-      crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3), flip_prob=0.5,
-      jitter_prob=0.8, jitter_strength=0.5, grayscale_prob=0.2, blur_prob=0.0,
-      blur_sigma=(0.1, 2.0), solarize_prob=0.0))
-  c.loss = ml_collections.ConfigDict(dict(temperature=0.2))
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name="lars", learning_rate=0.3, lr_scaling="linear", warmup_steps=100,
-      weight_decay=1e-6, momentum=0.9, trust_coefficient=0.001))
-  c.eval = ml_collections.ConfigDict(dict(
-      batch_size=1000, knn_temperature=0.07, online_knn_k=20,
-      online_train_examples=10000, online_test_examples=10000))
-  # Fine-tuning with a fraction of the labels (`sslax eval finetune`): Nesterov
-  # SGD, peak lr learning_rate * batch_size / 256, warmup then cosine decay.
-  c.finetune = ml_collections.ConfigDict(dict(
-      batch_size=256, epochs=30, min_steps=200, learning_rate=0.05, momentum=0.9,
-      weight_decay=5e-4, warmup_steps=20, crop_scale=(0.5, 1.0)))
-  return c
+from sslax.config_base import apply_variant, base_config
 
 
 def get_config(arg: str = "fashion_mnist"):
-  c = base_config()
-  arg = arg or "fashion_mnist"
-  if arg == "fashion_mnist":
-    # Budgeted for a 2-core CPU (`make demo`): the ConvNet reaches 4x4 after
-    # three stride-2 stages, and its representation is that 4x4x128 map
-    # flattened (2048-d), which keeps the spatial layout that matters for
-    # telling shirts from coats.
-    c.model.pool = "flatten"
-    c.global_batch_size = 256
-    c.num_steps = 1000
-    c.augment.crop_scale = (0.2, 1.0)
-    c.loss.temperature = 0.2
+  c = base_config("simclr")
+  variant = apply_variant(c, arg, "configs/simclr.py")
+  c.loss = ml_collections.ConfigDict(dict(temperature=0.2))
+  if variant == "fashion_mnist":
     c.optimizer.learning_rate = 1.0
-    c.optimizer.warmup_steps = 100
-  elif arg == "cifar10":
-    c.data.update(name="cifar10", image_size=(32, 32),
-                  mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
-    c.model.update(encoder="resnet18", stem="cifar")
-    c.head.update(hidden_dim=2048, output_dim=128)
-    c.global_batch_size = 512
-    c.num_steps = 500 * 50000 // 512  # 500 epochs
+  elif variant == "cifar10":
     c.loss.temperature = 0.5
-    c.optimizer.update(learning_rate=1.0, warmup_steps=10 * 50000 // 512)
-    c.checkpoint_every = 2000
-    c.online_eval_every = 2000
-  elif arg == "imagenet":
-    # Host side: shorter side to 256 and the central 256x256 square; on device:
-    # random resized crops of it to 224x224.
-    c.data.update(name="imagenet2012", image_size=(224, 224), load_size=256,
-                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-    c.model.update(encoder="resnet50", stem="imagenet")
-    c.head.update(hidden_dim=2048, output_dim=128, num_layers=3)
-    c.augment.update(jitter_strength=1.0, blur_prob=0.5)
-    c.global_batch_size = 4096
-    c.num_steps = 100 * 1281167 // 4096  # 100 epochs
+    c.optimizer.learning_rate = 1.0
+  elif variant == "imagenet":
     c.loss.temperature = 0.1
-    c.optimizer.update(learning_rate=0.3, warmup_steps=10 * 1281167 // 4096)
-    c.compute_dtype = "bfloat16"
-    c.checkpoint_every = 2000
-    c.log_every = 100
-    c.online_eval_every = 5000
-    c.eval.update(batch_size=512, online_train_examples=50000,
-                  online_test_examples=10000)
-  elif arg == "smoke":
-    # Tiny model, few steps, local data: under a minute on a CPU.
-    c.model.widths = (8, 16)
-    c.head.update(hidden_dim=32, output_dim=16)
-    c.global_batch_size = 32
-    c.num_steps = 8
-    c.log_every = 2
-    c.checkpoint_every = 4
-    c.online_eval_every = 4
-    c.optimizer.warmup_steps = 2
-    c.eval.update(batch_size=2000, online_train_examples=2000, online_test_examples=2000)
-    c.finetune.update(batch_size=32, epochs=1, min_steps=4, warmup_steps=1)
-  else:
-    raise UserError(f"configs/simclr.py has no variant {arg!r}; use one of "
-                    f"{', '.join(VARIANTS)}")
+    c.optimizer.learning_rate = 0.3
   return c

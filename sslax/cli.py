@@ -93,6 +93,10 @@ def run(argv):
   args = build_parser().parse_args(argv)
   if overrides and args.command != "train":
     raise UserError("--config.KEY=VALUE overrides only apply to `sslax train`")
+  if args.command != "train":
+    # Orbax warns on every read-only checkpoint opening; evaluation only reads.
+    from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+    absl_logging.set_verbosity(absl_logging.ERROR)
   if args.command == "train":
     from sslax.config_loading import apply_overrides, load_config_file  # pylint: disable=g-import-not-at-top
     config = apply_overrides(load_config_file(args.config), overrides)

@@ -10,17 +10,24 @@ import ml_collections
 from sslax.errors import UserError
 
 
+def load_module(path: str):
+  """Executes a config file as a module (not entered in ``sys.modules``); a
+  config file uses this to build on another (``configs/moco_v2.py``)."""
+  module_spec = importlib.util.spec_from_file_location(
+      "sslax_config_" + os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module
+
+
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
   """``configs/simclr.py:cifar10`` -> that file's ``get_config('cifar10')``."""
   path, _, arg = spec.partition(":")
   if not path.endswith(".py") or not os.path.isfile(path):
     raise UserError(f"config file {path!r} not found; pass e.g. "
                     "--config configs/simclr.py:fashion_mnist")
-  module_spec = importlib.util.spec_from_file_location(
-      "sslax_config_" + os.path.basename(path)[:-3], path)
-  module = importlib.util.module_from_spec(module_spec)
   try:
-    module_spec.loader.exec_module(module)
+    module = load_module(path)
   except UserError:
     raise
   except Exception as e:

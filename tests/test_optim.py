@@ -60,3 +60,19 @@ def test_each_optimizer_reduces_a_quadratic(name):
 def test_unknown_optimizer_is_a_user_error():
   with pytest.raises(UserError, match="lars"):
     make_optimizer(_opt("adagrad"), 256, 10)
+
+
+def test_step_schedule_divides_by_ten_at_60_and_80_percent():
+  from sslax.train.optim import learning_rate_schedule  # pylint: disable=g-import-not-at-top
+  c = ml_collections.ConfigDict(dict(learning_rate=0.03, lr_scaling="linear",
+                                     warmup_steps=0, schedule="step"))
+  schedule = learning_rate_schedule(c, 512, 100)  # peak 0.06
+  got = [float(schedule(s)) for s in (0, 59, 60, 79, 80, 99)]
+  np.testing.assert_allclose(got, [0.06, 0.06, 0.006, 0.006, 0.0006, 0.0006], rtol=1e-5)
+  c.warmup_steps = 10
+  schedule = learning_rate_schedule(c, 256, 100)
+  np.testing.assert_allclose([float(schedule(s)) for s in (0, 5, 10, 59, 60)],
+                             [0.0, 0.015, 0.03, 0.03, 0.003], rtol=1e-5)
+  c.schedule = "exponential"
+  with pytest.raises(UserError, match="cosine or step"):
+    learning_rate_schedule(c, 256, 100)

@@ -1,11 +1,15 @@
 """Self-supervised methods, one module each, listed explicitly by name."""
 
 from sslax.errors import UserError
-from sslax.methods import simclr
+from sslax.methods import barlow_twins, byol, moco, simclr
 from sslax.methods.base import LossAux, Method
 
 METHODS = {
     "simclr": simclr,
+    "moco_v1": moco,
+    "moco_v2": moco,
+    "byol": byol,
+    "barlow_twins": barlow_twins,
 }
 
 

@@ -7,10 +7,11 @@ from sslax.errors import UserError
 
 
 def learning_rate_schedule(opt_config, global_batch_size: int, num_steps: int):
-  """Linear warmup then cosine decay to zero. The peak is
-  ``learning_rate * global_batch_size / 256`` with ``lr_scaling='linear'``
-  (SimCLR, Goyal et al. 2017), ``* sqrt(global_batch_size)`` with 'sqrt', or
-  ``learning_rate`` itself with 'none'."""
+  """Linear warmup, then ``schedule``: 'cosine' decay to zero (SimCLR, MoCo v2)
+  or 'step': x0.1 at 60% and 80% of the steps (MoCo v1's 120 and 160 of 200
+  epochs). The peak is ``learning_rate * global_batch_size / 256`` with
+  ``lr_scaling='linear'`` (Goyal et al. 2017), ``* sqrt(global_batch_size)``
+  with 'sqrt', or ``learning_rate`` itself with 'none'."""
   scaling = {
       "linear": global_batch_size / 256,
       "sqrt": global_batch_size ** 0.5,
@@ -21,9 +22,21 @@ def learning_rate_schedule(opt_config, global_batch_size: int, num_steps: int):
                     f"{sorted(scaling)}")
   peak = opt_config.learning_rate * scaling[opt_config.lr_scaling]
   warmup = min(int(opt_config.warmup_steps), max(num_steps - 1, 0))
-  return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=peak, warmup_steps=warmup,
-      decay_steps=max(num_steps, warmup + 1), end_value=0.0)
+  kind = opt_config.get("schedule", "cosine")
+  if kind == "cosine":
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=peak, warmup_steps=warmup,
+        decay_steps=max(num_steps, warmup + 1), end_value=0.0)
+  if kind == "step":
+    boundaries = {int(f * num_steps): 0.1 for f in STEP_DECAY_AT if int(f * num_steps) > warmup}
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, peak, max(warmup, 1)),
+         optax.piecewise_constant_schedule(peak, {b - warmup: v for b, v in boundaries.items()})],
+        [warmup])
+  raise UserError(f"unknown optimizer.schedule {kind!r}; use cosine or step")
+
+
+STEP_DECAY_AT = (0.6, 0.8)
 
 
 def decay_mask(params):

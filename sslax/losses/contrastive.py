@@ -1,10 +1,4 @@
-"""Pure loss functions of arrays: no config, no globals.
-
-Every function takes embeddings as arrays and returns a scalar loss. Functions
-with an ``axis_name`` argument are meant to be called inside ``jax.shard_map``
-on each device's rows of the global batch; they then use the global batch
-exactly as the single-device call would.
-"""
+"""Contrastive losses over a batch: SimCLR's NT-Xent (Chen et al. 2020)."""
 
 from typing import Optional
 
@@ -62,3 +56,25 @@ def nt_xent(z1: jax.Array, z2: jax.Array, *, temperature: float,
   if axis_name is not None:
     loss = jax.lax.pmean(loss, axis_name)
   return loss
+
+
+def moco_infonce(q: jax.Array, k: jax.Array, queue: jax.Array, *,
+                 temperature: float) -> jax.Array:
+  """MoCo's InfoNCE (He et al. 2020, eq. 1): each query's positive is the key
+  of the same example, its negatives the K keys in the queue.
+
+  ``q`` [n, d] from the query encoder, ``k`` [n, d] from the momentum key
+  encoder (no gradient flows into it), ``queue`` [K, d] of past keys. Queries
+  and keys are L2-normalised here (the queue holds normalised keys); logits are
+  cosine similarities divided by ``temperature``. Returns the mean over queries.
+  """
+  if q.shape != k.shape or q.ndim != 2 or queue.ndim != 2 or queue.shape[1] != q.shape[1]:
+    raise ValueError(f"moco_infonce needs q, k [n, d] and queue [K, d]; got "
+                     f"{q.shape}, {k.shape}, {queue.shape}")
+  q = l2_normalize(q.astype(jnp.float32))
+  k = jax.lax.stop_gradient(l2_normalize(k.astype(jnp.float32)))
+  queue = jax.lax.stop_gradient(queue.astype(jnp.float32))
+  positive = jnp.sum(q * k, axis=-1, keepdims=True)                # [n, 1]
+  negatives = q @ queue.T                                          # [n, K]
+  logits = jnp.concatenate([positive, negatives], axis=1) / temperature
+  return -jnp.mean(jax.nn.log_softmax(logits, axis=-1)[:, 0])
