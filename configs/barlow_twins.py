@@ -3,7 +3,7 @@ cifar10, imagenet, smoke. Example: ``sslax train --config configs/barlow_twins.p
 
 import ml_collections
 
-from sslax.config_base import apply_variant, base_config
+from sslax.config_base import apply_variant, base_config, byol_augmentation
 
 
 def get_config(arg: str = "fashion_mnist"):
@@ -14,14 +14,7 @@ def get_config(arg: str = "fashion_mnist"):
   c.head.update(kind="mlp", hidden_dim=8192, output_dim=8192, num_layers=3,
                 hidden_bn=True, output_bn=False)
   # Views as in BYOL: blur p = 1.0 / 0.1, solarize p = 0.0 / 0.2.
-  c.augment.update(jitter_prob=0.8, jitter_strength=None, grayscale_prob=0.2)
-  c.augment.brightness = 0.4
-  c.augment.contrast = 0.4
-  c.augment.saturation = 0.2
-  c.augment.hue = 0.1
-  c.view_augment = ml_collections.ConfigDict(dict(
-      view1=dict(blur_prob=1.0, solarize_prob=0.0),
-      view2=dict(blur_prob=0.1, solarize_prob=0.2)))
+  byol_augmentation(c)
   # LARS, lr 0.2 per 256 images, weight decay 1.5e-6.
   c.optimizer.update(name="lars", learning_rate=0.2, weight_decay=1.5e-6)
   if variant == "fashion_mnist":

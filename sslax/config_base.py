@@ -46,10 +46,11 @@ def base_config(method: str) -> ml_collections.ConfigDict:
       batch_size=1000, knn_temperature=0.07, online_knn_k=20,
       online_train_examples=10000, online_test_examples=10000))
   # Fine-tuning with a fraction of the labels (`sslax eval finetune`): Nesterov
-  # SGD, peak lr learning_rate * batch_size / 256, warmup then cosine decay.
+  # SGD, peak lr learning_rate * batch_size / 256, warmup then cosine decay, no
+  # weight decay (as SimCLR fine-tunes); the same for the from-scratch baseline.
   c.finetune = ml_collections.ConfigDict(dict(
-      batch_size=256, epochs=30, min_steps=200, learning_rate=0.05, momentum=0.9,
-      weight_decay=5e-4, warmup_steps=20, crop_scale=(0.5, 1.0)))
+      batch_size=256, epochs=30, min_steps=200, learning_rate=0.02, momentum=0.9,
+      weight_decay=0.0, warmup_steps=20, crop_scale=(0.5, 1.0)))
   return c
 
 
@@ -107,3 +108,17 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str, config_file: str) -> s
     raise UserError(f"{config_file} has no variant {arg!r}; use one of "
                     f"{', '.join(VARIANTS)}")
   return arg
+
+
+def byol_augmentation(c: ml_collections.ConfigDict):
+  """BYOL's asymmetric views (Grill et al. 2020, table 6), also used by Barlow
+  Twins: colour jitter (0.4, 0.4, 0.2, 0.1) with p = 0.8, grayscale p = 0.2,
+  blur p = 1.0 on view 1 and 0.1 on view 2, solarize p = 0.2 on view 2 only."""
+  c.augment.update(jitter_prob=0.8, jitter_strength=None, grayscale_prob=0.2)
+  c.augment.brightness = 0.4
+  c.augment.contrast = 0.4
+  c.augment.saturation = 0.2
+  c.augment.hue = 0.1
+  c.view_augment = ml_collections.ConfigDict(dict(
+      view1=dict(blur_prob=1.0, solarize_prob=0.0),
+      view2=dict(blur_prob=0.1, solarize_prob=0.2)))

@@ -122,6 +122,32 @@ def test_bad_config_values(tmp_path, capsys, override, match):
                           override], match)
 
 
+@pytest.mark.parametrize("config,override,match", [
+    ("moco_v2", "--config.moco.queue_size=100", "multiple of the global batch"),
+    ("moco_v1", "--config.moco.bn_groups=5", "must divide the global batch"),
+    ("moco_v1", "--config.optimizer.schedule=exponential", "cosine or step"),
+    ("byol", "--config.byol.tau_base=1.5", "tau_base must be in [0, 1]"),
+    ("byol", "--config.predictor.kind=deep", "config.predictor.kind"),
+    ("barlow_twins", "--config.loss.lambd=-1.0", "lambd must be >= 0"),
+])
+def test_bad_method_config_values(tmp_path, capsys, config, override, match):
+  spec = os.path.join(ROOT, "configs", f"{config}.py:smoke")
+  _fails_cleanly(capsys, ["train", "--config", spec, "--workdir", str(tmp_path / "r"),
+                          override], match)
+  assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["eval", "finetune", "--label-fraction", "1.5"], "outside (0, 1]"),
+    (["eval", "finetune", "--init", "raw_pixels"], "encoder or random_init"),
+    (["eval", "finetune", "--epochs", "0"], "--epochs must be positive"),
+    (["viz"], "train"),
+    (["eval", "knn"], "train"),
+])
+def test_bad_eval_requests(tmp_path, capsys, argv, match):
+  _fails_cleanly(capsys, argv + ["--workdir", str(tmp_path)], match)
+
+
 def test_incomplete_distributed_flags(tmp_path, capsys):
   _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path),
                           "--coordinator", "127.0.0.1:1234"], "go together")

@@ -99,10 +99,10 @@ def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
   fraction = check_fraction(fraction)
   if kind not in ("encoder", "random_init"):
     raise UserError(f"fine-tuning starts from encoder or random_init, not {kind!r}")
+  if epochs is not None and epochs <= 0:
+    raise UserError(f"--epochs must be positive, got {epochs}")
   config = checkpoint.load_config(workdir)
   if epochs is not None:
-    if epochs <= 0:
-      raise UserError(f"--epochs must be positive, got {epochs}")
     config.finetune.epochs = epochs
   train, test = get_source(config.data, "train"), get_source(config.data, "test")
   subset = labelled_subset(workdir, train.labels, fraction, seed)

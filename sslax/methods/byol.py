@@ -43,7 +43,8 @@ def build(config) -> Method:
   encoder = make_encoder(config.model, config.compute_dtype)
   head = common.make_head(config.head, config.compute_dtype)
   online = Online(encoder=encoder, head=head,
-                  predictor=common.make_head(config.predictor, config.compute_dtype))
+                  predictor=common.make_head(config.predictor, config.compute_dtype,
+                                            "predictor"))
   target = common.EncoderWithHead(encoder=encoder, head=head)
 
   def init(key, images):

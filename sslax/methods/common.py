@@ -1,15 +1,19 @@
 """Pieces the two-view methods share: encoder + head modules, augmented views,
 variable bookkeeping, EMA target updates and batch norm over sub-batches."""
 
+import functools
 import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 from sslax.data import augment
 from sslax.errors import UserError
-from sslax.models import ProjectionHead, compute_dtype
+from sslax.methods.base import LossAux, Method
+from sslax.models import ProjectionHead, compute_dtype, make_encoder
+from sslax.train.mesh import DATA_AXIS
 
 
 class EncoderWithHead(nn.Module):
@@ -22,11 +26,12 @@ class EncoderWithHead(nn.Module):
     return h, self.head(h, train=train)
 
 
-def make_head(head_config, dtype_name="float32") -> ProjectionHead:
-  """A ProjectionHead from a config group (kind, hidden_dim, output_dim,
-  num_layers, and optionally hidden_bn, output_bn)."""
+def make_head(head_config, dtype_name="float32", name="head") -> ProjectionHead:
+  """A ProjectionHead from the config group ``config.<name>`` (kind,
+  hidden_dim, output_dim, num_layers, and optionally hidden_bn, output_bn)."""
   if head_config.kind not in ("none", "linear", "mlp"):
-    raise UserError(f"unknown head kind {head_config.kind!r}; use none, linear or mlp")
+    raise UserError(f"unknown config.{name}.kind {head_config.kind!r}; use none, "
+                    "linear or mlp")
   return ProjectionHead(kind=head_config.kind, hidden_dim=head_config.hidden_dim,
                         output_dim=head_config.output_dim,
                         num_layers=head_config.num_layers,
@@ -119,3 +124,35 @@ def cosine_momentum(step, num_steps, base):
   rising from ``base`` at step 0 to 1 at step K."""
   progress = jnp.minimum(step / max(num_steps, 1), 1.0)
   return 1.0 - (1.0 - base) * (jnp.cos(math.pi * progress) + 1.0) / 2.0
+
+
+def sharded_pair_loss(pair_loss, z1, z2, mesh):
+  """``pair_loss(z1, z2, axis_name=...)`` over the global batch: in
+  ``jax.shard_map`` on each device's rows when the mesh has several devices."""
+  if mesh is None or mesh.size == 1:
+    return pair_loss(z1, z2)
+  fn = functools.partial(pair_loss, axis_name=DATA_AXIS)
+  return jax.shard_map(fn, mesh=mesh, in_specs=(P(DATA_AXIS), P(DATA_AXIS)),
+                       out_specs=P())(z1, z2)
+
+
+def two_view_method(config, name, pair_loss) -> Method:
+  """A method whose loss is ``pair_loss`` of the projections of two views,
+  through one encoder and head (SimCLR, Barlow Twins). Batch norm sees both
+  views, as in SimCLR."""
+  encoder = make_encoder(config.model, config.compute_dtype)
+  model = EncoderWithHead(encoder=encoder, head=make_head(config.head, config.compute_dtype))
+
+  def init(key, images):
+    params, model_state = init_variables(model, key, center_input(images, config))
+    return params, model_state, {}
+
+  def loss_fn(params, model_state, method_state, batch, key, mesh):
+    x1, x2 = two_views(key, batch["image"], config)
+    (h, z), new_model_state = apply_train(model, params, model_state, interleave(x1, x2))
+    z1, z2 = deinterleave(z)
+    loss = sharded_pair_loss(pair_loss, z1, z2, mesh)
+    return loss, LossAux(new_model_state, method_state, {}, deinterleave(h)[0])
+
+  return Method(name=name, init=init, loss_fn=loss_fn, encoder=encoder,
+                encoder_variables=submodule_variables)
