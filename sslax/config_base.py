@@ -44,7 +44,7 @@ def base_config(method: str) -> ml_collections.ConfigDict:
       warmup_steps=100, weight_decay=1e-6, momentum=0.9, trust_coefficient=0.001))
   c.eval = ml_collections.ConfigDict(dict(
       batch_size=1000, knn_temperature=0.07, online_knn_k=20,
-      online_train_examples=10000, online_test_examples=10000))
+      online_train_examples=10000, online_test_examples=10000, tsne_points=3000))
   # Fine-tuning with a fraction of the labels (`sslax eval finetune`): Nesterov
   # SGD, peak lr learning_rate * batch_size / 256, warmup then cosine decay, no
   # weight decay (as SimCLR fine-tunes); the same for the from-scratch baseline.
@@ -102,7 +102,8 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str, config_file: str) -> s
     c.checkpoint_every = 4
     c.online_eval_every = 4
     c.optimizer.warmup_steps = 2
-    c.eval.update(batch_size=2000, online_train_examples=2000, online_test_examples=2000)
+    c.eval.update(batch_size=2000, online_train_examples=2000, online_test_examples=2000,
+                  tsne_points=500)
     c.finetune.update(batch_size=32, epochs=1, min_steps=4, warmup_steps=1)
   else:
     raise UserError(f"{config_file} has no variant {arg!r}; use one of "

@@ -36,12 +36,13 @@ def test_train_then_evaluate(tmp_path, capsys):
 
   cli.main(["eval", "finetune", "--workdir", workdir, "--label-fraction", "0.01"])
   cli.main(["eval", "finetune", "--workdir", workdir, "--label-fraction", "0.01",
-            "--init", "random_init"])
+            "--init", "random_init", "--epochs", "1"])
   tuned = json.load(open(os.path.join(workdir, "eval", "finetune_0.01.json")))
   scratch = json.load(open(os.path.join(workdir, "eval",
                                         "finetune_random_init_0.01.json")))
   assert tuned["num_labels"] == scratch["num_labels"] == 600
-  assert tuned["steps"] == scratch["steps"] and tuned["init"] == "encoder"
+  assert tuned["steps"] == scratch["steps"] == 19  # ceil(1 epoch * 600 / 32)
+  assert tuned["init"] == "encoder" and scratch["epochs"] == 1.0
   assert 0.1 < tuned["top1"] <= 1.0 and 0.0 <= scratch["top1"] <= 1.0
   capsys.readouterr()
 

@@ -4,6 +4,7 @@
 import json
 import os
 
+import ml_collections
 import numpy as np
 
 from sslax.data.sources import get_source
@@ -102,8 +103,9 @@ def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
   if epochs is not None and epochs <= 0:
     raise UserError(f"--epochs must be positive, got {epochs}")
   config = checkpoint.load_config(workdir)
-  if epochs is not None:
-    config.finetune.epochs = epochs
+  if epochs is not None:  # (the config's own value may be an int)
+    config.finetune = ml_collections.ConfigDict({**config.finetune.to_dict(),
+                                                 "epochs": float(epochs)})
   train, test = get_source(config.data, "train"), get_source(config.data, "test")
   subset = labelled_subset(workdir, train.labels, fraction, seed)
   encoder, variables = features_lib.encoder_and_variables(
