@@ -1,5 +1,6 @@
 """A few SimCLR steps as 1 process x 8 devices and as 2 processes x 4 devices
-(jax.distributed on 127.0.0.1, gloo collectives) give the same losses."""
+(jax.distributed on 127.0.0.1, gloo collectives) give the same losses and the
+same online kNN and probe accuracies."""
 
 import os
 import socket
@@ -57,3 +58,9 @@ def test_one_process_eight_devices_equals_two_processes_four_devices(tmp_path):
   assert os.path.isdir(os.path.join(multi, "checkpoints", "6"))
   # Losses change from step to step: equal lists are not a constant.
   assert len(set(np.round(a, 6))) > 1
+  # The online evaluation (steps 4 and 6) runs over both processes' devices.
+  keys = ("online_knn_top1_k20", "online_probe_top1")
+  online = [[(r["step"], *(r[k] for k in keys)) for r in read_metrics(d) if keys[0] in r]
+            for d in (single, multi)]
+  assert [r[0] for r in online[0]] == [4, 6]
+  np.testing.assert_allclose(np.asarray(online[1]), np.asarray(online[0]), atol=1e-3)
