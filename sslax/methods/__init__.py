@@ -2,7 +2,7 @@
 
 from sslax.errors import UserError
 from sslax.methods import barlow_twins, byol, moco, simclr
-from sslax.methods.base import LossAux, Method
+from sslax.methods.base import Method
 
 METHODS = {
     "simclr": simclr,

@@ -1,7 +1,6 @@
 """The trainer: one jitted, donated ``train_step`` over a data mesh, and
 ``train_and_evaluate(config, workdir)`` around it."""
 
-import os
 import sys
 import time
 
