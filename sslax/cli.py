@@ -2,12 +2,14 @@
 
   sslax train --config configs/simclr.py:fashion_mnist --workdir DIR [--config.key=value ...]
               [--distributed | --coordinator HOST:PORT --num-processes N --process-id I]
-  sslax eval linear --workdir DIR [--label-fraction F] [--features encoder|random_init|raw_pixels]
+  sslax eval linear --workdir DIR [--label-fraction F] [--features encoder|random_init|raw_pixels|mfcc]
   sslax eval knn --workdir DIR [--temperature T] [--features ...]
   sslax eval finetune --workdir DIR [--label-fraction F] [--init encoder|random_init] [--epochs E]
   sslax export --workdir DIR --out PATH
   sslax viz --workdir DIR
   sslax report RUN_DIR [RUN_DIR ...]
+  sslax data make-speech --out DIR [--speakers N] [--train-per-speaker N]
+                         [--test-per-speaker N] [--words FILE] [--seed S]
 
 Mistakes (unknown config keys, missing data, bad fractions...) print one line
 and exit with status 2.
@@ -62,13 +64,26 @@ def build_parser():
   report = sub.add_parser("report", help="one Markdown table of several runs' evals")
   report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
 
+  data = sub.add_parser("data", help="build local datasets")
+  data_sub = data.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
+  speech = data_sub.add_parser("make-speech", help="synthesise the espeak-ng speaker "
+                               "corpus for configs/cpc_speech.py")
+  speech.add_argument("--out", required=True)
+  speech.add_argument("--speakers", type=int, default=24)
+  speech.add_argument("--train-per-speaker", type=int, default=100)
+  speech.add_argument("--test-per-speaker", type=int, default=25)
+  speech.add_argument("--words", help="file of words, whitespace-separated "
+                      "(default: a built-in list of 150)")
+  speech.add_argument("--seed", type=int, default=0)
+
   ev = sub.add_parser("eval", help="evaluate a trained workdir")
   ev_sub = ev.add_subparsers(dest="protocol", required=True, parser_class=_Parser)
   linear = ev_sub.add_parser("linear", help="linear probe on frozen features")
   linear.add_argument("--workdir", required=True)
   linear.add_argument("--label-fraction", type=float, default=1.0)
   linear.add_argument("--features", default="encoder",
-                      help="encoder (default), random_init or raw_pixels")
+                      help="encoder (default), random_init, raw_pixels (images) "
+                      "or mfcc (speech)")
   linear.add_argument("--seed", type=int, default=0)
   knn = ev_sub.add_parser("knn", help="weighted kNN on frozen features (k=20, 200)")
   knn.add_argument("--workdir", required=True)
@@ -114,6 +129,19 @@ def run(argv):
                         "coordinator address and process ids") from None
     from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
     train_and_evaluate(config, args.workdir)
+  elif args.command == "data":
+    from sslax.data import speech  # pylint: disable=g-import-not-at-top
+    words = None
+    if args.words:
+      try:
+        with open(args.words) as f:
+          words = f.read().split()
+      except OSError as e:
+        raise UserError(f"cannot read --words {args.words}: {e.strerror}") from None
+    speech.make_corpus(args.out, num_speakers=args.speakers,
+                       train_per_speaker=args.train_per_speaker,
+                       test_per_speaker=args.test_per_speaker, words=words,
+                       seed=args.seed)
   elif args.command == "report":
     from sslax.eval.report import markdown  # pylint: disable=g-import-not-at-top
     print(markdown(args.run_dirs))

@@ -18,6 +18,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from sslax.data import inputs
+from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.models import make_encoder
 
@@ -36,21 +38,27 @@ def export_encoder(workdir: str, out: str):
   config = checkpoint.load_config(workdir)
   step = checkpoint.latest_step(workdir)
   encoder, variables = encoder_and_variables(config, workdir)
-  height, width = config.data.image_size
-  channels = len(config.data.mean)
+  audio = inputs.modality(config.data) == "audio"
+  if audio:
+    input_shape = list(get_source(config.data, "train").image_shape)
+    normalization = {"scale": "samples standardised per clip (zero mean, unit variance)"}
+  else:
+    input_shape = [*config.data.image_size, len(config.data.mean)]
+    normalization = {"mean": list(config.data.mean), "std": list(config.data.std),
+                     "scale": "uint8 / 255, then (x - mean) / std"}
   features = jax.eval_shape(
-      lambda v: encoder.apply(v, jnp.zeros((1, height, width, channels)), train=False),
-      variables)
+      lambda v: encoder.apply(v, jnp.zeros((1, *input_shape)), train=False), variables)
   info = {
       "model": config.model.to_dict(),
       "compute_dtype": config.compute_dtype,
-      "input_shape": [int(height), int(width), int(channels)],
-      "normalization": {"mean": list(config.data.mean), "std": list(config.data.std),
-                        "scale": "uint8 / 255, then (x - mean) / std"},
+      "modality": "audio" if audio else "image",
+      "input_shape": [int(d) for d in input_shape],
+      "normalization": normalization,
       "feature_dim": int(features.shape[-1]),
       "method": config.method,
       "dataset": config.data.name,
       "step": int(step),
+      "config": json.loads(config.to_json()),
   }
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(out_path / VARIABLES_DIR, jax.device_get(variables))
@@ -72,7 +80,11 @@ def load_encoder(path: str, sharding=None):
     raise UserError(f"{path} is not an exported encoder (no {INFO_FILE}); make one "
                     "with `sslax export --workdir DIR --out PATH`")
   info = json.loads((path / INFO_FILE).read_text())
-  module = make_encoder(ml_collections.ConfigDict(info["model"]), info["compute_dtype"])
+  if "config" in info:  # the method's encoder module, whatever the method
+    from sslax.methods import build_method  # pylint: disable=g-import-not-at-top
+    module = build_method(ml_collections.ConfigDict(info["config"])).encoder
+  else:
+    module = make_encoder(ml_collections.ConfigDict(info["model"]), info["compute_dtype"])
   abstract = jax.eval_shape(
       lambda: module.init(jax.random.PRNGKey(0), jnp.zeros((1, *info["input_shape"])),
                           train=False))
@@ -90,12 +102,15 @@ def load_encoder(path: str, sharding=None):
 
 def preprocess(images, info):
   """uint8 (or [0, 1] float) images [n, H, W, C] -> the encoder's normalised
-  input; a shape other than the exported one is a UserError."""
+  input (waveforms [n, samples] for a speech encoder); a shape other than the
+  exported one is a UserError."""
   images = np.asarray(images) if not isinstance(images, jax.Array) else images
   if tuple(images.shape[1:]) != tuple(info["input_shape"]):
-    raise UserError(f"images of shape {tuple(images.shape[1:])} do not match the "
+    raise UserError(f"inputs of shape {tuple(images.shape[1:])} do not match the "
                     f"exported encoder's input {tuple(info['input_shape'])}; resize "
                     "them first")
+  if info.get("modality") == "audio":
+    return inputs.standardize_audio(jnp.asarray(images))
   x = jnp.asarray(images, jnp.float32)
   if images.dtype == np.uint8:
     x = x / 255.0

@@ -7,6 +7,7 @@ import os
 import ml_collections
 import numpy as np
 
+from sslax.data import inputs
 from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.eval import features as features_lib
@@ -103,6 +104,9 @@ def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
   if epochs is not None and epochs <= 0:
     raise UserError(f"--epochs must be positive, got {epochs}")
   config = checkpoint.load_config(workdir)
+  if inputs.modality(config.data) != "image":
+    raise UserError("fine-tuning is implemented for image runs; evaluate speech runs "
+                    f"with `sslax eval linear --workdir {workdir}`")
   if epochs is not None:  # (the config's own value may be an int)
     config.finetune = ml_collections.ConfigDict({**config.finetune.to_dict(),
                                                  "epochs": float(epochs)})

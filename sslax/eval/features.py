@@ -1,11 +1,12 @@
 """Frozen features for evaluation: from a trained workdir's encoder, from a
-randomly initialised encoder of the same config, or raw pixels."""
+randomly initialised encoder of the same config, raw pixels (images) or MFCC
+statistics (speech)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sslax.data import augment
+from sslax.data import inputs
 from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.methods import build_method
@@ -14,7 +15,7 @@ from sslax.train.loop import init_state
 from sslax.train.mesh import make_mesh
 from sslax.train.optim import make_optimizer
 
-FEATURE_KINDS = ("encoder", "random_init", "raw_pixels")
+FEATURE_KINDS = ("encoder", "random_init", "raw_pixels", "mfcc")
 
 
 def encoder_and_variables(config, workdir=None, *, random_init=False):
@@ -40,8 +41,7 @@ def encode_source(encoder, variables, source, config, batch_size=1000):
   encoded a batch at a time."""
   @jax.jit
   def apply(x):
-    x = augment.normalize(augment.center_view(x, config.data.image_size),
-                          config.data.mean, config.data.std)
+    x = inputs.eval_input(x, config.data)
     return encoder.apply(variables, x, train=False)
 
   feats, labels = [], []
@@ -69,9 +69,18 @@ def features(config, kind, workdir=None):
   """``(train_x, train_y, test_x, test_y, num_classes)`` for one feature kind."""
   if kind not in FEATURE_KINDS:
     raise UserError(f"unknown feature kind {kind!r}; use one of {', '.join(FEATURE_KINDS)}")
+  audio = inputs.modality(config.data) == "audio"
+  if kind == "mfcc" and not audio:
+    raise UserError("--features mfcc is for speech runs; use raw_pixels for images")
+  if kind == "raw_pixels" and audio:
+    raise UserError("--features raw_pixels is for image runs; use mfcc for speech")
   train, test = get_source(config.data, "train"), get_source(config.data, "test")
   bs = config.eval.batch_size
-  if kind == "raw_pixels":
+  if kind == "mfcc":
+    from sslax.data import speech  # pylint: disable=g-import-not-at-top
+    train_x, train_y = speech.mfcc_features(train.images), train.labels
+    test_x, test_y = speech.mfcc_features(test.images), test.labels
+  elif kind == "raw_pixels":
     (train_x, train_y), (test_x, test_y) = raw_pixels(train, bs), raw_pixels(test, bs)
   else:
     encoder, variables = encoder_and_variables(config, workdir,

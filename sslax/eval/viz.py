@@ -2,7 +2,7 @@
 
 * ``tsne.png``: a t-SNE map (van der Maaten & Hinton 2008) of test features,
   one colour per class;
-* ``retrieval.png``: test queries and their 8 nearest training images by
+* ``retrieval.png`` (image runs): test queries and their 8 nearest training images by
   cosine similarity of the features, framed green where the class matches;
 * ``curves.png``: the training curves of ``metrics.jsonl``.
 
@@ -110,6 +110,7 @@ def curves_png(records, path):
 
 def visualize(workdir: str, *, num_queries=8, seed=0):
   """Writes the three PNGs of a trained workdir; returns their paths."""
+  from sslax.data import inputs  # pylint: disable=g-import-not-at-top
   from sslax.data.sources import get_source  # pylint: disable=g-import-not-at-top
   from sslax.eval import features as features_lib  # pylint: disable=g-import-not-at-top
   from sslax.train import checkpoint  # pylint: disable=g-import-not-at-top
@@ -125,11 +126,12 @@ def visualize(workdir: str, *, num_queries=8, seed=0):
       else tuple(str(c) for c in range(num_classes)))
   paths = [tsne_png(test_x, test_y, names, os.path.join(out, "tsne.png"), seed=seed,
                     num_points=config.eval.get("tsne_points", 3000))]
-  queries = np.random.default_rng(seed).choice(len(test_y), num_queries, replace=False)
-  query_images, _ = test.get(queries)
-  paths.append(retrieval_png(
-      query_images, test_y[queries], test_x[queries], _Lazy(train), train_y, train_x,
-      os.path.join(out, "retrieval.png")))
+  if inputs.modality(config.data) == "image":  # no picture of a waveform's neighbours
+    queries = np.random.default_rng(seed).choice(len(test_y), num_queries, replace=False)
+    query_images, _ = test.get(queries)
+    paths.append(retrieval_png(
+        query_images, test_y[queries], test_x[queries], _Lazy(train), train_y, train_x,
+        os.path.join(out, "retrieval.png")))
   paths.append(curves_png(read_metrics(workdir), os.path.join(out, "curves.png")))
   return paths
 

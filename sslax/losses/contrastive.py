@@ -1,4 +1,6 @@
-"""Contrastive losses over a batch: SimCLR's NT-Xent (Chen et al. 2020)."""
+"""Contrastive losses over a batch: SimCLR's NT-Xent (Chen et al. 2020), MoCo's
+InfoNCE with a queue (He et al. 2020) and CPC's InfoNCE over future codes
+(van den Oord et al. 2018)."""
 
 from typing import Optional
 
@@ -78,3 +80,47 @@ def moco_infonce(q: jax.Array, k: jax.Array, queue: jax.Array, *,
   negatives = q @ queue.T                                          # [n, K]
   logits = jnp.concatenate([positive, negatives], axis=1) / temperature
   return -jnp.mean(jax.nn.log_softmax(logits, axis=-1)[:, 0])
+
+
+def cpc_infonce(predictions: jax.Array, codes: jax.Array, *, offsets,
+                axis_name: Optional[str] = None) -> jax.Array:
+  """Contrastive Predictive Coding's InfoNCE (van den Oord et al. 2018, eq. 4).
+
+  ``codes`` [n, T, d] are the encodings z of n sequences of T steps and
+  ``predictions`` [n, T, K, d] are ``W_k c_t`` for the K offsets in ``offsets``
+  (``predictions[:, t, i]`` predicts ``codes[:, t + offsets[i]]``), so the score
+  of a candidate z is ``z^T W_k c_t``. For every offset k and every step t with
+  t + k < T, the positive is the true z_{t+k} of the same sequence and the
+  negatives are the codes of every other step of every sequence of the batch.
+  Returns the mean over offsets of the mean cross-entropy over those queries.
+
+  With ``axis_name`` (inside ``jax.shard_map``) ``codes`` and ``predictions``
+  are this device's sequences; every device's codes are gathered as candidates,
+  and the result is the loss of the global batch on every device.
+  """
+  n, steps, num_offsets, dim = predictions.shape
+  offsets = tuple(int(k) for k in offsets)
+  if codes.shape != (n, steps, dim) or len(offsets) != num_offsets:
+    raise ValueError(f"cpc_infonce needs predictions [n, T, K, d], codes [n, T, d] "
+                     f"and K offsets; got {predictions.shape}, {codes.shape}, {offsets}")
+  if min(offsets) < 1 or max(offsets) >= steps:
+    raise ValueError(f"offsets {offsets} must lie in 1..{steps - 1}")
+  predictions = predictions.astype(jnp.float32)
+  codes = codes.astype(jnp.float32)
+  if axis_name is None:
+    candidates, first = codes, 0
+  else:
+    candidates = jax.lax.all_gather(codes, axis_name, tiled=True)
+    first = jax.lax.axis_index(axis_name) * n
+  candidates = candidates.reshape(-1, dim)                     # [N * T, d]
+  total = 0.0
+  for i, k in enumerate(offsets):
+    queries = predictions[:, :steps - k, i].reshape(-1, dim)  # [n (T - k), d]
+    rows = jnp.arange(n)[:, None] + first
+    positive = (rows * steps + jnp.arange(k, steps)[None, :]).reshape(-1)
+    log_prob = jax.nn.log_softmax(queries @ candidates.T, axis=-1)
+    total += -jnp.mean(jnp.take_along_axis(log_prob, positive[:, None], axis=-1))
+  loss = total / num_offsets
+  if axis_name is not None:
+    loss = jax.lax.pmean(loss, axis_name)
+  return loss

@@ -1,7 +1,7 @@
 """Self-supervised methods, one module each, listed explicitly by name."""
 
 from sslax.errors import UserError
-from sslax.methods import barlow_twins, byol, moco, simclr
+from sslax.methods import barlow_twins, byol, cpc, moco, simclr
 from sslax.methods.base import Method
 
 METHODS = {
@@ -10,6 +10,7 @@ METHODS = {
     "moco_v2": moco,
     "byol": byol,
     "barlow_twins": barlow_twins,
+    "cpc": cpc,
 }
 
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from sslax.data import augment
+from sslax.data import augment, inputs
 from sslax.errors import UserError
 from sslax.methods.base import LossAux, Method
 from sslax.models import ProjectionHead, compute_dtype, make_encoder
@@ -62,8 +62,7 @@ def two_views(key, images, config):
 
 def center_input(images, config):
   """The eval-mode input: central view, normalised."""
-  return augment.normalize(augment.center_view(images, config.data.image_size),
-                           config.data.mean, config.data.std)
+  return inputs.eval_input(images, config.data)
 
 
 def interleave(x1, x2):

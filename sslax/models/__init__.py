@@ -6,6 +6,7 @@ import ml_collections
 from sslax.errors import UserError
 from sslax.models.convnet import ConvNet
 from sslax.models.heads import ProjectionHead
+from sslax.models.patchnet import PatchConvNet
 from sslax.models.resnet import ResNet, resnet18, resnet34, resnet50
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -17,6 +18,14 @@ def _convnet(config, dtype):
                  pool=config.get("pool", "avg"), dtype=dtype)
 
 
+def _patch_convnet(config, dtype):
+  widths, kernels, strides = (tuple(config[k]) for k in ("widths", "kernels", "strides"))
+  if not len(widths) == len(kernels) == len(strides):
+    raise UserError("config.model.widths, kernels and strides need one entry per "
+                    f"layer; got {len(widths)}, {len(kernels)} and {len(strides)}")
+  return PatchConvNet(widths=widths, kernels=kernels, strides=strides, dtype=dtype)
+
+
 def _resnet(factory):
   def build(config, dtype):
     return factory(stem=config.get("stem", "imagenet"),
@@ -26,6 +35,7 @@ def _resnet(factory):
 
 ENCODERS = {
     "convnet": _convnet,
+    "patch_convnet": _patch_convnet,
     "resnet18": _resnet(resnet18),
     "resnet34": _resnet(resnet34),
     "resnet50": _resnet(resnet50),
@@ -52,5 +62,5 @@ def make_encoder(model_config: ml_collections.ConfigDict, dtype_name: str = "flo
   return ENCODERS[name](model_config, compute_dtype(dtype_name))
 
 
-__all__ = ["ConvNet", "ProjectionHead", "ResNet", "resnet18", "resnet34",
+__all__ = ["ConvNet", "PatchConvNet", "ProjectionHead", "ResNet", "resnet18", "resnet34",
            "resnet50", "ENCODERS", "make_encoder", "compute_dtype"]

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sslax.data import augment, pipeline
+from sslax.data import inputs, pipeline
 from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.methods import build_method
@@ -31,6 +31,8 @@ def validate_config(config, source):
   if int(config.online_eval_every) < 0:
     raise UserError("config.online_eval_every must be >= 0 (0 turns online "
                     f"evaluation off), got {config.online_eval_every}")
+  if inputs.modality(config.data) != "image":
+    return
   if len(config.data.image_size) != 2:
     raise UserError(f"config.data.image_size must be (height, width), got "
                     f"{tuple(config.data.image_size)}")
@@ -81,9 +83,7 @@ def init_state(method, tx, config, source, mesh):
   def init(key):
     params, model_state, method_state = method.init(key, jnp.asarray(images))
     variables = method.encoder_variables(params, model_state)
-    x = augment.normalize(augment.center_view(jnp.asarray(images),
-                                              config.data.image_size),
-                          config.data.mean, config.data.std)
+    x = inputs.eval_input(jnp.asarray(images), config.data)
     feature_dim = jax.eval_shape(
         lambda v: method.encoder.apply(v, x, train=False), variables).shape[-1]
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,

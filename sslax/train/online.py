@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sslax.data import augment, pipeline
+from sslax.data import inputs, pipeline
 from sslax.data.sources import get_source
 from sslax.eval.knn import knn_scores
 from sslax.train.mesh import data_sharding
@@ -87,8 +87,7 @@ class OnlineEval:
 
     @jax.jit
     def embed(variables, images):
-      x = augment.normalize(augment.center_view(images, config.data.image_size),
-                            config.data.mean, config.data.std)
+      x = inputs.eval_input(images, config.data)
       return method.encoder.apply(variables, x, train=False).astype(jnp.float32)
 
     self._embed = embed

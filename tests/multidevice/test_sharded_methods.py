@@ -1,7 +1,8 @@
-"""On 8 simulated devices, one training step of each two-view method equals the
-step on one device with the same global batch, and the sharded Barlow Twins
-loss equals the single-device one."""
+"""On 8 simulated devices, one training step of MoCo v2, Barlow Twins, BYOL and
+image CPC equals the step on one device with the same global batch, and the
+sharded Barlow Twins and CPC losses equal the single-device ones."""
 
+import functools
 import os
 
 import jax
@@ -16,6 +17,7 @@ from sslax.data import pipeline
 from sslax.data.sources import get_source
 from sslax.methods import build_method
 from sslax.methods.barlow_twins import sharded_barlow_twins
+from sslax.methods.common import sharded_pair_loss
 from sslax.train.loop import compile_step, init_state
 from sslax.train.mesh import DATA_AXIS, data_sharding, make_mesh
 from sslax.train.optim import make_optimizer
@@ -36,7 +38,7 @@ def _one_step(config, mesh):
   return step(state, batch)
 
 
-@pytest.mark.parametrize("name", ["moco_v2", "barlow_twins", "byol"])
+@pytest.mark.parametrize("name", ["moco_v2", "barlow_twins", "byol", "cpc_image"])
 def test_one_step_on_eight_devices_equals_one_device(name):
   config = load_config_file(os.path.join(ROOT, "configs", f"{name}.py:smoke"))
   one = jax.make_mesh((1,), (DATA_AXIS,), devices=jax.devices()[:1],
@@ -73,3 +75,26 @@ def test_sharded_barlow_twins_value_and_gradient_equal_single_device():
   fn = jax.jit(lambda a, b: sharded_barlow_twins(a, b, lambd=0.01, mesh=mesh))
   hlo = fn.lower(jax.device_put(z1, spec), jax.device_put(z2, spec)).compile().as_text()
   assert "all-reduce" in hlo
+
+
+def test_sharded_cpc_infonce_value_and_gradient_equal_single_device():
+  n, steps, dim, offsets = 16, 5, 6, (1, 2, 3)
+  rng = np.random.default_rng(0)
+  codes = jnp.asarray(rng.normal(size=(n, steps, dim)), jnp.float32)
+  preds = jnp.asarray(rng.normal(size=(n, steps, len(offsets), dim)), jnp.float32)
+  mesh = make_mesh(n)
+  spec = NamedSharding(mesh, P(DATA_AXIS))
+  loss = functools.partial(losses.cpc_infonce, offsets=offsets)
+  single = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+  sharded = jax.jit(jax.value_and_grad(
+      lambda p, z: sharded_pair_loss(loss, p, z, mesh), argnums=(0, 1)))
+  v1, g1 = single(preds, codes)
+  v8, g8 = sharded(jax.device_put(preds, spec), jax.device_put(codes, spec))
+  assert len(g8[1].sharding.device_set) == 8
+  np.testing.assert_allclose(float(v8), float(v1), rtol=1e-5)
+  for a, b in zip(g1, g8):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+  # Candidates come from every device: the compiled program all-gathers codes.
+  hlo = jax.jit(lambda p, z: sharded_pair_loss(loss, p, z, mesh)).lower(
+      jax.device_put(preds, spec), jax.device_put(codes, spec)).compile().as_text()
+  assert "all-gather" in hlo
