@@ -6,9 +6,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+WALLPAPERS := plasma-workspace-wallpapers mate-backgrounds
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install data smoke clean
+.PHONY: demo test install data speech photos smoke clean
 
 $(BIN)/sslax: setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -30,6 +31,20 @@ data:
 	      $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null ) ) || \
 	  { echo "error: could not install dataset-fashion-mnist with apt-get; install it by hand (apt-get install dataset-fashion-mnist) or put the four IDX files in $(FASHION_MNIST)" >&2; exit 2; }; \
 	fi
+	@if ! command -v espeak-ng >/dev/null; then \
+	  echo "Installing espeak-ng (speech synthesis for the speaker corpus)"; \
+	  ( $(SUDO) apt-get install -y -q espeak-ng >/dev/null 2>&1 || \
+	    ( $(SUDO) apt-get update -q >/dev/null 2>&1 && \
+	      $(SUDO) apt-get install -y -q espeak-ng >/dev/null ) ) || \
+	  { echo "error: could not install espeak-ng with apt-get; install it by hand (apt-get install espeak-ng)" >&2; exit 2; }; \
+	fi
+	@if [ ! -d /usr/share/wallpapers/Path ] || [ ! -d /usr/share/backgrounds/mate/nature ]; then \
+	  echo "Installing plasma-workspace-wallpapers and mate-backgrounds (photos for the colourisation corpus)"; \
+	  ( $(SUDO) apt-get install -y -q $(WALLPAPERS) >/dev/null 2>&1 || \
+	    ( $(SUDO) apt-get update -q >/dev/null 2>&1 && \
+	      $(SUDO) apt-get install -y -q $(WALLPAPERS) >/dev/null ) ) || \
+	  { echo "error: could not install the wallpapers with apt-get; install them by hand (apt-get install $(WALLPAPERS))" >&2; exit 2; }; \
+	fi
 
 test: install data
 	$(BIN)/python -m pytest
@@ -37,8 +52,16 @@ test: install data
 demo: install data
 	$(BIN)/python launch/demo.py --workdir runs/demo
 
+# The espeak-ng speaker corpus for configs/cpc_speech.py (about a minute).
+speech: install data
+	$(BIN)/sslax data make-speech --out data/espeak_speakers
+
+# The wallpaper photo corpus for configs/colorization.py and split_brain.py.
+photos: install data
+	$(BIN)/sslax data make-photos --out data/wallpaper_photos
+
 smoke: install data
 	bash launch/local_smoke.sh
 
 clean:
-	rm -rf $(VENV) runs *.egg-info
+	rm -rf $(VENV) runs data *.egg-info

@@ -29,7 +29,8 @@ def get_config(arg: str = "espeak"):
       name="espeak_speakers", modality="audio", data_dir="data/espeak_speakers",
       crop_length=10240))
   c.model = ml_collections.ConfigDict(dict(
-      encoder="waveform", width=128, kernels=(10, 8, 4, 4, 4), strides=(5, 4, 2, 2, 2)))
+      encoder="waveform", width=128, kernels=(10, 8, 4, 4, 4), strides=(5, 4, 2, 2, 2),
+      layer_norm=False))
   c.cpc = ml_collections.ConfigDict(dict(context_dim=128, offsets=tuple(range(1, 13))))
   # Adam as in the paper (2e-4 there, for far longer training).
   c.optimizer.update(name="adamw", learning_rate=2e-3, lr_scaling="none",

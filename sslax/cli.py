@@ -10,6 +10,7 @@
   sslax report RUN_DIR [RUN_DIR ...]
   sslax data make-speech --out DIR [--speakers N] [--train-per-speaker N]
                          [--test-per-speaker N] [--words FILE] [--seed S]
+  sslax data make-photos --out DIR [--size 32] [--crops-per-image N] [--seed S]
 
 Mistakes (unknown config keys, missing data, bad fractions...) print one line
 and exit with status 2.
@@ -75,6 +76,12 @@ def build_parser():
   speech.add_argument("--words", help="file of words, whitespace-separated "
                       "(default: a built-in list of 150)")
   speech.add_argument("--seed", type=int, default=0)
+  photos = data_sub.add_parser("make-photos", help="cut the wallpaper photo corpus "
+                               "for configs/colorization.py and configs/split_brain.py")
+  photos.add_argument("--out", required=True)
+  photos.add_argument("--size", type=int, default=32, help="crop side in pixels")
+  photos.add_argument("--crops-per-image", type=int, default=1000)
+  photos.add_argument("--seed", type=int, default=0)
 
   ev = sub.add_parser("eval", help="evaluate a trained workdir")
   ev_sub = ev.add_subparsers(dest="protocol", required=True, parser_class=_Parser)
@@ -129,6 +136,10 @@ def run(argv):
                         "coordinator address and process ids") from None
     from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
     train_and_evaluate(config, args.workdir)
+  elif args.command == "data" and args.dataset == "make-photos":
+    from sslax.data import photos  # pylint: disable=g-import-not-at-top
+    photos.make_corpus(args.out, size=args.size, crops_per_image=args.crops_per_image,
+                       seed=args.seed)
   elif args.command == "data":
     from sslax.data import speech  # pylint: disable=g-import-not-at-top
     words = None

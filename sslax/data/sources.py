@@ -191,7 +191,8 @@ class SubsetSource:
 def get_source(data_config, split: str):
   """The source named by ``data_config.name``: 'fashion_mnist' reads local IDX
   files, 'espeak_speakers' the local speech corpus (``sslax data
-  make-speech``); any other name is a TFDS dataset read from
+  make-speech``), 'wallpaper_photos' the local photo corpus (``sslax data
+  make-photos``); any other name is a TFDS dataset read from
   ``data_config.data_dir``."""
   name = data_config.name
   data_dir = data_config.get("data_dir") or None
@@ -200,5 +201,8 @@ def get_source(data_config, split: str):
   if name == "espeak_speakers":
     from sslax.data import speech  # pylint: disable=g-import-not-at-top
     return speech.load_split(data_dir, split)
+  if name == "wallpaper_photos":
+    from sslax.data import photos  # pylint: disable=g-import-not-at-top
+    return photos.load_split(data_dir, split)
   return TFDSSource(name=name, split=split, data_dir=data_dir or TFDS_DEFAULT_DIR,
                     load_size=data_config.get("load_size") or None)

@@ -10,6 +10,7 @@ from sslax.data import inputs
 from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.methods import build_method
+from sslax.methods.base import eval_input
 from sslax.train import checkpoint
 from sslax.train.loop import init_state
 from sslax.train.mesh import make_mesh
@@ -20,6 +21,13 @@ FEATURE_KINDS = ("encoder", "random_init", "raw_pixels", "mfcc")
 
 def encoder_and_variables(config, workdir=None, *, random_init=False):
   """The method's encoder and its variables: from the latest checkpoint in
+  ``workdir``, or at initialisation (seed ``config.seed``)."""
+  method, state = method_and_state(config, workdir, random_init=random_init)
+  return method.encoder, method.encoder_variables(state.params, state.model_state)
+
+
+def method_and_state(config, workdir=None, *, random_init=False):
+  """The method and its TrainState: from the latest checkpoint in
   ``workdir``, or at initialisation (seed ``config.seed``)."""
   method = build_method(config)
   source = get_source(config.data, "train")
@@ -33,15 +41,17 @@ def encoder_and_variables(config, workdir=None, *, random_init=False):
                       f"`sslax train --config ... --workdir {workdir}`")
     with checkpoint.manager(workdir, read_only=True) as mngr:
       state = checkpoint.restore(mngr, step, state)
-  return method.encoder, method.encoder_variables(state.params, state.model_state)
+  return method, state
 
 
-def encode_source(encoder, variables, source, config, batch_size=1000):
+def encode_source(encoder, variables, source, config, batch_size=1000, method=None):
   """Encoder features (eval mode) and labels of a whole source, read and
-  encoded a batch at a time."""
+  encoded a batch at a time; the input is ``method``'s (default: the central
+  view, normalised)."""
   @jax.jit
   def apply(x):
-    x = inputs.eval_input(x, config.data)
+    x = inputs.eval_input(x, config.data) if method is None else eval_input(
+        method, x, config.data)
     return encoder.apply(variables, x, train=False)
 
   feats, labels = [], []
@@ -83,8 +93,9 @@ def features(config, kind, workdir=None):
   elif kind == "raw_pixels":
     (train_x, train_y), (test_x, test_y) = raw_pixels(train, bs), raw_pixels(test, bs)
   else:
-    encoder, variables = encoder_and_variables(config, workdir,
-                                               random_init=kind == "random_init")
-    train_x, train_y = encode_source(encoder, variables, train, config, bs)
-    test_x, test_y = encode_source(encoder, variables, test, config, bs)
+    method, state = method_and_state(config, workdir, random_init=kind == "random_init")
+    encoder = method.encoder
+    variables = method.encoder_variables(state.params, state.model_state)
+    train_x, train_y = encode_source(encoder, variables, train, config, bs, method)
+    test_x, test_y = encode_source(encoder, variables, test, config, bs, method)
   return train_x, train_y, test_x, test_y, train.num_classes

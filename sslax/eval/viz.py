@@ -4,7 +4,12 @@
   one colour per class;
 * ``retrieval.png`` (image runs): test queries and their 8 nearest training images by
   cosine similarity of the features, framed green where the class matches;
-* ``curves.png``: the training curves of ``metrics.jsonl``.
+* ``curves.png``: the training curves of ``metrics.jsonl``;
+* ``reconstruction.png`` (methods with a ``reconstruct`` function: denoising
+  autoencoders, context encoders): test images, the corrupted or masked input
+  and the reconstruction;
+* ``colorization.png`` (colourisation, split-brain autoencoders): test images'
+  L channel, the predicted colours and the truth.
 
 Figures are drawn with matplotlib's object API (no pyplot state).
 """
@@ -108,8 +113,65 @@ def curves_png(records, path):
   return _save(fig, path)
 
 
+def reconstruction_png(inputs, corrupted, recon, path, title="reconstructions"):
+  """Rows: the original images, the model's input, its output; float images
+  [n, H, W, C] in [0, 1], one column per image (the first 8)."""
+  n = min(8, len(inputs))
+  fig = Figure(figsize=(1.1 * n + 0.8, 3.6))
+  for r, (name, images) in enumerate((("original", inputs), ("input", corrupted),
+                                      ("output", recon))):
+    for c in range(n):
+      ax = fig.add_subplot(3, n, r * n + c + 1)
+      image = np.clip(np.asarray(images[c], np.float32), 0.0, 1.0)
+      ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None,
+                vmin=0.0, vmax=1.0)
+      ax.set_xticks([]), ax.set_yticks([])
+      if c == 0:
+        ax.set_ylabel(name, fontsize=9)
+  fig.suptitle(title, fontsize=10)
+  return _save(fig, path)
+
+
+def colorization_png(gray_L, predicted_rgb, true_rgb, path, title="colourisation"):
+  """Rows: the grayscale input (the L channel, as an image in [0, 1]), the
+  predicted colours, the ground truth; images [n, H, W, C] in [0, 1], one
+  column per image (the first 8)."""
+  n = min(8, len(true_rgb))
+  fig = Figure(figsize=(1.1 * n + 0.8, 3.6))
+  rows = (("L input", gray_L), ("predicted", predicted_rgb), ("truth", true_rgb))
+  for r, (name, images) in enumerate(rows):
+    for c in range(n):
+      ax = fig.add_subplot(3, n, r * n + c + 1)
+      image = np.clip(np.asarray(images[c], np.float32), 0.0, 1.0)
+      ax.imshow(image.squeeze(), cmap="gray" if image.ndim == 2 or image.shape[-1] == 1
+                else None, vmin=0.0, vmax=1.0)
+      ax.set_xticks([]), ax.set_yticks([])
+      if c == 0:
+        ax.set_ylabel(name, fontsize=9)
+  fig.suptitle(title, fontsize=10)
+  return _save(fig, path)
+
+
+def _reconstruction(reconstruct, config, workdir, test, path, seed, num_images=256):
+  """``reconstruction_png`` of a method's ``reconstruct`` with the trained
+  state, on test images (a few hundred, for batch norm's batch statistics;
+  8 shown)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from sslax.data import augment  # pylint: disable=g-import-not-at-top
+  from sslax.eval import features as features_lib  # pylint: disable=g-import-not-at-top
+  _, state = features_lib.method_and_state(config, workdir)
+  idx = np.random.default_rng(seed).choice(len(test), min(num_images, len(test)),
+                                           replace=False)
+  images, _ = test.get(idx)
+  corrupted, recon = reconstruct(
+      config, state.params, state.model_state, images, jax.random.PRNGKey(seed))
+  originals = augment.center_view(images, tuple(config.data.image_size))
+  return reconstruction_png(np.asarray(originals), np.asarray(corrupted), np.asarray(recon),
+                            path, title=f"{config.method}: test images, input, output")
+
+
 def visualize(workdir: str, *, num_queries=8, seed=0):
-  """Writes the three PNGs of a trained workdir; returns their paths."""
+  """Writes the PNGs of a trained workdir; returns their paths."""
   from sslax.data import inputs  # pylint: disable=g-import-not-at-top
   from sslax.data.sources import get_source  # pylint: disable=g-import-not-at-top
   from sslax.eval import features as features_lib  # pylint: disable=g-import-not-at-top
@@ -133,6 +195,17 @@ def visualize(workdir: str, *, num_queries=8, seed=0):
         query_images, test_y[queries], test_x[queries], _Lazy(train), train_y, train_x,
         os.path.join(out, "retrieval.png")))
   paths.append(curves_png(read_metrics(workdir), os.path.join(out, "curves.png")))
+  from sslax.methods import METHODS  # pylint: disable=g-import-not-at-top
+  reconstruct = getattr(METHODS.get(config.method), "reconstruct", None)
+  if reconstruct is not None:  # denoising autoencoders, context encoders
+    paths.append(_reconstruction(reconstruct, config, workdir, test,
+                                 os.path.join(out, "reconstruction.png"), seed))
+  if config.method in ("colorization", "split_brain"):
+    from sslax.eval.transfer import colorization_examples  # pylint: disable=g-import-not-at-top
+    gray, predicted, true = colorization_examples(config, workdir, test, seed=seed)
+    paths.append(colorization_png(gray, predicted, true,
+                                  os.path.join(out, "colorization.png"),
+                                  title=f"{config.method}: L input, prediction, truth"))
   return paths
 
 

@@ -2,6 +2,9 @@
 
 from sslax.errors import UserError
 from sslax.methods import barlow_twins, byol, cpc, moco, simclr
+from sslax.methods import context_encoder, denoising_ae
+from sslax.methods import exemplar, jigsaw, relative_patch, rotation
+from sslax.methods import colorization, split_brain
 from sslax.methods.base import Method
 
 METHODS = {
@@ -11,6 +14,14 @@ METHODS = {
     "byol": byol,
     "barlow_twins": barlow_twins,
     "cpc": cpc,
+    "denoising_ae": denoising_ae,
+    "context_encoder": context_encoder,
+    "rotation": rotation,
+    "relative_patch": relative_patch,
+    "jigsaw": jigsaw,
+    "exemplar": exemplar,
+    "colorization": colorization,
+    "split_brain": split_brain,
 }
 
 

@@ -6,10 +6,12 @@ one config, plus its name in ``sslax.methods.METHODS``.
 """
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
+
+from sslax.data import augment, inputs
 
 
 def _no_update(method_state, params, step):
@@ -41,6 +43,10 @@ class Method:
       (EMA targets and the like, after the optimizer step)
   encoder: the Linen module whose output is the representation
   encoder_variables(params, model_state) -> the encoder's variables
+  encoder_input(images) -> what ``encoder`` sees of float images [n, H, W, C]
+      in [0, 1] (a view already cut); None: the usual per-channel
+      normalisation with config.data.mean and std. Colourisation's encoder
+      sees only the L channel of Lab.
   """
   name: str
   init: Callable[..., Any]
@@ -48,3 +54,13 @@ class Method:
   encoder: nn.Module
   encoder_variables: Callable[[Any, Any], Any]
   after_update: Callable[..., Any] = _no_update
+  encoder_input: Optional[Callable[[jax.Array], jax.Array]] = None
+
+
+def eval_input(method: Method, images, data_config):
+  """What ``method.encoder`` sees at evaluation: ``inputs.eval_input`` (the
+  central view, normalised), or the central view through the method's
+  ``encoder_input``."""
+  if method.encoder_input is None:
+    return inputs.eval_input(images, data_config)
+  return method.encoder_input(augment.center_view(images, data_config.image_size))

@@ -127,7 +127,7 @@ def _audio_model(config):
     raise UserError(f"config.data.crop_length {crop} samples is shorter than the "
                     f"encoder's receptive field ({field} samples); use a longer crop")
   encoder = WaveformEncoder(width=int(config.model.width), kernels=kernels,
-                            strides=strides)
+                            strides=strides, layer_norm=bool(config.model.get("layer_norm", False)))
   return encoder, num_codes(crop, kernels, strides)
 
 

@@ -25,11 +25,14 @@ def num_codes(length: int, kernels: Sequence[int], strides: Sequence[int]) -> in
 
 
 class WaveformEncoder(nn.Module):
-  """``[batch, samples] -> [batch, codes, width]``: (conv, layer norm, ReLU) per
-  layer; layer norm over channels keeps examples from sharing statistics."""
+  """``[batch, samples] -> [batch, codes, width]``: (conv, ReLU) per layer, as
+  in the paper; ``layer_norm`` adds layer norm over channels before each ReLU
+  (with it, CPC's scores start large and training fell to the chance-level
+  loss on our speech corpus within a few steps, so it is off by default)."""
   width: int = 512
   kernels: Sequence[int] = (10, 8, 4, 4, 4)
   strides: Sequence[int] = (5, 4, 2, 2, 2)
+  layer_norm: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -38,5 +41,7 @@ class WaveformEncoder(nn.Module):
     x = x.astype(self.dtype)[..., None]
     for kernel, stride in zip(self.kernels, self.strides):
       x = nn.Conv(self.width, (kernel,), (stride,), padding="VALID", dtype=self.dtype)(x)
-      x = nn.relu(nn.LayerNorm(dtype=self.dtype)(x))
+      if self.layer_norm:
+        x = nn.LayerNorm(dtype=self.dtype)(x)
+      x = nn.relu(x)
     return x.astype(jnp.float32)

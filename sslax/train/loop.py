@@ -12,6 +12,7 @@ from sslax.data import inputs, pipeline
 from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.methods import build_method
+from sslax.methods.base import eval_input
 from sslax.train import checkpoint, online
 from sslax.train.mesh import data_sharding, make_mesh, replicated
 from sslax.train.metrics import MetricWriter
@@ -83,7 +84,7 @@ def init_state(method, tx, config, source, mesh):
   def init(key):
     params, model_state, method_state = method.init(key, jnp.asarray(images))
     variables = method.encoder_variables(params, model_state)
-    x = inputs.eval_input(jnp.asarray(images), config.data)
+    x = eval_input(method, jnp.asarray(images), config.data)
     feature_dim = jax.eval_shape(
         lambda v: method.encoder.apply(v, x, train=False), variables).shape[-1]
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,

@@ -17,9 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sslax.data import inputs, pipeline
+from sslax.data import pipeline
 from sslax.data.sources import get_source
 from sslax.eval.knn import knn_scores
+from sslax.methods.base import eval_input
 from sslax.train.mesh import data_sharding
 
 
@@ -87,7 +88,7 @@ class OnlineEval:
 
     @jax.jit
     def embed(variables, images):
-      x = inputs.eval_input(images, config.data)
+      x = eval_input(method, images, config.data)
       return method.encoder.apply(variables, x, train=False).astype(jnp.float32)
 
     self._embed = embed

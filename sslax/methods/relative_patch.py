@@ -1,0 +1,139 @@
+"""Relative patch location (Doersch et al. 2015, "Unsupervised visual
+representation learning by context prediction").
+
+A 3x3 grid of ``patch``-sized cells ``gap`` pixels apart is centred in each
+(lightly augmented, normalised) image, every patch jittered by up to
+``jitter`` pixels (``pretext.relative_patch_pairs``); the task is to tell
+which of the 8 neighbours of the centre patch a second patch is. Both patches
+go through one shared-weight encoder, their features are concatenated and a
+classifier head (``config.head``) gives 8 logits; the loss is the 8-way
+cross-entropy. ``relative_patch.color_drop`` replaces two of the three colour
+channels of each patch by faint noise (the paper's guard against chromatic
+aberration), for colour datasets.
+
+The encoder on patches: a ConvNet has no parameter that depends on its
+pooling, so training applies it to patches with global average pooling and
+``Method.encoder`` is the same network with ``config.model.pool`` (the
+flattened map on Fashion-MNIST) on whole images, with the same variables.
+Batch norm: the patch pass trains with the patches' batch statistics; a
+stop-gradient pass on the batch's central views gives ``LossAux.features`` and
+the encoder's running statistics (``rotation.center_pass``), so the encoder is
+evaluated on whole images with statistics of whole images.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sslax.data import augment, pretext
+from sslax.errors import UserError
+from sslax.methods import common
+from sslax.methods.base import LossAux, Method
+from sslax.methods.rotation import (center_pass, check_whole_image_encoder,
+                                    classification, classifier_head, with_encoder_state)
+from sslax.models import ConvNet, make_encoder
+
+NUM_NEIGHBOURS = 8
+
+
+# ------------------------------------------------------------ shared with jigsaw
+
+def patch_encoder(encoder: nn.Module) -> nn.Module:
+  """The encoder for patches: a ConvNet with global average pooling (same
+  parameters whatever the pooling); ResNets average pool already."""
+  return encoder.clone(pool="avg") if isinstance(encoder, ConvNet) else encoder
+
+
+class SiameseClassifier(nn.Module):
+  """Late fusion: each of the K patches [B, K, p, p, C] through the one
+  shared-weight encoder, the K features concatenated ([B, K D]), then the
+  classifier head."""
+  encoder: nn.Module
+  head: nn.Module
+
+  def __call__(self, patches, train: bool = True):
+    b, k = patches.shape[:2]
+    h = self.encoder(patches.reshape((b * k,) + patches.shape[2:]), train=train)
+    return self.head(h.reshape(b, k * h.shape[-1]), train=train)
+
+
+def light_views(key, images, config):
+  """The batch after ``config.augment`` (random resized crop and flip in this
+  method's configs), normalised, at ``config.data.image_size``."""
+  x = augment.augment_batch(key, images, common.view_params(config, 1),
+                            tuple(config.data.image_size))
+  return augment.normalize(x, config.data.mean, config.data.std)
+
+
+# --------------------------------------------------------------------- the method
+
+def check_config(config):
+  check_whole_image_encoder(config)
+  rc = config.relative_patch
+  patch, gap, jitter = int(rc.patch), int(rc.gap), int(rc.jitter)
+  if patch < 1 or gap < 0 or jitter < 0:
+    raise UserError(f"config.relative_patch needs patch >= 1, gap >= 0 and "
+                    f"jitter >= 0, got patch={patch}, gap={gap}, jitter={jitter}")
+  side = min(config.data.image_size)
+  if 3 * patch + 2 * gap + 2 * jitter > side:
+    raise UserError(f"config.relative_patch: 3*patch + 2*gap + 2*jitter = "
+                    f"{3 * patch + 2 * gap + 2 * jitter} exceeds the image side "
+                    f"{side}; use a smaller patch, gap or jitter")
+
+
+def drop_colours(key, patches, noise_std: float = 0.01):
+  """Keeps one random channel of each patch [..., p, p, C] and replaces the
+  others by Gaussian noise of ``noise_std`` (1/100 of a normalised channel's
+  standard deviation, as in the paper)."""
+  k_keep, k_noise = jax.random.split(key)
+  channels = patches.shape[-1]
+  keep = jax.random.randint(k_keep, patches.shape[:-3], 0, channels)
+  mask = jax.nn.one_hot(keep, channels, dtype=patches.dtype)[..., None, None, :]
+  noise = noise_std * jax.random.normal(k_noise, patches.shape, patches.dtype)
+  return mask * patches + (1.0 - mask) * noise
+
+
+def pairs_of(key, x, config):
+  """``(pairs [N, 2, p, p, C], labels [N])`` of normalised images ``x``: for
+  each image its centre patch (``pairs[:, 0]``) and one neighbour
+  (``pairs[:, 1]``), the label in 0..7 the neighbour's rank among the 8
+  non-centre cells in row-major order."""
+  rc = config.relative_patch
+  k_pair, k_drop = jax.random.split(key)
+  centre, neighbour, labels = pretext.relative_patch_pairs(
+      k_pair, x, int(rc.patch), int(rc.gap), int(rc.jitter))
+  pairs = jnp.stack([centre, neighbour], axis=1)
+  if rc.get("color_drop", False) and pairs.shape[-1] > 1:
+    pairs = drop_colours(k_drop, pairs)
+  return pairs, labels
+
+
+def patch_pairs(key, images, config):
+  """``pairs_of`` the batch after the light augmentation."""
+  k_aug, k_pairs = jax.random.split(key)
+  return pairs_of(k_pairs, light_views(k_aug, images, config), config)
+
+
+def build(config) -> Method:
+  check_config(config)
+  encoder = make_encoder(config.model, config.compute_dtype)
+  model = SiameseClassifier(encoder=patch_encoder(encoder),
+                            head=classifier_head(config, NUM_NEIGHBOURS))
+
+  def init(key, images):
+    pairs, _ = pairs_of(key, common.center_input(images, config), config)
+    params, model_state = common.init_variables(model, key, pairs)
+    return params, model_state, {}
+
+  def loss_fn(params, model_state, method_state, batch, key, mesh):
+    del mesh  # every reduction is a mean over the global batch
+    pairs, labels = patch_pairs(key, batch["image"], config)
+    logits, new_model_state = common.apply_train(model, params, model_state, pairs)
+    loss, metrics = classification(logits, labels)
+    features, encoder_state = center_pass(encoder, params, model_state,
+                                          batch["image"], config)
+    return loss, LossAux(with_encoder_state(new_model_state, encoder_state),
+                         method_state, metrics, features)
+
+  return Method(name="relative_patch", init=init, loss_fn=loss_fn, encoder=encoder,
+                encoder_variables=common.submodule_variables)

@@ -1,0 +1,152 @@
+"""Split-brain autoencoders (Zhang, Isola & Efros 2017): cross-channel
+prediction in CIE Lab with two disjoint sub-networks.
+
+* L -> ab: a ConvNet on the lightness ``L / 50 - 1`` and a decoder predicting
+  each pixel's colour as a distribution over the quantised in-gamut ab bins
+  (grid 10), as in colourisation (``sslax.methods.colorization``); class
+  rebalancing is off unless ``config.split_brain.rebalance`` is set;
+* ab -> L: a second ConvNet on ``(a, b) / 110`` and a decoder predicting
+  each pixel's lightness as a distribution over ``l_bins`` (50) equal bins of
+  [0, 100].
+
+The loss is the sum of the two cross-entropies, and the paper's representation
+is the concatenation of both encoders' features: ``full_encoder(config)``
+gives that module (on scaled Lab input) for colour data.
+
+``Method.encoder`` is the L -> ab ConvNet alone, on the L input
+(``Method.encoder_input``): only that half can see a grayscale image, so it is
+what the trainer's online probe and kNN, ``sslax eval linear/knn`` and the
+transfer to grayscale Fashion-MNIST (``sslax.eval.transfer``) evaluate.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sslax.data import augment
+from sslax.errors import UserError
+from sslax.methods import colorization as col
+from sslax.methods import common
+from sslax.methods.base import LossAux, Method
+from sslax.models import compute_dtype, make_encoder
+
+
+class SplitBrainNet(nn.Module):
+  """Returns ((L features, ab features), ab logits, L logits) of scaled Lab."""
+  l_net: nn.Module   # PixelPredictor: L -> ab bins
+  ab_net: nn.Module  # PixelPredictor: ab -> L bins
+
+  def __call__(self, x, train: bool = True):
+    h_l, ab_logits = self.l_net(x[..., :1], train=train)
+    h_ab, l_logits = self.ab_net(x[..., 1:], train=train)
+    return (h_l, h_ab), ab_logits, l_logits
+
+
+class SplitBrainFeatures(nn.Module):
+  """The concatenated representation ``[F_L(L), F_ab(ab)]`` of scaled Lab
+  input [n, H, W, 3] (``colorization.lab_input``)."""
+  l_encoder: nn.Module
+  ab_encoder: nn.Module
+
+  def __call__(self, x, train: bool = False):
+    return jnp.concatenate([self.l_encoder(x[..., :1], train=train),
+                            self.ab_encoder(x[..., 1:], train=train)], axis=-1)
+
+
+def l_bin(lightness, num_bins: int):
+  """Index of L [...] in ``num_bins`` equal bins of [0, 100]."""
+  return jnp.clip(jnp.floor(lightness * (num_bins / 100.0)), 0, num_bins - 1).astype(jnp.int32)
+
+
+def _network(config):
+  """(net, L encoder, ab encoder, out_hw, ab centres), without reading data."""
+  sc = config.split_brain
+  if int(sc.l_bins) < 2:
+    raise UserError(f"config.split_brain.l_bins must be at least 2, got {sc.l_bins}")
+  grid = col.encoder_grid(config)
+  widths = tuple(int(w) for w in sc.decoder_widths)
+  out_hw = col.output_size(config, grid, widths)
+  centres = col.ab_centres(sc.grid_size)
+  dtype = compute_dtype(config.compute_dtype)
+  l_encoder = make_encoder(config.model, config.compute_dtype)
+  ab_encoder = make_encoder(config.model, config.compute_dtype)
+  net = SplitBrainNet(
+      l_net=col.PixelPredictor(l_encoder, col.Decoder(widths, len(centres), dtype), grid),
+      ab_net=col.PixelPredictor(ab_encoder, col.Decoder(widths, int(sc.l_bins), dtype),
+                                grid))
+  return net, l_encoder, ab_encoder, out_hw, centres
+
+
+def _half_variables(params, model_state, half):
+  """The variables of ``params[half]['encoder']`` (every collection)."""
+  return {"params": params[half]["encoder"],
+          **{c: tree[half]["encoder"] for c, tree in model_state.items()
+             if "encoder" in tree.get(half, {})}}
+
+
+def l_encoder_variables(params, model_state):
+  return _half_variables(params, model_state, "l_net")
+
+
+def full_encoder(config):
+  """``(module, variables_fn, input_fn)`` of the concatenated representation:
+  ``module.apply(variables_fn(params, model_state), input_fn(images))`` for
+  float RGB images in [0, 1]; features are ``2 x`` Method.encoder's."""
+  _, l_encoder, ab_encoder, _, _ = _network(config)
+
+  def variables_fn(params, model_state):
+    l_vars = _half_variables(params, model_state, "l_net")
+    ab_vars = _half_variables(params, model_state, "ab_net")
+    return {c: {"l_encoder": l_vars[c], "ab_encoder": ab_vars[c]} for c in l_vars}
+
+  return (SplitBrainFeatures(l_encoder=l_encoder, ab_encoder=ab_encoder), variables_fn,
+          col.lab_input)
+
+
+def build(config) -> Method:
+  sc = config.split_brain
+  net, l_encoder, _, out_hw, centres = _network(config)
+  weights = col.rebalancing(config, "split_brain", out_hw)
+  num_l = int(sc.l_bins)
+  aug = common.view_params(config, 1)
+  out_image = tuple(config.data.image_size)
+
+  def init(key, images):
+    x = col.lab_input(augment.center_view(col.check_rgb(images), out_image))
+    params, model_state = common.init_variables(net, key, x)
+    return params, model_state, {}
+
+  def loss_fn(params, model_state, method_state, batch, key, mesh):
+    del mesh
+    lab = col.lab(col.colour_view(key, batch["image"], aug, out_image))
+    x = jnp.concatenate([col.scale_l(lab[..., :1]), lab[..., 1:] / col.AB_SCALE], -1)
+    ((h_l, _), ab_logits, l_logits), new_state = common.apply_train(
+        net, params, model_state, x)
+    target = col.block_mean(lab, out_hw)
+    loss_ab, _ = col.colour_classification_loss(ab_logits, target[..., 1:], centres,
+                                                weights)
+    loss_l = jnp.mean(-jnp.take_along_axis(
+        jax.nn.log_softmax(l_logits, axis=-1),
+        l_bin(target[..., 0], num_l)[..., None], axis=-1))
+    metrics = {"loss_l_to_ab": loss_ab, "loss_ab_to_l": loss_l}
+    return loss_ab + loss_l, LossAux(new_state, method_state, metrics, h_l)
+
+  return Method(name="split_brain", init=init, loss_fn=loss_fn, encoder=l_encoder,
+                encoder_variables=l_encoder_variables, encoder_input=col.l_input)
+
+
+def colorize(config, params, model_state, images):
+  """``(gray, predicted, true)`` sRGB [n, H, W, 3] in [0, 1] from the L -> ab
+  half (annealed mean, ``config.split_brain.temperature``)."""
+  net, _, _, _, centres = _network(config)
+
+  @jax.jit
+  def run(variables, images):
+    rgb = augment.center_view(images, tuple(config.data.image_size))
+    _, ab_logits, _ = net.apply(variables, col.lab_input(rgb), train=False)
+    lightness = col.lab(rgb)[..., :1]
+    ab = col.annealed_mean(ab_logits, centres, float(config.split_brain.temperature))
+    gray = col.to_rgb(lightness, jnp.zeros(ab.shape, jnp.float32))
+    return gray, col.to_rgb(lightness, ab), rgb
+
+  return run({"params": params, **model_state}, jnp.asarray(images))

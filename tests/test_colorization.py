@@ -1,0 +1,344 @@
+"""Colourisation and split-brain autoencoders: the photo corpus (on a tiny
+fake set of wallpaper files), the L input and its transfer to grayscale, the
+rebalanced classification loss against its formula, gradients, config errors,
+and a short run through the trainer, the transfer probe and the picture."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+from sslax.config_loading import load_config_file
+from sslax.data import augment, photos, pretext
+from sslax.data.sources import get_source
+from sslax.errors import UserError
+from sslax.methods import build_method, colorization as col, split_brain
+from sslax.methods.base import eval_input
+from sslax.models import make_encoder
+
+# Allow-listed names (found) and two illustrations (ignored).
+FAKE_PHOTOS = ("Path/contents/images/", "Kite/contents/images/", "mate/nature/Aqua.jpg",
+               "mate/nature/Garden.jpg", "mate/nature/Storm.jpg")
+FAKE_ILLUSTRATIONS = ("Altai/contents/images/96x64.jpg", "mate/abstract/Silk.jpg")
+
+
+def write_fake_photos(root, names, seed=0):
+  """Smooth random colour fields, 96x64 JPEGs (a smaller 48x32 beside each
+  Plasma one, which must not be chosen)."""
+  rng = np.random.default_rng(seed)
+  for name in names:
+    files = ([name + "48x32.jpg", name + "96x64.jpg"] if name.endswith("/") else [name])
+    for f in files:
+      w, h = (48, 32) if f.endswith("48x32.jpg") else (96, 64)
+      field = rng.uniform(0, 255, (4, 6, 3)).astype(np.uint8)
+      image = Image.fromarray(field).resize((w, h), Image.BICUBIC)
+      path = os.path.join(root, f)
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      image.save(path, quality=95)
+
+
+@pytest.fixture(scope="module")
+def photo_root(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("wallpapers"))
+  write_fake_photos(root, FAKE_PHOTOS + FAKE_ILLUSTRATIONS)
+  return root
+
+
+@pytest.fixture(scope="module")
+def corpus(photo_root, tmp_path_factory):
+  out = str(tmp_path_factory.mktemp("photos") / "corpus")
+  photos.make_corpus(out, size=32, crops_per_image=40, search_dirs=[photo_root],
+                     log=lambda *_: None)
+  return out
+
+
+def _config(name, corpus_dir, **updates):
+  c = load_config_file(os.path.join(ROOT, "configs", f"{name}.py:smoke"))
+  c.data.data_dir = corpus_dir
+  c.progress_bar = False
+  for group, values in updates.items():
+    c[group].update(values)
+  return c
+
+
+# ------------------------------------------------------------ the corpus
+
+def test_find_photos_keeps_allow_listed_files_only(photo_root):
+  found = photos.find_photos([photo_root])
+  assert [n for n, _ in found] == ["Kite", "Path", "mate/nature/Aqua.jpg",
+                                   "mate/nature/Garden.jpg", "mate/nature/Storm.jpg"]
+  assert found[1][1].endswith("Path/contents/images/96x64.jpg")  # the largest size
+  assert all(n in photos.PHOTOS or n + "/contents/images/" in photos.PHOTOS
+             for n, _ in found)
+
+
+def test_corpus_splits_by_photo_and_is_deterministic(corpus, photo_root, tmp_path):
+  train, test = photos.load_split(corpus, "train"), photos.load_split(corpus, "test")
+  assert train.images.shape == (4 * 40, 32, 32, 3) and train.images.dtype == np.uint8
+  assert test.images.shape == (1 * 40, 32, 32, 3)
+  assert train.num_classes == test.num_classes == 5
+  # No photo contributes to both splits; every photo is used.
+  assert not set(train.labels) & set(test.labels)
+  assert set(train.labels) | set(test.labels) == set(range(5))
+  with open(os.path.join(corpus, "meta.json")) as f:
+    meta = json.load(f)
+  assert not set(meta["train_photos"]) & set(meta["test_photos"])
+  # Same seed, same crops; another seed, other crops.
+  again, other = str(tmp_path / "again"), str(tmp_path / "other")
+  photos.make_corpus(again, size=32, crops_per_image=40, search_dirs=[photo_root],
+                     log=lambda *_: None)
+  np.testing.assert_array_equal(photos.load_split(again, "train").images, train.images)
+  photos.make_corpus(other, size=32, crops_per_image=40, seed=1, search_dirs=[photo_root],
+                     log=lambda *_: None)
+  assert not np.array_equal(photos.load_split(other, "train").images[:40],
+                            photos.load_split(again, "train").images[:40])
+  # Built again: found, not rebuilt; other settings: refused.
+  messages = []
+  photos.make_corpus(corpus, size=32, crops_per_image=40, search_dirs=[photo_root],
+                     log=messages.append)
+  assert messages == [f"photo corpus already in {corpus}"]
+  with pytest.raises(UserError, match="other settings"):
+    photos.make_corpus(corpus, size=16, crops_per_image=40, search_dirs=[photo_root])
+
+
+def test_missing_photos_and_corpus_errors(tmp_path):
+  with pytest.raises(UserError, match="apt-get install plasma-workspace-wallpapers "
+                     "mate-backgrounds"):
+    photos.make_corpus(str(tmp_path / "c"), search_dirs=[str(tmp_path)])
+  data = _config("colorization", str(tmp_path / "nowhere")).data
+  with pytest.raises(UserError, match="sslax data make-photos"):
+    get_source(data, "train")
+
+
+# ----------------------------------------------------------- the L input
+
+def test_l_input_of_gray_images_is_the_transfer_mapping(corpus):
+  from sslax.eval.transfer import grayscale_input
+  method = build_method(_config("colorization", corpus, colorization=dict(rebalance=False)))
+  gray = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+  expected = pretext.rgb_to_lab(np.repeat(gray, 3, -1) / 255.0)
+  np.testing.assert_allclose(np.abs(expected[..., 1:]), 0.0, atol=1e-3)  # gray: a = b = 0
+  x = np.asarray(grayscale_input(method, gray))
+  assert x.shape == (1, 16, 16, 1)
+  np.testing.assert_allclose(x[..., 0], expected[..., 0] / 50.0 - 1.0, atol=1e-5)
+  assert -1.0 - 1e-6 <= x.min() and x.max() <= 1.0 + 1e-5
+  # The same image as RGB through the trainer's eval input.
+  rgb = jnp.asarray(np.repeat(gray, 3, -1))
+  data = _config("colorization", corpus).data
+  data.image_size = (16, 16)
+  np.testing.assert_allclose(np.asarray(eval_input(method, rgb, data)), x, atol=1e-6)
+
+
+def test_encoder_features_have_one_size_at_28_and_32():
+  config = load_config_file(os.path.join(ROOT, "configs", "colorization.py"))
+  encoder = make_encoder(config.model)
+  variables = jax.eval_shape(lambda: encoder.init(jax.random.PRNGKey(0),
+                                                  jnp.zeros((1, 32, 32, 1)), train=False))
+  for side in (28, 32):
+    f = jax.eval_shape(lambda v, x: encoder.apply(v, x, train=False), variables,
+                       jnp.zeros((2, side, side, 1)))
+    assert f.shape == (2, 4 * 4 * 128)
+  assert col.encoder_grid(config) == (4, 4)
+
+
+# ------------------------------------------------------------- the loss
+
+def naive_loss(logits, ab, centres, weights, k=0, sigma=5.0):
+  """Zhang et al. 2016, eq. 2 and the soft encoding, one pixel at a time."""
+  logits, ab = np.asarray(logits, np.float64), np.asarray(ab, np.float64)
+  centres = np.asarray(centres, np.float64)
+  total, pixels = 0.0, logits.reshape(-1, logits.shape[-1]).shape[0]
+  for z, y in zip(logits.reshape(-1, logits.shape[-1]), ab.reshape(-1, 2)):
+    logp = z - z.max() - np.log(np.sum(np.exp(z - z.max())))
+    d = np.sum((centres - y) ** 2, axis=1)
+    q = int(np.argmin(d))
+    if k:
+      near = np.argsort(d, kind="stable")[:k]
+      g = np.exp(-d[near] / (2 * sigma ** 2))
+      ce = -np.sum(g / g.sum() * logp[near])
+    else:
+      ce = -logp[q]
+    total += (1.0 if weights is None else weights[q]) * ce
+  return total / pixels
+
+
+@pytest.mark.parametrize("soft", [0, 5])
+def test_classification_loss_equals_the_formula(soft):
+  centres = pretext.ab_bins(10.0)
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(2, 3, 3, len(centres))).astype(np.float32)
+  ab = rng.uniform(-60, 60, size=(2, 3, 3, 2)).astype(np.float32)
+  weights = rng.uniform(0.5, 2.0, len(centres)).astype(np.float32)
+  for w in (None, weights):
+    loss, nearest = col.colour_classification_loss(logits, ab, centres, w, soft)
+    np.testing.assert_allclose(float(loss), naive_loss(logits, ab, centres, w, soft),
+                               rtol=1e-5)
+  np.testing.assert_array_equal(np.asarray(nearest), np.asarray(pretext.ab_to_bin(ab, centres)))
+
+
+def test_annealed_mean():
+  centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 20.0]], np.float32)
+  logits = np.log(np.array([[0.5, 0.3, 0.2]], np.float32))
+  np.testing.assert_allclose(col.annealed_mean(logits, centres, 1.0), [[3.0, 4.0]], rtol=1e-5)
+  np.testing.assert_allclose(col.annealed_mean(logits, centres, 0.01), [[0.0, 0.0]], atol=1e-3)
+
+
+def _init_and_grads(method, images):
+  params, state, mstate = jax.jit(method.init)(jax.random.PRNGKey(0), images[:2])
+  (loss, aux), grads = jax.jit(jax.value_and_grad(
+      lambda p: method.loss_fn(p, state, mstate, {"image": images}, jax.random.PRNGKey(1),
+                               None), has_aux=True))(params)
+  return params, state, float(loss), aux, grads
+
+
+def test_rebalanced_loss_at_init_and_gradients(corpus):
+  config = _config("colorization", corpus, colorization=dict(rebalance_images=10 ** 6))
+  out_hw = col.output_size(config, col.encoder_grid(config), config.colorization.decoder_widths)
+  centres = pretext.ab_bins(10.0)
+  # The weights come from the histogram of every training crop's ab,
+  # block-averaged to the decoder's resolution.
+  images = photos.load_split(corpus, "train").images
+  ab = col.block_mean(col.lab(augment.center_view(jnp.asarray(images)))[..., 1:], out_hw)
+  expected = np.bincount(np.asarray(pretext.ab_to_bin(ab, centres)).reshape(-1),
+                         minlength=len(centres))
+  np.testing.assert_array_equal(col.empirical_bin_counts(config, out_hw, 10.0, 10 ** 6),
+                                expected)
+  weights = col.rebalancing(config, "colorization", out_hw)
+  np.testing.assert_allclose(weights, pretext.rebalance_weights(expected, 0.5, centres),
+                             rtol=1e-6)
+  # The method's loss is eq. 2 with these weights (identity views: whole
+  # image, no flip, so the targets can be recomputed here).
+  config.augment.update(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_prob=0.0)
+  method = build_method(config)
+  images = jnp.asarray(images[:16])
+  params, state, loss, aux, grads = _init_and_grads(method, images)
+  net = col._network(config)[0]  # pylint: disable=protected-access
+
+  @jax.jit
+  def losses_by_hand(params, images):
+    x = col.lab(augment.center_view(images))
+    (_, logits), _ = net.apply({"params": params, **state}, col.scale_l(x[..., :1]),
+                               train=True, mutable=["batch_stats"])
+    target = col.block_mean(x[..., 1:], out_hw)
+    return (col.colour_classification_loss(logits, target, centres, weights)[0],
+            col.colour_classification_loss(logits, target, centres)[0])
+
+  by_hand, unweighted = (float(v) for v in losses_by_hand(params, images))
+  np.testing.assert_allclose(loss, by_hand, rtol=1e-4)
+  assert abs(by_hand - unweighted) > 1e-3
+  assert abs(unweighted - np.log(len(centres))) < 0.5   # about log Q at init
+  assert set(grads) == {"encoder", "decoder"}
+  for name, tree in grads.items():
+    assert float(optax.global_norm(tree)) > 0, name
+  # Features: the encoder's, on what the trainer's eval input gives (L only).
+  x = eval_input(method, images[:2], config.data)
+  feats = jax.eval_shape(lambda v: method.encoder.apply(v, x, train=False),
+                         method.encoder_variables(params, state))
+  assert aux.features.shape == (16, feats.shape[-1]) and x.shape[-1] == 1
+  # The L2 baseline: 2 outputs per pixel, a scalar loss (shapes only).
+  method = build_method(_config("colorization", corpus, colorization=dict(loss="l2")))
+  params, state, mstate = jax.eval_shape(method.init, jax.random.PRNGKey(0), images[:2])
+  assert params["decoder"]["Conv_0"]["kernel"].shape[-1] == 2
+  loss, _ = jax.eval_shape(lambda *a: method.loss_fn(*a, None), params, state, mstate,
+                           {"image": images}, jax.random.PRNGKey(1))
+  assert loss.shape == ()
+  ab = np.full((1, 2, 2, 2), 55.0, np.float32)
+  np.testing.assert_allclose(float(col.l2_loss(np.zeros_like(ab), ab)), 0.5 * 2 * 0.5 ** 2)
+
+
+# ------------------------------------------------------------ the methods
+
+def test_split_brain_halves_and_concatenated_representation(corpus):
+  images = jnp.asarray(photos.load_split(corpus, "train").images[:16])
+  config = _config("split_brain", corpus)
+  method = build_method(config)
+  params, state, loss, aux, grads = _init_and_grads(method, images)
+  q = len(pretext.ab_bins(10.0))
+  assert abs(loss - np.log(q) - np.log(50)) < 1.0
+  assert set(aux.metrics) == {"loss_l_to_ab", "loss_ab_to_l"}
+  for half in ("l_net", "ab_net"):
+    for part in ("encoder", "decoder"):
+      assert float(optax.global_norm(grads[half][part])) > 0, (half, part)
+  module, variables_fn, input_fn = split_brain.full_encoder(config)
+
+  @jax.jit
+  def features(params, state, images):
+    l_feats = method.encoder.apply(method.encoder_variables(params, state),
+                                   eval_input(method, images, config.data), train=False)
+    both = module.apply(variables_fn(params, state), input_fn(images / 255.0), train=False)
+    return l_feats, both
+
+  l_feats, both = features(params, state, images[:4])
+  assert both.shape == (4, 2 * l_feats.shape[-1])
+  np.testing.assert_allclose(np.asarray(both[:, :l_feats.shape[-1]]), np.asarray(l_feats),
+                             rtol=1e-5, atol=1e-5)
+  assert aux.features.shape == (16, l_feats.shape[-1])
+  gray, predicted, true = split_brain.colorize(config, params, state, images[:4])
+  assert gray.shape == predicted.shape == true.shape == (4, 32, 32, 3)
+
+
+def test_config_errors(corpus, tmp_path):
+  bad = [("colorization", dict(colorization=dict(loss="mse")), "loss"),
+         ("colorization", dict(model=dict(pool="avg")), "pool"),
+         ("colorization", dict(colorization=dict(decoder_widths=(8, 8, 8))), "decoder_widths"),
+         ("colorization", dict(colorization=dict(rebalance_lambda=0.0)), "rebalance_lambda"),
+         ("colorization", dict(colorization=dict(soft_encoding=True, soft_neighbours=0)),
+          "soft_neighbours"),
+         ("split_brain", dict(split_brain=dict(l_bins=1)), "l_bins")]
+  for name, updates, match in bad:
+    with pytest.raises(UserError, match=match):
+      build_method(_config(name, corpus, **updates))
+  with pytest.raises(UserError, match="no variant"):
+    load_config_file(os.path.join(ROOT, "configs", "colorization.py:mnist"))
+  proc = subprocess.run(
+      [sys.executable, "-m", "sslax", "train", "--config",
+       os.path.join(ROOT, "configs", "split_brain.py:smoke"), "--workdir", str(tmp_path / "w"),
+       f"--config.data.data_dir={tmp_path / 'nowhere'}"],
+      capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2 and "sslax data make-photos" in proc.stderr, proc.stderr[-2000:]
+
+
+# ------------------------------------------- trainer, transfer, picture
+
+def _write_idx(path, array):
+  header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+  with open(path, "wb") as f:
+    f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_train_transfer_and_picture(corpus, tmp_path):
+  from sslax.eval.transfer import transfer_linear
+  from sslax.eval.viz import colorization_png
+  from sslax.train.loop import train_and_evaluate
+  config = _config("colorization", corpus)
+  config.update(num_steps=2, checkpoint_every=2, online_eval_every=2, log_every=1)
+  config.eval.update(online_train_examples=64, online_test_examples=32, batch_size=32)
+  workdir = str(tmp_path / "run")
+  state = train_and_evaluate(config, workdir)
+  # A tiny grayscale "Fashion-MNIST": 10 classes, 28x28.
+  fm = tmp_path / "fm"
+  fm.mkdir()
+  rng = np.random.default_rng(0)
+  for prefix, n in (("train", 100), ("t10k", 50)):
+    _write_idx(str(fm / f"{prefix}-images-idx3-ubyte"), rng.integers(0, 256, (n, 28, 28)))
+    _write_idx(str(fm / f"{prefix}-labels-idx1-ubyte"), np.arange(n) % 10)
+  result = transfer_linear(workdir, 1.0, data_dir=str(fm))
+  assert 0.0 <= result["top1"] <= 1.0 and result["dataset"] == "fashion_mnist"
+  assert result["feature_dim"] == 7 * 7 * 16   # smoke ConvNet on 28x28
+  assert os.path.exists(os.path.join(workdir, "eval", "transfer_fashion_mnist_linear_1.0.json"))
+  test_images = get_source(config.data, "test").get(np.arange(8))[0]
+  gray, predicted, true = (np.asarray(a) for a in col.colorize(
+      config, state.params, state.model_state, test_images))
+  assert gray.shape == predicted.shape == true.shape == (8, 32, 32, 3)
+  assert 0.0 <= predicted.min() and predicted.max() <= 1.0
+  np.testing.assert_allclose(gray[..., 0], gray[..., 2], atol=2e-3)   # gray is gray
+  path = colorization_png(gray, predicted, true, str(tmp_path / "c.png"))
+  assert os.path.getsize(path) > 1000
