@@ -4,6 +4,7 @@
               [--distributed | --coordinator HOST:PORT --num-processes N --process-id I]
   sslax eval linear --workdir DIR [--label-fraction F] [--features encoder|random_init|raw_pixels|mfcc]
   sslax eval knn --workdir DIR [--temperature T] [--features ...]
+  sslax eval transfer --workdir DIR [--label-fraction F] [--features encoder|random_init]
   sslax eval finetune --workdir DIR [--label-fraction F] [--init encoder|random_init] [--epochs E]
   sslax export --workdir DIR --out PATH
   sslax viz --workdir DIR
@@ -97,6 +98,12 @@ def build_parser():
   knn.add_argument("--temperature", type=float, default=0.07)
   knn.add_argument("--features", default="encoder",
                    help="encoder (default), random_init or raw_pixels")
+  tr = ev_sub.add_parser("transfer", help="linear probe of an L-channel encoder "
+                         "(colorization, split_brain) on grayscale Fashion-MNIST")
+  tr.add_argument("--workdir", required=True)
+  tr.add_argument("--label-fraction", type=float, default=1.0)
+  tr.add_argument("--features", default="encoder", help="encoder (default) or random_init")
+  tr.add_argument("--seed", type=int, default=0)
   ft = ev_sub.add_parser("finetune", help="fine-tune encoder + linear head on a "
                         "fraction of the labels (or train from scratch: --init random_init)")
   ft.add_argument("--workdir", required=True)
@@ -175,6 +182,10 @@ def run(argv):
     from sslax.eval.evaluate import evaluate_knn  # pylint: disable=g-import-not-at-top
     print(json.dumps(evaluate_knn(args.workdir, temperature=args.temperature,
                                   kind=args.features)))
+  elif args.command == "eval" and args.protocol == "transfer":
+    from sslax.eval.transfer import transfer_linear  # pylint: disable=g-import-not-at-top
+    print(json.dumps(transfer_linear(args.workdir, args.label_fraction, args.seed,
+                                     args.features)))
   elif args.command == "eval" and args.protocol == "finetune":
     from sslax.eval.evaluate import evaluate_finetune  # pylint: disable=g-import-not-at-top
     from sslax.eval.linear import check_fraction  # pylint: disable=g-import-not-at-top

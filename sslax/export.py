@@ -37,6 +37,11 @@ def export_encoder(workdir: str, out: str):
     raise UserError(f"{out} already exists; choose a new --out path")
   config = checkpoint.load_config(workdir)
   step = checkpoint.latest_step(workdir)
+  from sslax.methods import build_method  # pylint: disable=g-import-not-at-top
+  if build_method(config).encoder_input is not None:
+    raise UserError(f"{config.method} encoders see the L channel of CIE Lab, which "
+                    "export does not describe yet; evaluate them with `sslax eval "
+                    f"transfer --workdir {workdir}`")
   encoder, variables = encoder_and_variables(config, workdir)
   audio = inputs.modality(config.data) == "audio"
   if audio:

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT
 from sslax.config_loading import load_config_file
-from sslax.data import augment, pretext
+from sslax.data import pretext
 from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.methods import build_method, common, exemplar, jigsaw, relative_patch, rotation

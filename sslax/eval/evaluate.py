@@ -14,6 +14,7 @@ from sslax.eval import features as features_lib
 from sslax.eval import finetune as finetune_lib
 from sslax.eval.knn import knn_accuracy
 from sslax.eval.linear import check_fraction, linear_probe, stratified_subset
+from sslax.methods import build_method
 from sslax.train import checkpoint
 
 
@@ -107,6 +108,9 @@ def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
   if inputs.modality(config.data) != "image":
     raise UserError("fine-tuning is implemented for image runs; evaluate speech runs "
                     f"with `sslax eval linear --workdir {workdir}`")
+  if build_method(config).encoder_input is not None:
+    raise UserError(f"fine-tuning {config.method}'s L-channel encoder is not "
+                    f"implemented; use `sslax eval transfer --workdir {workdir}`")
   if epochs is not None:  # (the config's own value may be an int)
     config.finetune = ml_collections.ConfigDict({**config.finetune.to_dict(),
                                                  "epochs": float(epochs)})

@@ -7,7 +7,8 @@ import re
 from sslax.errors import UserError
 
 _FRACTION_PROTOCOLS = re.compile(
-    r"^(linear|finetune)(?:_(random_init|raw_pixels|mfcc))?_([0-9.]+)\.json$")
+    r"^(linear|finetune|transfer_fashion_mnist_linear)"
+    r"(?:_(random_init|raw_pixels|mfcc))?_([0-9.]+)\.json$")
 _KNN = re.compile(r"^knn(?:_(random_init|raw_pixels|mfcc))?\.json$")
 
 

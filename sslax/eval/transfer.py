@@ -3,7 +3,7 @@
 2017):
 
 * ``transfer_linear``: the linear probe (``sslax.eval.linear``) of the run's
-  frozen encoder on grayscale Fashion-MNIST, the issue's transfer protocol;
+  frozen encoder on grayscale Fashion-MNIST (transfer from colour photos);
   a gray pixel g becomes the L channel of sRGB (g, g, g) / 255, scaled as in
   training (``Method.encoder_input``), at the native 28x28 (the ConvNet is
   convolutional, and its flattened 4x4x128 map is the same size at 28x28 and

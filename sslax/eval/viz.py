@@ -113,35 +113,14 @@ def curves_png(records, path):
   return _save(fig, path)
 
 
-def reconstruction_png(inputs, corrupted, recon, path, title="reconstructions"):
-  """Rows: the original images, the model's input, its output; float images
-  [n, H, W, C] in [0, 1], one column per image (the first 8)."""
-  n = min(8, len(inputs))
-  fig = Figure(figsize=(1.1 * n + 0.8, 3.6))
-  for r, (name, images) in enumerate((("original", inputs), ("input", corrupted),
-                                      ("output", recon))):
-    for c in range(n):
-      ax = fig.add_subplot(3, n, r * n + c + 1)
-      image = np.clip(np.asarray(images[c], np.float32), 0.0, 1.0)
-      ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None,
-                vmin=0.0, vmax=1.0)
-      ax.set_xticks([]), ax.set_yticks([])
-      if c == 0:
-        ax.set_ylabel(name, fontsize=9)
-  fig.suptitle(title, fontsize=10)
-  return _save(fig, path)
-
-
-def colorization_png(gray_L, predicted_rgb, true_rgb, path, title="colourisation"):
-  """Rows: the grayscale input (the L channel, as an image in [0, 1]), the
-  predicted colours, the ground truth; images [n, H, W, C] in [0, 1], one
-  column per image (the first 8)."""
-  n = min(8, len(true_rgb))
-  fig = Figure(figsize=(1.1 * n + 0.8, 3.6))
-  rows = (("L input", gray_L), ("predicted", predicted_rgb), ("truth", true_rgb))
+def image_rows_png(rows, path, title):
+  """One row of images per ``(name, images)`` in ``rows``: float images
+  [n, H, W, C] (or [n, H, W]) in [0, 1], one column per image (the first 8)."""
+  n = min(8, min(len(images) for _, images in rows))
+  fig = Figure(figsize=(1.1 * n + 0.8, 1.2 * len(rows)))
   for r, (name, images) in enumerate(rows):
     for c in range(n):
-      ax = fig.add_subplot(3, n, r * n + c + 1)
+      ax = fig.add_subplot(len(rows), n, r * n + c + 1)
       image = np.clip(np.asarray(images[c], np.float32), 0.0, 1.0)
       ax.imshow(image.squeeze(), cmap="gray" if image.ndim == 2 or image.shape[-1] == 1
                 else None, vmin=0.0, vmax=1.0)
@@ -150,6 +129,19 @@ def colorization_png(gray_L, predicted_rgb, true_rgb, path, title="colourisation
         ax.set_ylabel(name, fontsize=9)
   fig.suptitle(title, fontsize=10)
   return _save(fig, path)
+
+
+def reconstruction_png(inputs, corrupted, recon, path, title="reconstructions"):
+  """Rows: the original images, the model's input, its output."""
+  return image_rows_png((("original", inputs), ("input", corrupted), ("output", recon)),
+                        path, title)
+
+
+def colorization_png(gray_L, predicted_rgb, true_rgb, path, title="colourisation"):
+  """Rows: the grayscale input (the L channel, as an image in [0, 1]), the
+  predicted colours, the ground truth."""
+  return image_rows_png((("L input", gray_L), ("predicted", predicted_rgb),
+                         ("truth", true_rgb)), path, title)
 
 
 def _reconstruction(reconstruct, config, workdir, test, path, seed, num_images=256):

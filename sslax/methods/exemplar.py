@@ -33,7 +33,7 @@ reach of this design.
 
 The trainer's batch is not trained on: a stop-gradient pass on its central
 views gives ``LossAux.features`` and the encoder's running statistics
-(``rotation.center_pass``), so the encoder is evaluated with statistics of
+(``pretext_common.center_pass``), so the encoder is evaluated with statistics of
 untransformed images.
 """
 
@@ -49,7 +49,7 @@ from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
-from sslax.methods.rotation import (center_pass, check_whole_image_encoder,
+from sslax.methods.pretext_common import (center_pass, check_whole_image_encoder,
                                     classification, classifier_head, with_encoder_state)
 from sslax.models import make_encoder
 from sslax.train.mesh import data_sharding

@@ -34,9 +34,10 @@ from sslax.data import pretext
 from sslax.errors import UserError
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
-from sslax.methods.relative_patch import SiameseClassifier, light_views, patch_encoder
-from sslax.methods.rotation import (center_pass, check_whole_image_encoder,
-                                    classification, classifier_head, with_encoder_state)
+from sslax.methods.pretext_common import (SiameseClassifier, center_pass,
+                                          check_whole_image_encoder, classification,
+                                          classifier_head, light_views, patch_encoder,
+                                          with_encoder_state)
 from sslax.models import make_encoder
 
 GRID = 3

@@ -17,52 +17,24 @@ pooling, so training applies it to patches with global average pooling and
 flattened map on Fashion-MNIST) on whole images, with the same variables.
 Batch norm: the patch pass trains with the patches' batch statistics; a
 stop-gradient pass on the batch's central views gives ``LossAux.features`` and
-the encoder's running statistics (``rotation.center_pass``), so the encoder is
+the encoder's running statistics (``pretext_common.center_pass``), so the encoder is
 evaluated on whole images with statistics of whole images.
 """
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sslax.data import augment, pretext
+from sslax.data import pretext
 from sslax.errors import UserError
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
-from sslax.methods.rotation import (center_pass, check_whole_image_encoder,
-                                    classification, classifier_head, with_encoder_state)
-from sslax.models import ConvNet, make_encoder
+from sslax.methods.pretext_common import (SiameseClassifier, center_pass,
+                                          check_whole_image_encoder, classification,
+                                          classifier_head, light_views, patch_encoder,
+                                          with_encoder_state)
+from sslax.models import make_encoder
 
 NUM_NEIGHBOURS = 8
-
-
-# ------------------------------------------------------------ shared with jigsaw
-
-def patch_encoder(encoder: nn.Module) -> nn.Module:
-  """The encoder for patches: a ConvNet with global average pooling (same
-  parameters whatever the pooling); ResNets average pool already."""
-  return encoder.clone(pool="avg") if isinstance(encoder, ConvNet) else encoder
-
-
-class SiameseClassifier(nn.Module):
-  """Late fusion: each of the K patches [B, K, p, p, C] through the one
-  shared-weight encoder, the K features concatenated ([B, K D]), then the
-  classifier head."""
-  encoder: nn.Module
-  head: nn.Module
-
-  def __call__(self, patches, train: bool = True):
-    b, k = patches.shape[:2]
-    h = self.encoder(patches.reshape((b * k,) + patches.shape[2:]), train=train)
-    return self.head(h.reshape(b, k * h.shape[-1]), train=train)
-
-
-def light_views(key, images, config):
-  """The batch after ``config.augment`` (random resized crop and flip in this
-  method's configs), normalised, at ``config.data.image_size``."""
-  x = augment.augment_batch(key, images, common.view_params(config, 1),
-                            tuple(config.data.image_size))
-  return augment.normalize(x, config.data.mean, config.data.std)
 
 
 # --------------------------------------------------------------------- the method
