@@ -23,28 +23,19 @@ $(BIN)/sslax: setup.cfg pyproject.toml constraints.txt
 
 install: $(BIN)/sslax
 
+# $(call apt_get,PACKAGES,WHAT FOR): installs Debian packages, or stops with one
+# line naming the command to run by hand.
+apt_get = echo "Installing $(1) ($(2))"; \
+  ( $(SUDO) apt-get install -y -q $(1) >/dev/null 2>&1 || \
+    ( $(SUDO) apt-get update -q >/dev/null 2>&1 && \
+      $(SUDO) apt-get install -y -q $(1) >/dev/null ) ) || \
+  { echo "error: could not install $(1) with apt-get; install it by hand: apt-get install $(1)" >&2; exit 2; }
+
 data:
-	@if [ ! -d $(FASHION_MNIST) ]; then \
-	  echo "Installing Debian's dataset-fashion-mnist into $(FASHION_MNIST)"; \
-	  ( $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
-	    ( $(SUDO) apt-get update -q >/dev/null 2>&1 && \
-	      $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null ) ) || \
-	  { echo "error: could not install dataset-fashion-mnist with apt-get; install it by hand (apt-get install dataset-fashion-mnist) or put the four IDX files in $(FASHION_MNIST)" >&2; exit 2; }; \
-	fi
-	@if ! command -v espeak-ng >/dev/null; then \
-	  echo "Installing espeak-ng (speech synthesis for the speaker corpus)"; \
-	  ( $(SUDO) apt-get install -y -q espeak-ng >/dev/null 2>&1 || \
-	    ( $(SUDO) apt-get update -q >/dev/null 2>&1 && \
-	      $(SUDO) apt-get install -y -q espeak-ng >/dev/null ) ) || \
-	  { echo "error: could not install espeak-ng with apt-get; install it by hand (apt-get install espeak-ng)" >&2; exit 2; }; \
-	fi
-	@if [ ! -d /usr/share/wallpapers/Path ] || [ ! -d /usr/share/backgrounds/mate/nature ]; then \
-	  echo "Installing plasma-workspace-wallpapers and mate-backgrounds (photos for the colourisation corpus)"; \
-	  ( $(SUDO) apt-get install -y -q $(WALLPAPERS) >/dev/null 2>&1 || \
-	    ( $(SUDO) apt-get update -q >/dev/null 2>&1 && \
-	      $(SUDO) apt-get install -y -q $(WALLPAPERS) >/dev/null ) ) || \
-	  { echo "error: could not install the wallpapers with apt-get; install them by hand (apt-get install $(WALLPAPERS))" >&2; exit 2; }; \
-	fi
+	@[ -d $(FASHION_MNIST) ] || { $(call apt_get,dataset-fashion-mnist,Fashion-MNIST in $(FASHION_MNIST)); }
+	@command -v espeak-ng >/dev/null || { $(call apt_get,espeak-ng,speech synthesis for the speaker corpus); }
+	@[ -d /usr/share/wallpapers/Path ] && [ -d /usr/share/backgrounds/mate/nature ] || \
+	  { $(call apt_get,$(WALLPAPERS),photographs for the colourisation corpus); }
 
 test: install data
 	$(BIN)/python -m pytest
