@@ -6,7 +6,7 @@ import optax
 
 from sslax.data import pipeline
 from sslax.data.sources import SubsetSource, get_source
-from sslax.eval.features import encode_source, encoder_and_variables
+from sslax.eval.features import encode_source, encoder_and_variables, eval_input_fn
 from sslax.eval.knn import knn_accuracy
 from sslax.methods import build_method
 from sslax.train import online
@@ -62,10 +62,11 @@ def test_online_knn_equals_offline_knn_on_the_same_examples(tmp_path, smoke_conf
                              chunk, smoke_config.seed)
   test_idx = online._subset(len(test), smoke_config.eval.online_test_examples,
                             chunk, smoke_config.seed)
+  prepare = eval_input_fn(smoke_config)
   train_x, train_y = encode_source(encoder, variables, SubsetSource(train, train_idx),
-                                   smoke_config)
+                                   prepare)
   test_x, test_y = encode_source(encoder, variables, SubsetSource(test, test_idx),
-                                 smoke_config)
+                                 prepare)
   offline = knn_accuracy(train_x, train_y, test_x, test_y, k=20, num_classes=10,
                          temperature=smoke_config.eval.knn_temperature)
   assert len(test_idx) == 2000

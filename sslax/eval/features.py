@@ -44,15 +44,13 @@ def method_and_state(config, workdir=None, *, random_init=False):
   return method, state
 
 
-def encode_source(encoder, variables, source, config, batch_size=1000, method=None):
+def encode_source(encoder, variables, source, prepare, batch_size=1000):
   """Encoder features (eval mode) and labels of a whole source, read and
-  encoded a batch at a time; the input is ``method``'s (default: the central
-  view, normalised)."""
+  encoded a batch at a time; ``prepare`` maps a uint8 batch to the encoder's
+  input (``eval_input_fn``)."""
   @jax.jit
   def apply(x):
-    x = inputs.eval_input(x, config.data) if method is None else eval_input(
-        method, x, config.data)
-    return encoder.apply(variables, x, train=False)
+    return encoder.apply(variables, prepare(x), train=False)
 
   feats, labels = [], []
   for start in range(0, len(source), batch_size):
@@ -63,6 +61,14 @@ def encode_source(encoder, variables, source, config, batch_size=1000, method=No
     feats.append(np.asarray(apply(jnp.asarray(images)))[:batch_size - pad])
     labels.append(y)
   return np.concatenate(feats), np.concatenate(labels)
+
+
+def eval_input_fn(config, method=None):
+  """The evaluation input of ``method`` (default: the central view,
+  normalised), as a function of a uint8 batch."""
+  if method is None:
+    return lambda x: inputs.eval_input(x, config.data)
+  return lambda x: eval_input(method, x, config.data)
 
 
 def raw_pixels(source, batch_size=1000):
@@ -96,6 +102,7 @@ def features(config, kind, workdir=None):
     method, state = method_and_state(config, workdir, random_init=kind == "random_init")
     encoder = method.encoder
     variables = method.encoder_variables(state.params, state.model_state)
-    train_x, train_y = encode_source(encoder, variables, train, config, bs, method)
-    test_x, test_y = encode_source(encoder, variables, test, config, bs, method)
+    prepare = eval_input_fn(config, method)
+    train_x, train_y = encode_source(encoder, variables, train, prepare, bs)
+    test_x, test_y = encode_source(encoder, variables, test, prepare, bs)
   return train_x, train_y, test_x, test_y, train.num_classes

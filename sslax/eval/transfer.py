@@ -12,6 +12,8 @@
   model's colours, for ``sslax viz``.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +22,7 @@ from sslax.data import augment
 from sslax.data.sources import fashion_mnist
 from sslax.errors import UserError
 from sslax.eval.evaluate import fraction_name, write_eval
-from sslax.eval.features import encoder_and_variables, method_and_state
+from sslax.eval.features import encode_source, encoder_and_variables, method_and_state
 from sslax.eval.linear import check_fraction, linear_probe, stratified_subset
 from sslax.methods import build_method
 from sslax.train import checkpoint
@@ -32,23 +34,6 @@ def grayscale_input(method, images):
   """What ``method.encoder`` sees of uint8 grayscale images [n, H, W, 1]
   (native size): the method's ``encoder_input`` of the images in [0, 1]."""
   return method.encoder_input(augment.center_view(jnp.asarray(images)))
-
-
-def grayscale_features(method, encoder, variables, source, batch_size=1000):
-  """Eval-mode features and labels of a grayscale source, a batch at a time."""
-  @jax.jit
-  def apply(images):
-    return encoder.apply(variables, grayscale_input(method, images), train=False)
-
-  feats, labels = [], []
-  for start in range(0, len(source), batch_size):
-    images, y = source.get(np.arange(start, min(start + batch_size, len(source))))
-    pad = batch_size - len(images)
-    if pad:  # one compiled shape for every batch
-      images = np.concatenate([images, np.repeat(images[-1:], pad, axis=0)])
-    feats.append(np.asarray(apply(images), np.float32)[:batch_size - pad])
-    labels.append(y)
-  return np.concatenate(feats), np.concatenate(labels)
 
 
 def l_channel_method(config, workdir):
@@ -78,8 +63,9 @@ def transfer_linear(workdir: str, fraction: float = 1.0, seed: int = 0,
                                              random_init=kind == "random_init")
   train, test = fashion_mnist("train", data_dir), fashion_mnist("test", data_dir)
   bs = int(config.eval.batch_size)
-  train_x, train_y = grayscale_features(method, encoder, variables, train, bs)
-  test_x, test_y = grayscale_features(method, encoder, variables, test, bs)
+  prepare = functools.partial(grayscale_input, method)
+  train_x, train_y = encode_source(encoder, variables, train, prepare, bs)
+  test_x, test_y = encode_source(encoder, variables, test, prepare, bs)
   subset = stratified_subset(train_y, fraction, seed)
   result = linear_probe(train_x, train_y, test_x, test_y, fraction=fraction, seed=seed,
                         num_classes=train.num_classes, subset=subset)

@@ -82,6 +82,15 @@ def init_variables(model, key, x):
   return variables["params"], {k: v for k, v in variables.items() if k != "params"}
 
 
+def stateless_init(model, config):
+  """``Method.init`` of a method whose only state is ``model``'s variables,
+  initialised on the batch's central views."""
+  def init(key, images):
+    params, model_state = init_variables(model, key, center_input(images, config))
+    return params, model_state, {}
+  return init
+
+
 def submodule_variables(params, model_state, name="encoder"):
   """The variables of submodule ``name`` (every collection)."""
   out = {"params": params[name]}
@@ -142,9 +151,7 @@ def two_view_method(config, name, pair_loss) -> Method:
   encoder = make_encoder(config.model, config.compute_dtype)
   model = EncoderWithHead(encoder=encoder, head=make_head(config.head, config.compute_dtype))
 
-  def init(key, images):
-    params, model_state = init_variables(model, key, center_input(images, config))
-    return params, model_state, {}
+  init = stateless_init(model, config)
 
   def loss_fn(params, model_state, method_state, batch, key, mesh):
     x1, x2 = two_views(key, batch["image"], config)

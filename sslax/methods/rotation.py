@@ -52,10 +52,7 @@ def build(config) -> Method:
   model = common.EncoderWithHead(encoder=encoder,
                                  head=classifier_head(config, NUM_ROTATIONS))
 
-  def init(key, images):
-    params, model_state = common.init_variables(model, key,
-                                                common.center_input(images, config))
-    return params, model_state, {}
+  init = common.stateless_init(model, config)
 
   def loss_fn(params, model_state, method_state, batch, key, mesh):
     del mesh  # every reduction is a mean over the global batch
