@@ -11,6 +11,21 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The tests compile many small programs and run each a few times: XLA's CPU
+# backend without its expensive optimisations compiles them 2-3x faster.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
+def xla_flags(devices=None):
+  """XLA_FLAGS for the tests (and their subprocesses), with ``devices``
+  simulated CPU devices."""
+  count = f" --xla_force_host_platform_device_count={devices}" if devices else ""
+  return FAST_COMPILE + count
+
+
+# Set before anything imports JAX; a caller's own device count is kept.
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+
 collect_ignore = [] if os.environ.get("SSLAX_MULTIDEVICE") else ["multidevice"]
 
 

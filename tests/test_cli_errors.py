@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, xla_flags
 from sslax import cli
 
 SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
@@ -98,7 +98,7 @@ def test_workdir_of_a_different_config_is_left_untouched(tmp_path, capsys):
 
 
 def test_batch_not_divisible_by_devices_from_the_real_command(tmp_path):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+  env = dict(os.environ, XLA_FLAGS=xla_flags(8),
              JAX_PLATFORMS="cpu")
   proc = subprocess.run(
       [sys.executable, "-m", "sslax", "train", "--config", SMOKE, "--workdir",

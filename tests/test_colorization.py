@@ -3,6 +3,7 @@ fake set of wallpaper files), the L input and its transfer to grayscale, the
 rebalanced classification loss against its formula, gradients, config errors,
 and a short run through the trainer, the transfer probe and the picture."""
 
+import functools
 import json
 import os
 import subprocess
@@ -334,6 +335,14 @@ def test_train_transfer_and_picture(corpus, tmp_path):
   assert 0.0 <= result["top1"] <= 1.0 and result["dataset"] == "fashion_mnist"
   assert result["feature_dim"] == 7 * 7 * 16   # smoke ConvNet on 28x28
   assert os.path.exists(os.path.join(workdir, "eval", "transfer_fashion_mnist_linear_1.0.json"))
+  # The photo labels are not classes shared by train and test: no probe, no kNN.
+  from sslax.eval.evaluate import evaluate_finetune, evaluate_knn, evaluate_linear
+  for evaluate in (evaluate_linear, evaluate_knn, functools.partial(evaluate_finetune,
+                                                                    fraction=1.0)):
+    with pytest.raises(UserError, match="sslax eval transfer"):
+      evaluate(workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "eval"))) == [
+      "transfer_fashion_mnist_linear_1.0.json"]
   test_images = get_source(config.data, "test").get(np.arange(8))[0]
   gray, predicted, true = (np.asarray(a) for a in col.colorize(
       config, state.params, state.model_state, test_images))

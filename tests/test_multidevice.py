@@ -4,12 +4,12 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, xla_flags
 
 
 def test_multidevice_suite():
   env = dict(os.environ, SSLAX_MULTIDEVICE="1",
-             XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             XLA_FLAGS=xla_flags(8),
              JAX_PLATFORMS="cpu")
   proc = subprocess.run(
       [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from conftest import ROOT
+from conftest import ROOT, xla_flags
 from sslax.train.metrics import read_metrics
 
 OVERRIDES = ["--config.num_steps=6", "--config.log_every=1",
@@ -24,7 +24,7 @@ def _command(workdir, *extra):
 
 def _env(devices):
   return dict(os.environ, JAX_PLATFORMS="cpu",
-              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+              XLA_FLAGS=xla_flags(devices))
 
 
 def _free_port():

@@ -16,7 +16,6 @@ it; the online probe's figures mean nothing on this corpus).
 """
 
 import glob
-import json
 import os
 import re
 import zlib
@@ -24,10 +23,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from sslax.data import corpus
 from sslax.data.sources import ArraySource
 from sslax.errors import UserError
 
-META_FILE = "meta.json"
 PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds")
 SEARCH_DIRS = ("/usr/share/wallpapers", "/usr/share/backgrounds")
 INSTALL_HINT = ("`apt-get install plasma-workspace-wallpapers mate-backgrounds` "
@@ -161,15 +160,12 @@ def make_corpus(out: str, *, size=32, crops_per_image=1000, seed=0, test_fractio
                     f"{', '.join(search_dirs)} (need at least 2); install them with "
                     f"{INSTALL_HINT}")
   names = [name for name, _ in photos]
-  meta_path = os.path.join(out, META_FILE)
-  if os.path.exists(meta_path):
-    with open(meta_path) as f:
-      meta = json.load(f)
-    if meta.get("settings") == settings and meta.get("photos") == names:
-      log(f"photo corpus already in {out}")
-      return meta
-    raise UserError(f"{out} holds a photo corpus built with other settings or photos; "
-                    "choose a new --out directory or delete it")
+  meta = corpus.built_meta(
+      out, lambda m: m.get("settings") == settings and m.get("photos") == names,
+      "photo corpus")
+  if meta is not None:
+    log(f"photo corpus already in {out}")
+    return meta
   train_idx, test_idx = split_photos(names, test_fraction, seed)
   # Shrink first so crop resizing is cheap; the smallest crop still has
   # twice the output's pixels a side.
@@ -193,8 +189,7 @@ def make_corpus(out: str, *, size=32, crops_per_image=1000, seed=0, test_fractio
   meta = {"settings": settings, "photos": names, "paths": [p for _, p in photos],
           "train_photos": [names[i] for i in train_idx],
           "test_photos": [names[i] for i in test_idx], "stats": stats}
-  with open(meta_path, "w") as f:
-    json.dump(meta, f, indent=1)
+  corpus.write_meta(out, meta)
   log(f"photo corpus in {out}: {len(names)} photos, {size}x{size} RGB crops")
   return meta
 
@@ -203,16 +198,7 @@ def load_split(data_dir: str, split: str) -> ArraySource:
   """A split of the corpus as an ArraySource of uint8 images [n, H, W, 3];
   labels are photo indices."""
   data_dir = data_dir or default_corpus_dir()
-  if split not in ("train", "test"):
-    raise UserError(f"the photo corpus has splits train and test, not {split!r}")
-  path = os.path.join(data_dir, f"{split}.npz")
-  meta_path = os.path.join(data_dir, META_FILE)
-  if not (os.path.exists(path) and os.path.exists(meta_path)):
-    raise UserError(f"no photo corpus in {data_dir}; build it with "
-                    f"`sslax data make-photos --out {data_dir}` (or `make photos`, "
-                    "or set config.data.data_dir)")
-  with open(meta_path) as f:
-    num_photos = len(json.load(f)["photos"])
-  with np.load(path) as data:
-    return ArraySource(images=data["images"], labels=data["labels"].astype(np.int32),
-                       num_classes=num_photos)
+  return corpus.load_split(
+      data_dir, split, what="photo corpus",
+      build_hint=f"`sslax data make-photos --out {data_dir}` (or `make photos`)",
+      array_key="images", num_classes=lambda m: len(m["photos"]))

@@ -188,6 +188,11 @@ class SubsetSource:
     return self.source.get(self.indices[np.asarray(indices)])
 
 
+# Datasets whose labels name where an example came from (a photograph), with
+# different sources in train and test: labels that no probe can predict.
+SOURCE_LABELLED = ("wallpaper_photos",)
+
+
 def get_source(data_config, split: str):
   """The source named by ``data_config.name``: 'fashion_mnist' reads local IDX
   files, 'espeak_speakers' the local speech corpus (``sslax data

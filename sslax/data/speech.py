@@ -16,7 +16,6 @@ int16 clip starting where speech starts.
 
 import concurrent.futures
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -25,12 +24,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from sslax.data import corpus
 from sslax.data.sources import ArraySource
 from sslax.errors import UserError
 
 SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
-META_FILE = "meta.json"
 
 # espeak-ng's English accents and voice variants; speaker i takes accent
 # i % len(ACCENTS) and variant i % len(VARIANTS) (both lengths are coprime).
@@ -138,15 +137,10 @@ def make_corpus(out: str, *, num_speakers=24, train_per_speaker=100,
               "seed": seed, "words": words}
   if num_speakers < 2 or train_per_speaker < 1 or test_per_speaker < 1:
     raise UserError("need at least 2 speakers and 1 train and 1 test utterance each")
-  meta_path = os.path.join(out, META_FILE)
-  if os.path.exists(meta_path):
-    with open(meta_path) as f:
-      meta = json.load(f)
-    if meta.get("settings") == settings:
-      log(f"speech corpus already in {out}")
-      return meta
-    raise UserError(f"{out} holds a speech corpus built with other settings; "
-                    "choose a new --out directory or delete it")
+  meta = corpus.built_meta(out, lambda m: m.get("settings") == settings, "speech corpus")
+  if meta is not None:
+    log(f"speech corpus already in {out}")
+    return meta
   espeak = find_espeak()
   rng = np.random.default_rng(seed)
   # Disjoint sentence pools: a test sentence is never heard in training.
@@ -188,8 +182,7 @@ def make_corpus(out: str, *, num_speakers=24, train_per_speaker=100,
   meta = {"settings": settings, "sample_rate": SAMPLE_RATE, "clip_samples": clip_samples,
           "speakers": voices, "padded_utterances": short,
           "sentences": split_sentences}
-  with open(meta_path, "w") as f:
-    json.dump(meta, f, indent=1)
+  corpus.write_meta(out, meta)
   log(f"speech corpus in {out}: {num_speakers} speakers, {clip_seconds} s clips at "
       f"{SAMPLE_RATE} Hz; {short} utterances shorter than a clip were zero-padded")
   return meta
@@ -198,19 +191,10 @@ def make_corpus(out: str, *, num_speakers=24, train_per_speaker=100,
 def load_split(data_dir: str, split: str) -> ArraySource:
   """A split of the corpus as an ArraySource of int16 clips [n, samples]."""
   data_dir = data_dir or default_corpus_dir()
-  if split not in ("train", "test"):
-    raise UserError(f"the speech corpus has splits train and test, not {split!r}")
-  path = os.path.join(data_dir, f"{split}.npz")
-  meta_path = os.path.join(data_dir, META_FILE)
-  if not (os.path.exists(path) and os.path.exists(meta_path)):
-    raise UserError(f"no speech corpus in {data_dir}; build it with "
-                    f"`sslax data make-speech --out {data_dir}` (or set "
-                    "config.data.data_dir)")
-  with open(meta_path) as f:
-    num_speakers = json.load(f)["settings"]["num_speakers"]
-  with np.load(path) as data:
-    return ArraySource(images=data["waveforms"], labels=data["labels"].astype(np.int32),
-                       num_classes=num_speakers)
+  return corpus.load_split(
+      data_dir, split, what="speech corpus",
+      build_hint=f"`sslax data make-speech --out {data_dir}` (or `make speech`)",
+      array_key="waveforms", num_classes=lambda m: m["settings"]["num_speakers"])
 
 
 def _hz_to_mel(f):

@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 
 from sslax.data import inputs
-from sslax.data.sources import get_source
+from sslax.data.sources import SOURCE_LABELLED, get_source
 from sslax.errors import UserError
 from sslax.eval import features as features_lib
 from sslax.eval import finetune as finetune_lib
@@ -60,13 +60,24 @@ def labelled_subset(workdir: str, labels: np.ndarray, fraction: float, seed: int
   return indices
 
 
+def load_classified_config(workdir: str):
+  """The workdir's config, refused with a one-line error when its test labels
+  are not classes of its training set (the photo corpus)."""
+  config = checkpoint.load_config(workdir)
+  if config.data.name in SOURCE_LABELLED:
+    raise UserError(f"{workdir} trained on {config.data.name}, whose labels are source "
+                    "photographs that differ between train and test; evaluate it with "
+                    f"`sslax eval transfer --workdir {workdir}`")
+  return config
+
+
 def evaluate_linear(workdir: str, fraction: float = 1.0, kind: str = "encoder",
                     seed: int = 0):
   """Linear probe of a workdir's features; writes and returns
   ``WORKDIR/eval/linear_<fraction>.json`` (``linear_<kind>_<fraction>.json`` for
   the baselines ``raw_pixels`` and ``random_init``)."""
   fraction = check_fraction(fraction)
-  config = checkpoint.load_config(workdir)
+  config = load_classified_config(workdir)
   train_x, train_y, test_x, test_y, num_classes = features_lib.features(
       config, kind, workdir)
   subset = labelled_subset(workdir, train_y, fraction, seed)
@@ -81,7 +92,7 @@ def evaluate_knn(workdir: str, ks=(20, 200), temperature: float = 0.07,
                  kind: str = "encoder"):
   """Weighted kNN top-1 (Wu et al. 2018) for each k; writes and returns
   ``WORKDIR/eval/knn.json`` (``knn_<kind>.json`` for the baselines)."""
-  config = checkpoint.load_config(workdir)
+  config = load_classified_config(workdir)
   train_x, train_y, test_x, test_y, num_classes = features_lib.features(
       config, kind, workdir)
   result = {f"top1_k{k}": knn_accuracy(train_x, train_y, test_x, test_y, k=k,
@@ -104,7 +115,7 @@ def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
     raise UserError(f"fine-tuning starts from encoder or random_init, not {kind!r}")
   if epochs is not None and epochs <= 0:
     raise UserError(f"--epochs must be positive, got {epochs}")
-  config = checkpoint.load_config(workdir)
+  config = load_classified_config(workdir)
   if inputs.modality(config.data) != "image":
     raise UserError("fine-tuning is implemented for image runs; evaluate speech runs "
                     f"with `sslax eval linear --workdir {workdir}`")

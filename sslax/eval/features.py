@@ -12,7 +12,7 @@ from sslax.errors import UserError
 from sslax.methods import build_method
 from sslax.methods.base import eval_input
 from sslax.train import checkpoint
-from sslax.train.loop import init_state
+from sslax.train.loop import abstract_state, init_state
 from sslax.train.mesh import make_mesh
 from sslax.train.optim import make_optimizer
 
@@ -33,14 +33,15 @@ def method_and_state(config, workdir=None, *, random_init=False):
   source = get_source(config.data, "train")
   tx, _ = make_optimizer(config.optimizer, config.global_batch_size, config.num_steps)
   mesh = make_mesh(jax.device_count())
-  state = init_state(method, tx, config, source, mesh)
-  if not random_init:
-    step = checkpoint.latest_step(workdir)
-    if step is None:
-      raise UserError(f"{workdir} holds no checkpoint; train first with "
-                      f"`sslax train --config ... --workdir {workdir}`")
-    with checkpoint.manager(workdir, read_only=True) as mngr:
-      state = checkpoint.restore(mngr, step, state)
+  if random_init:
+    return method, init_state(method, tx, config, source, mesh)
+  step = checkpoint.latest_step(workdir)
+  if step is None:
+    raise UserError(f"{workdir} holds no checkpoint; train first with "
+                    f"`sslax train --config ... --workdir {workdir}`")
+  with checkpoint.manager(workdir, read_only=True) as mngr:
+    state = checkpoint.restore(mngr, step,
+                               abstract_state(method, tx, config, source, mesh))
   return method, state
 
 

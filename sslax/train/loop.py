@@ -73,14 +73,13 @@ def make_train_step(method, tx, schedule, mesh, probe_tx):
   return step
 
 
-def init_state(method, tx, config, source, mesh):
-  """The step-0 state, replicated over the mesh; deterministic in config.seed."""
+def _initializer(method, tx, config, source):
+  """(init, key): ``init(key)`` builds the step-0 TrainState of ``config``."""
   rng = jax.random.PRNGKey(config.seed)
   init_key, run_key = jax.random.split(rng)
   images, _ = source.get(list(range(2)))
   probe_tx = online.probe_optimizer(config)
 
-  @jax.jit
   def init(key):
     params, model_state, method_state = method.init(key, jnp.asarray(images))
     variables = method.encoder_variables(params, model_state)
@@ -93,9 +92,31 @@ def init_state(method, tx, config, source, mesh):
                       probe=online.init_probe(feature_dim, source.num_classes, probe_tx),
                       rng=run_key)
 
-  state_shapes = jax.eval_shape(init, init_key)
-  shardings = jax.tree.map(lambda _: replicated(mesh), state_shapes)
+  return init, init_key
+
+
+def abstract_state(method, tx, config, source, mesh):
+  """The TrainState's shapes and dtypes, replicated over the mesh, computed
+  without running or compiling anything: the target a checkpoint restores onto."""
+  init, init_key = _initializer(method, tx, config, source)
+  return jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated(mesh)),
+      jax.eval_shape(init, init_key))
+
+
+def init_state(method, tx, config, source, mesh):
+  """The step-0 state, replicated over the mesh; deterministic in config.seed."""
+  init, init_key = _initializer(method, tx, config, source)
+  shardings = jax.tree.map(lambda _: replicated(mesh), jax.eval_shape(init, init_key))
   return jax.jit(init, out_shardings=shardings)(init_key)
+
+
+def initial_or_restored_state(method, tx, config, source, mesh, mngr):
+  """The latest checkpoint of ``mngr`` if it holds one, else the step-0 state."""
+  step = mngr.latest_step()
+  if step is None:
+    return init_state(method, tx, config, source, mesh)
+  return checkpoint.restore(mngr, step, abstract_state(method, tx, config, source, mesh))
 
 
 def compile_step(method, tx, schedule, mesh, state, config):
@@ -131,11 +152,8 @@ def train_and_evaluate(config, workdir: str, *, stop_at: int = None):
                                 config.num_steps)
   checkpoint.check_or_write_config(workdir, config)
 
-  state = init_state(method, tx, config, source, mesh)
   mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
-  start = mngr.latest_step()
-  if start is not None:
-    state = checkpoint.restore(mngr, start, state)
+  state = initial_or_restored_state(method, tx, config, source, mesh, mngr)
   start = int(jax.device_get(state.step))
   train_step = compile_step(method, tx, schedule, mesh, state, config)
   evaluate = online.OnlineEval(config, method, mesh) if config.online_eval_every else None

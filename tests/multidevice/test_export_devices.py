@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 import sslax
+from conftest import xla_flags
 from sslax.config_loading import apply_overrides, load_config_file
 from sslax.data.sources import fashion_mnist
 from sslax.export import export_encoder, preprocess
@@ -35,8 +36,7 @@ def test_export_from_eight_devices_loads_on_one(tmp_path):
   module, variables, info = sslax.load_encoder(str(tmp_path / "enc"))
   want = np.asarray(module.apply(variables, preprocess(fashion_mnist("test").images[:16], info),
                                  train=False))
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
-             JAX_PLATFORMS="cpu")
+  env = dict(os.environ, XLA_FLAGS=xla_flags(1), JAX_PLATFORMS="cpu")
   proc = subprocess.run([sys.executable, "-c", LOAD_ON_ONE_DEVICE, str(tmp_path / "enc"),
                          str(tmp_path / "feats.npy")], env=env, cwd=ROOT,
                         capture_output=True, text=True, timeout=300)
