@@ -25,28 +25,33 @@ from sslax.models import make_encoder
 
 INFO_FILE = "encoder.json"
 VARIABLES_DIR = "variables"
+LAB_L = "cie_lab_l"
 
 
 def export_encoder(workdir: str, out: str):
   """Writes the encoder of ``workdir``'s newest checkpoint to ``out``; returns
   the info dict. Refuses to overwrite an existing ``out``."""
-  from sslax.eval.features import encoder_and_variables  # pylint: disable=g-import-not-at-top
+  from sslax.eval.features import method_and_state  # pylint: disable=g-import-not-at-top
   from sslax.train import checkpoint  # pylint: disable=g-import-not-at-top
   out_path = checkpoint.workdir_path(out)
   if out_path.exists():
     raise UserError(f"{out} already exists; choose a new --out path")
   config = checkpoint.load_config(workdir)
   step = checkpoint.latest_step(workdir)
-  from sslax.methods import build_method  # pylint: disable=g-import-not-at-top
-  if build_method(config).encoder_input is not None:
-    raise UserError(f"{config.method} encoders see the L channel of CIE Lab, which "
-                    "export does not describe yet; evaluate them with `sslax eval "
-                    f"transfer --workdir {workdir}`")
-  encoder, variables = encoder_and_variables(config, workdir)
+  method, state = method_and_state(config, workdir)
+  encoder = method.encoder
+  variables = method.encoder_variables(state.params, state.model_state)
   audio = inputs.modality(config.data) == "audio"
+  # Colourisation and split-brain encoders: a plain make_encoder network on L.
+  l_channel = method.encoder_input is not None
   if audio:
     input_shape = list(get_source(config.data, "train").image_shape)
     normalization = {"scale": "samples standardised per clip (zero mean, unit variance)"}
+  elif l_channel:
+    input_shape = [*config.data.image_size, 1]
+    normalization = {"color_space": LAB_L,
+                     "scale": "uint8 / 255 (RGB, or gray read as R = G = B), then the "
+                              "L of CIE Lab (sRGB, D65) as L / 50 - 1"}
   else:
     input_shape = [*config.data.image_size, len(config.data.mean)]
     normalization = {"mean": list(config.data.mean), "std": list(config.data.std),
@@ -60,6 +65,8 @@ def export_encoder(workdir: str, out: str):
       "input_shape": [int(d) for d in input_shape],
       "normalization": normalization,
       "feature_dim": int(features.shape[-1]),
+      # "model": make_encoder(info["model"]); "method": the method's encoder.
+      "encoder_module": "model" if l_channel else "method",
       "method": config.method,
       "dataset": config.data.name,
       "step": int(step),
@@ -85,7 +92,8 @@ def load_encoder(path: str, sharding=None):
     raise UserError(f"{path} is not an exported encoder (no {INFO_FILE}); make one "
                     "with `sslax export --workdir DIR --out PATH`")
   info = json.loads((path / INFO_FILE).read_text())
-  if "config" in info:  # the method's encoder module, whatever the method
+  if info.get("encoder_module", "method") == "method" and "config" in info:
+    # The method's encoder module, whatever the method.
     from sslax.methods import build_method  # pylint: disable=g-import-not-at-top
     module = build_method(ml_collections.ConfigDict(info["config"])).encoder
   else:
@@ -107,9 +115,12 @@ def load_encoder(path: str, sharding=None):
 
 def preprocess(images, info):
   """uint8 (or [0, 1] float) images [n, H, W, C] -> the encoder's normalised
-  input (waveforms [n, samples] for a speech encoder); a shape other than the
+  input (waveforms [n, samples] for a speech encoder; the scaled L channel of
+  RGB or gray images for an L-channel encoder); a shape other than the
   exported one is a UserError."""
   images = np.asarray(images) if not isinstance(images, jax.Array) else images
+  if info.get("normalization", {}).get("color_space") == LAB_L:
+    return _l_channel(images, info)
   if tuple(images.shape[1:]) != tuple(info["input_shape"]):
     raise UserError(f"inputs of shape {tuple(images.shape[1:])} do not match the "
                     f"exported encoder's input {tuple(info['input_shape'])}; resize "
@@ -122,6 +133,18 @@ def preprocess(images, info):
   mean = jnp.asarray(info["normalization"]["mean"], jnp.float32)
   std = jnp.asarray(info["normalization"]["std"], jnp.float32)
   return (x - mean) / std
+
+
+def _l_channel(images, info):
+  """RGB or gray images [n, H, W, 3 or 1] -> the scaled L channel [n, H, W, 1]."""
+  from sslax.methods.colorization import l_input  # pylint: disable=g-import-not-at-top
+  height, width, _ = info["input_shape"]
+  if tuple(images.shape[1:3]) != (height, width) or images.shape[-1] not in (1, 3):
+    raise UserError(f"inputs of shape {tuple(images.shape[1:])} do not match the "
+                    f"exported encoder's input ({height}, {width}, 3) RGB or "
+                    f"({height}, {width}, 1) gray; resize them first")
+  x = jnp.asarray(images, jnp.float32)
+  return l_input(x / 255.0 if images.dtype == np.uint8 else x)
 
 
 def to_nnx(module, variables, sample_input):

@@ -344,6 +344,26 @@ def test_train_transfer_and_picture(corpus, tmp_path):
   assert sorted(os.listdir(os.path.join(workdir, "eval"))) == [
       "transfer_fashion_mnist_linear_1.0.json"]
   test_images = get_source(config.data, "test").get(np.arange(8))[0]
+  # Exported, the L encoder loads without the method (so without the photo
+  # corpus) and gives the training-time features of RGB and of gray images.
+  from sslax.eval.features import encoder_and_variables
+  from sslax.export import export_encoder, load_encoder, preprocess
+  export_encoder(workdir, str(tmp_path / "enc"))
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr("sslax.methods.build_method", lambda *_: pytest.fail("built the method"))
+    module, variables, info = load_encoder(str(tmp_path / "enc"))
+  assert info["input_shape"] == [32, 32, 1] and info["encoder_module"] == "model"
+  encoder, train_variables = encoder_and_variables(config, workdir)
+  want = encoder.apply(train_variables, eval_input(build_method(config), test_images,
+                                                   config.data), train=False)
+  got = module.apply(variables, preprocess(test_images, info), train=False)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+  gray = test_images[..., :1]
+  np.testing.assert_allclose(np.asarray(preprocess(gray, info)),
+                             np.asarray(preprocess(np.repeat(gray, 3, axis=-1), info)),
+                             atol=1e-5)
+  with pytest.raises(UserError, match="resize them first"):
+    preprocess(test_images[:, :28, :28], info)
   gray, predicted, true = (np.asarray(a) for a in col.colorize(
       config, state.params, state.model_state, test_images))
   assert gray.shape == predicted.shape == true.shape == (8, 32, 32, 3)

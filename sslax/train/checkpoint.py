@@ -7,6 +7,7 @@ from etils import epath
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from sslax.errors import UserError
 
@@ -80,7 +81,10 @@ def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
   different config (only run-control keys may differ)."""
   path = workdir_path(workdir) / CONFIG_FILE
   new = json.loads(config.to_json())
-  if path.exists() and latest_step(workdir) is not None:
+  # Every process takes the same branches (latest_step opens a manager, whose
+  # barriers all processes must reach): checkpoints are only created after the
+  # barrier below, while config.json may already be written by process 0.
+  if latest_step(workdir) is not None and path.exists():
     old = _read_json(path)
     if _comparable(old) != _comparable(new):
       diff = sorted(k for k in set(old) | set(new)
@@ -93,3 +97,5 @@ def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
     tmp = path.parent / (CONFIG_FILE + ".tmp")
     tmp.write_text(json.dumps(new, indent=2, sort_keys=True))
     tmp.replace(path)  # atomic on local filesystems
+  if jax.process_count() > 1:  # no process creates checkpoints before all have checked
+    multihost_utils.sync_global_devices("sslax:check_or_write_config")
