@@ -9,7 +9,7 @@ alone, so its weights transfer to grayscale images: evaluate with
 ``sslax.eval.transfer.transfer_linear`` (linear probe on Fashion-MNIST). The
 decoder predicts ab at a quarter of the input resolution (8x8 of 32x32, as the
 paper's 56x56 of 224x224) over the in-gamut ab bins of grid 10 (261 by
-``pretext.ab_bins``; the paper counts 313), with class rebalancing (lambda
+``color_common.ab_bins``; the paper counts 313), with class rebalancing (lambda
 0.5) from the bin histogram of 2000 training crops.
 ``--config.colorization.loss=l2`` is the regression baseline.
 

@@ -4,7 +4,7 @@ cifar10, imagenet, smoke. Example: ``sslax train --config configs/jigsaw.py``.
 Tiles (``jigsaw``): the image's central square in 3x3 cells of
 ``side // 3`` pixels, each tile a ``tile``-pixel crop at a random place in its
 cell; ``num_permutations`` P permutations from
-``pretext.hamming_permutations(P, 9, permutation_seed)`` (saved with the run in
+``jigsaw.hamming_permutations(P, 9, permutation_seed)`` (saved with the run in
 the method state as well).
 
 * fashion_mnist (28x28): cells of 9, tiles of 7, P = 30.

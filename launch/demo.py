@@ -12,7 +12,7 @@ from sslax.config_loading import load_config_file
 from sslax.errors import UserError
 from sslax.eval.evaluate import labelled_subset, linear_name, write_eval
 from sslax.eval.features import features
-from sslax.eval.linear import linear_probe
+from sslax.probes.linear import linear_probe
 from sslax.train.loop import train_and_evaluate
 from sslax.train.metrics import read_metrics
 

@@ -12,25 +12,18 @@ import jax
 
 from sslax.config_loading import load_config_file
 from sslax.data import pipeline
-from sslax.data.sources import get_source
-from sslax.methods import build_method
-from sslax.train.loop import compile_step, init_state
-from sslax.train.mesh import data_sharding, make_mesh
-from sslax.train.optim import make_optimizer
+from sslax.sharding import data_sharding
+from sslax.train.loop import compile_step, init_state, setup
 
 
 def measure(spec, steps, warmup):
   config = load_config_file(spec)
-  source = get_source(config.data, "train")
-  method = build_method(config)
-  tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
-                                config.num_steps)
-  mesh = make_mesh(config.global_batch_size)
-  state = init_state(method, tx, config, source, mesh)
-  train_step = compile_step(method, tx, schedule, mesh, state, config)
-  batches = pipeline.BatchIterator(source, seed=config.seed,
+  run = setup(config)
+  state = init_state(run)
+  train_step = compile_step(run, state)
+  batches = pipeline.BatchIterator(run.source, seed=config.seed,
                                    global_batch=config.global_batch_size,
-                                   sharding=data_sharding(mesh))
+                                   sharding=data_sharding(run.mesh))
   try:
     start = None
     for step, batch in batches:

@@ -13,6 +13,9 @@
                          [--test-per-speaker N] [--words FILE] [--seed S]
   sslax data make-photos --out DIR [--size 32] [--crops-per-image N] [--seed S]
 
+Every command that reads a config (train, and eval, export and viz, which read
+the workdir's) takes ``--config.key=value`` overrides, e.g.
+``--config.data.data_dir=DIR`` where the data moved or ``--config.eval.batch_size=N``.
 Mistakes (unknown config keys, missing data, bad fractions...) print one line
 and exit with status 2.
 """
@@ -120,8 +123,9 @@ def build_parser():
 def run(argv):
   argv, overrides = _split_config_overrides(argv)
   args = build_parser().parse_args(argv)
-  if overrides and args.command != "train":
-    raise UserError("--config.KEY=VALUE overrides only apply to `sslax train`")
+  if overrides and args.command in ("report", "data"):
+    raise UserError(f"--config.KEY=VALUE overrides apply to commands that read a "
+                    f"config (train, eval, export, viz), not `sslax {args.command}`")
   if args.command != "train":
     # Orbax warns on every read-only checkpoint opening; evaluation only reads.
     from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
@@ -134,7 +138,7 @@ def run(argv):
       raise UserError("--coordinator, --num-processes and --process-id go together; "
                       "give all three (or --distributed alone on a TPU pod)")
     if args.distributed or all(given):
-      from sslax.train.mesh import initialize_distributed  # pylint: disable=g-import-not-at-top
+      from sslax.sharding import initialize_distributed  # pylint: disable=g-import-not-at-top
       try:
         initialize_distributed(args.coordinator, args.num_processes, args.process_id)
       except (RuntimeError, ValueError) as e:
@@ -165,33 +169,34 @@ def run(argv):
     print(markdown(args.run_dirs))
   elif args.command == "viz":
     from sslax.eval.viz import visualize  # pylint: disable=g-import-not-at-top
-    for path in visualize(args.workdir):
+    for path in visualize(args.workdir, overrides=overrides):
       print(path)
   elif args.command == "export":
     from sslax.export import export_encoder  # pylint: disable=g-import-not-at-top
-    print(json.dumps(export_encoder(args.workdir, args.out)))
+    print(json.dumps(export_encoder(args.workdir, args.out, overrides)))
   elif args.command == "eval" and args.protocol == "linear":
     from sslax.eval.evaluate import evaluate_linear  # pylint: disable=g-import-not-at-top
-    from sslax.eval.linear import check_fraction  # pylint: disable=g-import-not-at-top
+    from sslax.probes.linear import check_fraction  # pylint: disable=g-import-not-at-top
     check_fraction(args.label_fraction)
-    result = evaluate_linear(args.workdir, args.label_fraction, args.features, args.seed)
+    result = evaluate_linear(args.workdir, args.label_fraction, args.features, args.seed,
+                             overrides)
     print(json.dumps(result))
   elif args.command == "eval" and args.protocol == "knn":
     if args.temperature <= 0:
       raise UserError(f"--temperature must be positive, got {args.temperature}")
     from sslax.eval.evaluate import evaluate_knn  # pylint: disable=g-import-not-at-top
     print(json.dumps(evaluate_knn(args.workdir, temperature=args.temperature,
-                                  kind=args.features)))
+                                  kind=args.features, overrides=overrides)))
   elif args.command == "eval" and args.protocol == "transfer":
     from sslax.eval.transfer import transfer_linear  # pylint: disable=g-import-not-at-top
     print(json.dumps(transfer_linear(args.workdir, args.label_fraction, args.seed,
-                                     args.features)))
+                                     args.features, overrides=overrides)))
   elif args.command == "eval" and args.protocol == "finetune":
     from sslax.eval.evaluate import evaluate_finetune  # pylint: disable=g-import-not-at-top
-    from sslax.eval.linear import check_fraction  # pylint: disable=g-import-not-at-top
+    from sslax.probes.linear import check_fraction  # pylint: disable=g-import-not-at-top
     check_fraction(args.label_fraction)
     print(json.dumps(evaluate_finetune(args.workdir, args.label_fraction, args.init,
-                                       args.seed, args.epochs)))
+                                       args.seed, args.epochs, overrides)))
 
 
 def main(argv=None):

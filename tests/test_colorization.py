@@ -18,11 +18,10 @@ from PIL import Image
 
 from conftest import ROOT
 from sslax.config_loading import load_config_file
-from sslax.data import augment, photos, pretext
+from sslax.data import augment, color, photos
 from sslax.data.sources import get_source
 from sslax.errors import UserError
-from sslax.methods import build_method, colorization as col, split_brain
-from sslax.methods.base import eval_input
+from sslax.methods import build_method, color_common, colorization as col, split_brain
 from sslax.models import make_encoder
 
 # Allow-listed names (found) and two illustrations (ignored).
@@ -122,20 +121,23 @@ def test_missing_photos_and_corpus_errors(tmp_path):
 # ----------------------------------------------------------- the L input
 
 def test_l_input_of_gray_images_is_the_transfer_mapping(corpus):
-  from sslax.eval.transfer import grayscale_input
-  method = build_method(_config("colorization", corpus, colorization=dict(rebalance=False)))
+  from sslax.encoder import Encoder
+  from sslax.eval.transfer import at_native_size
+  config = _config("colorization", corpus, colorization=dict(rebalance=False))
+  definition = build_method(config).encoder
+  assert definition.preprocess["kind"] == "lab_l" and definition.input_shape == (32, 32, 1)
   gray = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
-  expected = pretext.rgb_to_lab(np.repeat(gray, 3, -1) / 255.0)
+  expected = color.rgb_to_lab(np.repeat(gray, 3, -1) / 255.0)
   np.testing.assert_allclose(np.abs(expected[..., 1:]), 0.0, atol=1e-3)  # gray: a = b = 0
-  x = np.asarray(grayscale_input(method, gray))
+  x = np.asarray(at_native_size(Encoder(definition, None), (16, 16)).definition.prepare(gray))
   assert x.shape == (1, 16, 16, 1)
   np.testing.assert_allclose(x[..., 0], expected[..., 0] / 50.0 - 1.0, atol=1e-5)
   assert -1.0 - 1e-6 <= x.min() and x.max() <= 1.0 + 1e-5
-  # The same image as RGB through the trainer's eval input.
+  # The same image as RGB through the encoder's own preprocessing at 16x16.
   rgb = jnp.asarray(np.repeat(gray, 3, -1))
-  data = _config("colorization", corpus).data
-  data.image_size = (16, 16)
-  np.testing.assert_allclose(np.asarray(eval_input(method, rgb, data)), x, atol=1e-6)
+  config.data.image_size = (16, 16)
+  np.testing.assert_allclose(np.asarray(build_method(config).encoder.prepare(rgb)), x,
+                             atol=1e-6)
 
 
 def test_encoder_features_have_one_size_at_28_and_32():
@@ -147,7 +149,7 @@ def test_encoder_features_have_one_size_at_28_and_32():
     f = jax.eval_shape(lambda v, x: encoder.apply(v, x, train=False), variables,
                        jnp.zeros((2, side, side, 1)))
     assert f.shape == (2, 4 * 4 * 128)
-  assert col.encoder_grid(config) == (4, 4)
+  assert color_common.encoder_grid(config) == (4, 4)
 
 
 # ------------------------------------------------------------- the loss
@@ -173,64 +175,79 @@ def naive_loss(logits, ab, centres, weights, k=0, sigma=5.0):
 
 @pytest.mark.parametrize("soft", [0, 5])
 def test_classification_loss_equals_the_formula(soft):
-  centres = pretext.ab_bins(10.0)
+  centres = color_common.ab_bins(10.0)
   rng = np.random.default_rng(0)
   logits = rng.normal(size=(2, 3, 3, len(centres))).astype(np.float32)
   ab = rng.uniform(-60, 60, size=(2, 3, 3, 2)).astype(np.float32)
   weights = rng.uniform(0.5, 2.0, len(centres)).astype(np.float32)
   for w in (None, weights):
-    loss, nearest = col.colour_classification_loss(logits, ab, centres, w, soft)
+    loss, nearest = color_common.colour_classification_loss(logits, ab, centres, w, soft)
     np.testing.assert_allclose(float(loss), naive_loss(logits, ab, centres, w, soft),
                                rtol=1e-5)
-  np.testing.assert_array_equal(np.asarray(nearest), np.asarray(pretext.ab_to_bin(ab, centres)))
+  np.testing.assert_array_equal(np.asarray(nearest),
+                                np.asarray(color_common.ab_to_bin(ab, centres)))
 
 
 def test_annealed_mean():
   centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 20.0]], np.float32)
   logits = np.log(np.array([[0.5, 0.3, 0.2]], np.float32))
-  np.testing.assert_allclose(col.annealed_mean(logits, centres, 1.0), [[3.0, 4.0]], rtol=1e-5)
-  np.testing.assert_allclose(col.annealed_mean(logits, centres, 0.01), [[0.0, 0.0]], atol=1e-3)
+  np.testing.assert_allclose(color_common.annealed_mean(logits, centres, 1.0), [[3.0, 4.0]],
+                             rtol=1e-5)
+  np.testing.assert_allclose(color_common.annealed_mean(logits, centres, 0.01), [[0.0, 0.0]],
+                             atol=1e-3)
 
 
-def _init_and_grads(method, images):
-  params, state, mstate = jax.jit(method.init)(jax.random.PRNGKey(0), images[:2])
+def _init_and_grads(method, images, config):
+  """As the trainer does it: constants (rebalancing weights) from the
+  training source, then init, then one loss and gradient."""
+  if method.constants is None:
+    params, state, mstate = jax.jit(method.init)(jax.random.PRNGKey(0), images[:2])
+  else:
+    constants = method.constants(get_source(config.data, "train"))
+    params, state, mstate = jax.jit(method.init)(jax.random.PRNGKey(0), images[:2],
+                                                 constants)
   (loss, aux), grads = jax.jit(jax.value_and_grad(
-      lambda p: method.loss_fn(p, state, mstate, {"image": images}, jax.random.PRNGKey(1),
-                               None), has_aux=True))(params)
+      lambda p: method.loss_fn(p, state, mstate, {"image": images}, jax.random.PRNGKey(1)), has_aux=True))(params)
   return params, state, float(loss), aux, grads
 
 
 def test_rebalanced_loss_at_init_and_gradients(corpus):
   config = _config("colorization", corpus, colorization=dict(rebalance_images=10 ** 6))
-  out_hw = col.output_size(config, col.encoder_grid(config), config.colorization.decoder_widths)
-  centres = pretext.ab_bins(10.0)
+  out_hw = color_common.output_size(config, color_common.encoder_grid(config),
+                                    config.colorization.decoder_widths)
+  centres = color_common.ab_bins(10.0)
   # The weights come from the histogram of every training crop's ab,
   # block-averaged to the decoder's resolution.
   images = photos.load_split(corpus, "train").images
-  ab = col.block_mean(col.lab(augment.center_view(jnp.asarray(images)))[..., 1:], out_hw)
-  expected = np.bincount(np.asarray(pretext.ab_to_bin(ab, centres)).reshape(-1),
+  ab = color_common.block_mean(color.lab(augment.center_view(jnp.asarray(images)))[..., 1:],
+                               out_hw)
+  expected = np.bincount(np.asarray(color_common.ab_to_bin(ab, centres)).reshape(-1),
                          minlength=len(centres))
-  np.testing.assert_array_equal(col.empirical_bin_counts(config, out_hw, 10.0, 10 ** 6),
-                                expected)
-  weights = col.rebalancing(config, "colorization", out_hw)
-  np.testing.assert_allclose(weights, pretext.rebalance_weights(expected, 0.5, centres),
+  source = get_source(config.data, "train")
+  np.testing.assert_array_equal(
+      color_common.empirical_bin_counts(source, config.data.image_size, out_hw, 10.0,
+                                        10 ** 6), expected)
+  weights = color_common.rebalancing_weights(config, "colorization", out_hw, source)
+  np.testing.assert_allclose(weights, color_common.rebalance_weights(expected, 0.5, centres),
                              rtol=1e-6)
   # The method's loss is eq. 2 with these weights (identity views: whole
   # image, no flip, so the targets can be recomputed here).
   config.augment.update(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_prob=0.0)
   method = build_method(config)
   images = jnp.asarray(images[:16])
-  params, state, loss, aux, grads = _init_and_grads(method, images)
+  params, state, loss, aux, grads = _init_and_grads(method, images, config)
+  # The weights are the method's constants, kept in its state.
+  np.testing.assert_allclose(np.asarray(aux.method_state.weights), weights, rtol=1e-6)
   net = col._network(config)[0]  # pylint: disable=protected-access
 
   @jax.jit
   def losses_by_hand(params, images):
-    x = col.lab(augment.center_view(images))
-    (_, logits), _ = net.apply({"params": params, **state}, col.scale_l(x[..., :1]),
+    x = color.lab(augment.center_view(images))
+    (_, logits), _ = net.apply({"params": params, **state}, color.scale_l(x[..., :1]),
                                train=True, mutable=["batch_stats"])
-    target = col.block_mean(x[..., 1:], out_hw)
-    return (col.colour_classification_loss(logits, target, centres, weights)[0],
-            col.colour_classification_loss(logits, target, centres)[0])
+    target = color_common.block_mean(x[..., 1:], out_hw)
+    return (color_common.colour_classification_loss(logits, target, centres, weights)[0],
+            color_common.colour_classification_loss(logits, target, centres)[0])
 
   by_hand, unweighted = (float(v) for v in losses_by_hand(params, images))
   np.testing.assert_allclose(loss, by_hand, rtol=1e-4)
@@ -239,16 +256,16 @@ def test_rebalanced_loss_at_init_and_gradients(corpus):
   assert set(grads) == {"encoder", "decoder"}
   for name, tree in grads.items():
     assert float(optax.global_norm(tree)) > 0, name
-  # Features: the encoder's, on what the trainer's eval input gives (L only).
-  x = eval_input(method, images[:2], config.data)
-  feats = jax.eval_shape(lambda v: method.encoder.apply(v, x, train=False),
-                         method.encoder_variables(params, state))
+  # Features: the encoder's, on what its preprocessing gives (L only).
+  x = method.encoder.prepare(images[:2])
+  feats = jax.eval_shape(lambda v: method.encoder.module().apply(v, x, train=False),
+                         method.encoder.select(params, state))
   assert aux.features.shape == (16, feats.shape[-1]) and x.shape[-1] == 1
   # The L2 baseline: 2 outputs per pixel, a scalar loss (shapes only).
   method = build_method(_config("colorization", corpus, colorization=dict(loss="l2")))
   params, state, mstate = jax.eval_shape(method.init, jax.random.PRNGKey(0), images[:2])
   assert params["decoder"]["Conv_0"]["kernel"].shape[-1] == 2
-  loss, _ = jax.eval_shape(lambda *a: method.loss_fn(*a, None), params, state, mstate,
+  loss, _ = jax.eval_shape(lambda *a: method.loss_fn(*a), params, state, mstate,
                            {"image": images}, jax.random.PRNGKey(1))
   assert loss.shape == ()
   ab = np.full((1, 2, 2, 2), 55.0, np.float32)
@@ -261,8 +278,8 @@ def test_split_brain_halves_and_concatenated_representation(corpus):
   images = jnp.asarray(photos.load_split(corpus, "train").images[:16])
   config = _config("split_brain", corpus)
   method = build_method(config)
-  params, state, loss, aux, grads = _init_and_grads(method, images)
-  q = len(pretext.ab_bins(10.0))
+  params, state, loss, aux, grads = _init_and_grads(method, images, config)
+  q = len(color_common.ab_bins(10.0))
   assert abs(loss - np.log(q) - np.log(50)) < 1.0
   assert set(aux.metrics) == {"loss_l_to_ab", "loss_ab_to_l"}
   for half in ("l_net", "ab_net"):
@@ -272,8 +289,8 @@ def test_split_brain_halves_and_concatenated_representation(corpus):
 
   @jax.jit
   def features(params, state, images):
-    l_feats = method.encoder.apply(method.encoder_variables(params, state),
-                                   eval_input(method, images, config.data), train=False)
+    l_feats = method.encoder.module().apply(method.encoder.select(params, state),
+                                            method.encoder.prepare(images), train=False)
     both = module.apply(variables_fn(params, state), input_fn(images / 255.0), train=False)
     return l_feats, both
 
@@ -317,7 +334,8 @@ def _write_idx(path, array):
 
 def test_train_transfer_and_picture(corpus, tmp_path):
   from sslax.eval.transfer import transfer_linear
-  from sslax.eval.viz import colorization_png
+  from sslax.eval.viz import image_rows_png
+  from sslax.models import make_encoder
   from sslax.train.loop import train_and_evaluate
   config = _config("colorization", corpus)
   config.update(num_steps=2, checkpoint_every=2, online_eval_every=2, log_every=1)
@@ -346,16 +364,19 @@ def test_train_transfer_and_picture(corpus, tmp_path):
   test_images = get_source(config.data, "test").get(np.arange(8))[0]
   # Exported, the L encoder loads without the method (so without the photo
   # corpus) and gives the training-time features of RGB and of gray images.
-  from sslax.eval.features import encoder_and_variables
   from sslax.export import export_encoder, load_encoder, preprocess
   export_encoder(workdir, str(tmp_path / "enc"))
   with pytest.MonkeyPatch.context() as mp:
     mp.setattr("sslax.methods.build_method", lambda *_: pytest.fail("built the method"))
     module, variables, info = load_encoder(str(tmp_path / "enc"))
-  assert info["input_shape"] == [32, 32, 1] and info["encoder_module"] == "model"
-  encoder, train_variables = encoder_and_variables(config, workdir)
-  want = encoder.apply(train_variables, eval_input(build_method(config), test_images,
-                                                   config.data), train=False)
+  assert info["input_shape"] == [32, 32, 1] and info["preprocess"]["kind"] == "lab_l"
+  assert info["network"]["kind"] == "backbone"
+  # The training-time encoder, read straight out of the final train state.
+  train_variables = {"params": state.params["encoder"],
+                     "batch_stats": state.model_state["batch_stats"]["encoder"]}
+  want = make_encoder(config.model).apply(
+      train_variables, color.l_input(augment.center_view(jnp.asarray(test_images))),
+      train=False)
   got = module.apply(variables, preprocess(test_images, info), train=False)
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
   gray = test_images[..., :1]
@@ -364,10 +385,15 @@ def test_train_transfer_and_picture(corpus, tmp_path):
                              atol=1e-5)
   with pytest.raises(UserError, match="resize them first"):
     preprocess(test_images[:, :28, :28], info)
-  gray, predicted, true = (np.asarray(a) for a in col.colorize(
-      config, state.params, state.model_state, test_images))
+  # The method's picture for `sslax viz`: L input, prediction, truth.
+  drawn = build_method(config).pictures(state.params, state.model_state, test_images,
+                                        jax.random.PRNGKey(0))
+  rows, title = drawn["colorization"]
+  assert [name for name, _ in rows] == ["L input", "predicted", "truth"]
+  gray, predicted, true = (np.asarray(a) for _, a in rows)
   assert gray.shape == predicted.shape == true.shape == (8, 32, 32, 3)
   assert 0.0 <= predicted.min() and predicted.max() <= 1.0
   np.testing.assert_allclose(gray[..., 0], gray[..., 2], atol=2e-3)   # gray is gray
-  path = colorization_png(gray, predicted, true, str(tmp_path / "c.png"))
+  np.testing.assert_allclose(true, np.asarray(test_images) / 255.0, atol=1e-6)
+  path = image_rows_png(rows, str(tmp_path / "c.png"), title)
   assert os.path.getsize(path) > 1000

@@ -4,6 +4,8 @@ linear probe and kNN write their JSON files."""
 import json
 import os
 
+import pytest
+
 from conftest import ROOT
 from sslax import cli
 
@@ -33,6 +35,16 @@ def test_train_then_evaluate(tmp_path, capsys):
   assert 0.3 < knn["top1_k20"] <= 1.0
   printed = capsys.readouterr().out.strip().splitlines()
   assert json.loads(printed[-1]) == knn
+  # --config.key=value reaches evaluation too: another batch size, the same
+  # figures (up to a near-tie); a key the config does not have is one line,
+  # status 2.
+  cli.main(["eval", "knn", "--workdir", workdir, "--config.eval.batch_size=700"])
+  again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert abs(again["top1_k20"] - knn["top1_k20"]) <= 2e-4
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["eval", "knn", "--workdir", workdir, "--config.eval.no_such_key=1"])
+  err = capsys.readouterr().err.strip()
+  assert exit_info.value.code == 2 and "no_such_key" in err and "\n" not in err
 
   cli.main(["eval", "finetune", "--workdir", workdir, "--label-fraction", "0.01"])
   cli.main(["eval", "finetune", "--workdir", workdir, "--label-fraction", "0.01",

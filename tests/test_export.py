@@ -18,8 +18,8 @@ from sslax import cli
 from sslax.config_loading import apply_overrides
 from sslax.data.sources import fashion_mnist
 from sslax.errors import UserError
-from sslax.eval.features import encoder_and_variables
 from sslax.export import export_encoder, preprocess, to_nnx
+from sslax.models import make_encoder
 from sslax.train.loop import train_and_evaluate
 
 SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
@@ -30,10 +30,13 @@ def exported(tmp_path_factory):
   from sslax.config_loading import load_config_file  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path_factory.mktemp("run"))
   config = apply_overrides(load_config_file(SMOKE), ["progress_bar=False"])
-  train_and_evaluate(config, workdir)
+  state = train_and_evaluate(config, workdir)
   out = str(tmp_path_factory.mktemp("export") / "encoder")
   export_encoder(workdir, out)
-  return workdir, out, config
+  # The training-time encoder, read straight out of the final train state.
+  train_vars = {"params": state.params["encoder"],
+                "batch_stats": state.model_state["batch_stats"]["encoder"]}
+  return workdir, out, config, jax.device_get(train_vars)
 
 
 def _images(n=64):
@@ -41,12 +44,12 @@ def _images(n=64):
 
 
 def test_loaded_encoder_features_equal_training_time_features(exported):
-  workdir, out, config = exported
+  _, out, config, train_vars = exported
   module, variables, info = sslax.load_encoder(out)
   assert info["input_shape"] == [28, 28, 1] and info["feature_dim"] == 16
   assert info["step"] == config.num_steps
-  encoder, train_vars = encoder_and_variables(config, workdir)
-  chex.assert_trees_all_equal(jax.device_get(variables), jax.device_get(train_vars))
+  encoder = make_encoder(config.model, config.compute_dtype)
+  chex.assert_trees_all_equal(jax.device_get(variables), train_vars)
   x = preprocess(_images(), info)
   apply = jax.jit(lambda m_vars, x: module.apply(m_vars, x, train=False))
   got = np.asarray(apply(variables, x))
@@ -68,7 +71,7 @@ class Classifier(nn.Module):
 
 
 def test_linen_classifier_on_the_loaded_encoder_trains(exported):
-  _, out, _ = exported
+  _, out, _, _ = exported
   module, enc_vars, info = sslax.load_encoder(out)
   model = Classifier(encoder=module)
   x = preprocess(_images(32), info)
@@ -98,7 +101,7 @@ def test_linen_classifier_on_the_loaded_encoder_trains(exported):
 
 
 def test_nnx_model_from_the_loaded_encoder_trains(exported):
-  _, out, _ = exported
+  _, out, _, _ = exported
   module, enc_vars, info = sslax.load_encoder(out)
   x = preprocess(_images(32), info)
   y = jnp.asarray(fashion_mnist("test").labels[:32])
@@ -127,7 +130,7 @@ def test_nnx_model_from_the_loaded_encoder_trains(exported):
 
 
 def test_export_mistakes(exported, tmp_path, capsys):
-  workdir, out, _ = exported
+  workdir, out, _, _ = exported
   with pytest.raises(SystemExit) as e:
     cli.main(["export", "--workdir", workdir, "--out", out])  # exists already
   assert e.value.code == 2 and "already exists" in capsys.readouterr().err
@@ -141,3 +144,30 @@ def test_export_mistakes(exported, tmp_path, capsys):
     preprocess(np.zeros((2, 32, 32, 3), np.uint8), info)
   with pytest.raises(UserError, match="not an exported encoder"):
     sslax.load_encoder(str(empty))
+
+
+def test_exports_of_the_previous_format_still_load(exported, tmp_path):
+  """An export written before encoder.json described the network (keys
+  model, normalization, encoder_module) loads to the same features; one of a
+  patch or waveform encoder asks to export again, in one line."""
+  import json  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  _, out, config, _ = exported
+  module, variables, info = sslax.load_encoder(out)
+  want = np.asarray(module.apply(variables, preprocess(_images(), info), train=False))
+  old = tmp_path / "old"
+  shutil.copytree(out, old)
+  legacy = {"model": config.model.to_dict(), "compute_dtype": "float32",
+            "modality": "image", "input_shape": [28, 28, 1],
+            "normalization": {"mean": [0.2860], "std": [0.3530],
+                              "scale": "uint8 / 255, then (x - mean) / std"},
+            "feature_dim": 16, "encoder_module": "method", "method": "simclr",
+            "dataset": "fashion_mnist", "step": config.num_steps}
+  (old / "encoder.json").write_text(json.dumps(legacy))
+  module, variables, info = sslax.load_encoder(str(old))
+  got = np.asarray(module.apply(variables, preprocess(_images(), info), train=False))
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+  legacy["model"] = {"encoder": "patch_convnet"}
+  (old / "encoder.json").write_text(json.dumps(legacy))
+  with pytest.raises(UserError, match="export it again"):
+    sslax.load_encoder(str(old))

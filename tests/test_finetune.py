@@ -3,6 +3,7 @@
 import json
 import os
 
+import chex
 import numpy as np
 import pytest
 
@@ -10,8 +11,9 @@ from sslax.data.sources import ArraySource
 from sslax.errors import UserError
 from sslax.eval import evaluate
 from sslax.eval.finetune import finetune, num_steps
-from sslax.eval.linear import stratified_subset
+from sslax.probes.linear import stratified_subset
 from sslax.models import make_encoder
+from sslax.train import checkpoint
 
 
 def _toy(n, seed):
@@ -26,7 +28,7 @@ def _toy(n, seed):
   return ArraySource(images=images.astype(np.uint8), labels=labels, num_classes=2)
 
 
-def test_finetune_separates_a_separable_toy_problem(smoke_config):
+def test_finetune_separates_a_separable_toy_problem(smoke_config, tmp_path):
   train, test = _toy(2000, 0), _toy(500, 1)
   config = smoke_config
   config.data.update(mean=(0.3,), std=(0.35,))
@@ -38,13 +40,17 @@ def test_finetune_separates_a_separable_toy_problem(smoke_config):
   assert len(indices) == 100
   steps = num_steps(len(indices), config.finetune)
   assert steps == 40
-  result, final = finetune(encoder, variables, train, test, indices, config,
-                           steps=steps, seed=0)
+  result, final = finetune(variables, train, test, indices, config,
+                           steps=steps, seed=0, workdir=str(tmp_path / "ft"))
   assert result["top1"] == 1.0 and result["train_top1"] == 1.0
   # The encoder itself was trained, not only the head.
   moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),
-                       variables["params"], final["params"]["encoder"])
+                       variables["params"], final.params["encoder"])
   assert max(jax.tree.leaves(moved)) > 0
+  # It started from the given variables: the run's encoder at initialisation.
+  start = checkpoint.restore_encoder(str(tmp_path / "ft"), random_init=True)
+  chex.assert_trees_all_equal(jax.device_get(start.variables["params"]),
+                              jax.device_get(variables["params"]))
 
 
 def test_num_steps_is_epochs_over_the_subset():

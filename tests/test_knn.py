@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from sslax.eval.knn import knn_accuracy, knn_scores
+from sslax.probes.knn import knn_accuracy, knn_scores
 
 
 def naive_scores(query, bank, labels, k, num_classes, temperature):

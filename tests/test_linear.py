@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sslax.errors import UserError
-from sslax.eval import linear
+from sslax.probes import linear
 
 
 def test_stratified_subset_is_per_class_and_seed_fixed():

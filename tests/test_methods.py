@@ -15,10 +15,8 @@ from sslax.config_loading import load_config_file
 from sslax.data import pipeline
 from sslax.data.sources import get_source
 from sslax.methods import build_method, common, moco
-from sslax.train.loop import init_state, make_train_step
+from sslax.train.loop import compile_step, init_state, setup
 from sslax.train import online
-from sslax.train.mesh import make_mesh
-from sslax.train.optim import make_optimizer
 
 
 def _config(name):
@@ -35,15 +33,9 @@ def _batch(config, source, step):
 
 
 def _setup(config):
-  source = get_source(config.data, "train")
-  method = build_method(config)
-  tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
-                                config.num_steps)
-  mesh = make_mesh(config.global_batch_size)
-  state = init_state(method, tx, config, source, mesh)
-  step = jax.jit(make_train_step(method, tx, schedule, mesh,
-                                 online.probe_optimizer(config)))
-  return source, method, state, step
+  run = setup(config)
+  state = init_state(run)
+  return run.source, run.method, state, compile_step(run, state)
 
 
 def test_ema_matches_its_formula():
@@ -63,40 +55,40 @@ def test_byol_momentum_rises_from_base_to_one_on_a_cosine():
 
 @pytest.mark.parametrize("name,target_key,momentum", [
     ("moco_v2", "key_params", lambda c, step: c.moco.momentum),
-    ("byol", "target_params",
+    ("byol", "params",
      lambda c, step: float(common.cosine_momentum(step, c.num_steps, c.byol.tau_base))),
 ])
 def test_target_is_the_ema_of_the_trained_parameters(name, target_key, momentum):
   config = _config(name)
   source, _, state, step = _setup(config)
   for s in range(2):
-    before = state.method_state[target_key]
+    before = jax.device_get(getattr(state.method_state, target_key))  # state is donated
     state, _ = step(state, _batch(config, source, s))
     m = momentum(config, s)
     want = jax.tree.map(lambda t, o: m * t + (1 - m) * o, before,
                         {k: state.params[k] for k in before})
-    for got, exp in zip(jax.tree.leaves(state.method_state[target_key]),
+    for got, exp in zip(jax.tree.leaves(getattr(state.method_state, target_key)),
                         jax.tree.leaves(want)):
       np.testing.assert_allclose(np.asarray(got), np.asarray(exp), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("name,target_key", [("moco_v1", "key_params"),
-                                             ("byol", "target_params")])
+                                             ("byol", "params")])
 def test_target_tree_gets_no_gradient(name, target_key):
   config = _config(name)
   source, method, state, _ = _setup(config)
   batch = _batch(config, source, 0)
 
   def loss_of_target(target):
-    method_state = {**state.method_state, target_key: target}
+    method_state = state.method_state._replace(**{target_key: target})
     return method.loss_fn(state.params, state.model_state, method_state, batch,
-                          jax.random.PRNGKey(0), None)[0]
+                          jax.random.PRNGKey(0))[0]
 
-  grads = jax.grad(loss_of_target)(state.method_state[target_key])
+  grads = jax.grad(loss_of_target)(getattr(state.method_state, target_key))
   assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(grads))
   # ...while the trained parameters do get one.
   grads = jax.grad(lambda p: method.loss_fn(p, state.model_state, state.method_state,
-                                            batch, jax.random.PRNGKey(0), None)[0])(
+                                            batch, jax.random.PRNGKey(0))[0])(
       state.params)
   assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads)) > 0
 
@@ -126,21 +118,21 @@ def test_moco_queue_holds_the_last_keys_of_training():
   for s in range(3):
     batch = _batch(config, source, s)
     key = jax.random.fold_in(state.rng, s)
-    _, aux = method.loss_fn(params, state.model_state, method_state, batch, key, None)
+    _, aux = method.loss_fn(params, state.model_state, method_state, batch, key)
     # The keys, computed independently of the loss: key encoder on view 2.
     _, x_k = common.two_views(key, batch["image"], config)
-    model = common.EncoderWithHead(encoder=method.encoder,
+    model = common.EncoderWithHead(encoder=method.encoder.module(),
                                    head=common.make_head(config.head))
-    k, _ = moco.key_features(model, method_state["key_params"],
-                             method_state["key_model_state"], x_k,
+    k, _ = moco.key_features(model, method_state.key_params,
+                             method_state.key_model_state, x_k,
                              config.moco.bn_groups)
     model_keys.append(np.asarray(losses.l2_normalize(k)))
     method_state = aux.method_state
-  assert int(method_state["queue_ptr"]) == (3 * 32) % 64
+  assert int(method_state.queue_ptr) == (3 * 32) % 64
   # Step 2's keys overwrote the oldest (step 0's) slots 0..31; step 1's are in 32..63.
-  np.testing.assert_allclose(np.asarray(method_state["queue"][:32]), model_keys[2],
+  np.testing.assert_allclose(np.asarray(method_state.queue[:32]), model_keys[2],
                              rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(np.asarray(method_state["queue"][32:]), model_keys[1],
+  np.testing.assert_allclose(np.asarray(method_state.queue[32:]), model_keys[1],
                              rtol=1e-5, atol=1e-6)
 
 
@@ -148,9 +140,9 @@ def test_shuffled_bn_keys_use_another_sub_batch_than_their_queries():
   config = _config("moco_v1")
   _, method, state, _ = _setup(config)
   groups = 4
-  model = common.EncoderWithHead(encoder=method.encoder, head=common.make_head(config.head))
+  model = common.EncoderWithHead(encoder=method.encoder.module(), head=common.make_head(config.head))
   x = jax.random.normal(jax.random.PRNGKey(1), (32, 28, 28, 1))
-  params, model_state = state.method_state["key_params"], state.method_state["key_model_state"]
+  params, model_state = state.method_state.key_params, state.method_state.key_model_state
   k, _ = moco.key_features(model, params, model_state, x, groups)
   # Reference: normalise each sub-batch of the rolled batch on its own.
   rolled = jnp.roll(x, 8, axis=0)
@@ -188,6 +180,6 @@ def test_byol_short_run_does_not_collapse(tmp_path):
 
 def method_online_apply(method, config, state, x):
   from sslax.methods import byol  # pylint: disable=g-import-not-at-top
-  online_model = byol.Online(encoder=method.encoder, head=common.make_head(config.head),
+  online_model = byol.Online(encoder=method.encoder.module(), head=common.make_head(config.head),
                              predictor=common.make_head(config.predictor))
   return online_model.apply({"params": state.params, **state.model_state}, x, train=False)

@@ -4,31 +4,21 @@ import jax
 import numpy as np
 import optax
 
-from sslax.data import pipeline
 from sslax.data.sources import SubsetSource, get_source
-from sslax.eval.features import encode_source, encoder_and_variables, eval_input_fn
-from sslax.eval.knn import knn_accuracy
-from sslax.methods import build_method
+from sslax.eval.features import encode_source, load_run_encoder
+from sslax.probes.knn import knn_accuracy
 from sslax.train import online
-from sslax.train.loop import init_state, make_train_step, train_and_evaluate
-from sslax.train.mesh import make_mesh
+from sslax.train.loop import (compile_step, global_batch, init_state, setup,
+                              train_and_evaluate)
 from sslax.train.metrics import read_metrics
-from sslax.train.optim import make_optimizer
 
 
 def _two_steps(config, probe_tx):
-  source = get_source(config.data, "train")
-  method = build_method(config)
-  tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
-                                config.num_steps)
-  mesh = make_mesh(config.global_batch_size)
-  state = init_state(method, tx, config, source, mesh)
-  step = jax.jit(make_train_step(method, tx, schedule, mesh, probe_tx))
+  run = setup(config)
+  state = init_state(run)
+  step = compile_step(run, state, probe_tx=probe_tx)
   for s in range(2):
-    idx = pipeline.global_batch_indices(config.seed, s, config.global_batch_size,
-                                        len(source))
-    images, labels = source.get(idx)
-    state, metrics = step(state, {"image": images, "label": labels})
+    state, metrics = step(state, global_batch(run, s))
   return state, metrics
 
 
@@ -54,7 +44,7 @@ def test_online_knn_equals_offline_knn_on_the_same_examples(tmp_path, smoke_conf
   logged = [r for r in read_metrics(workdir) if "online_knn_top1_k20" in r]
   assert [r["step"] for r in logged] == [4]
 
-  encoder, variables = encoder_and_variables(smoke_config, workdir)
+  encoder = load_run_encoder(workdir)
   train = get_source(smoke_config.data, "train")
   test = get_source(smoke_config.data, "test")
   chunk = smoke_config.eval.batch_size
@@ -62,11 +52,8 @@ def test_online_knn_equals_offline_knn_on_the_same_examples(tmp_path, smoke_conf
                              chunk, smoke_config.seed)
   test_idx = online._subset(len(test), smoke_config.eval.online_test_examples,
                             chunk, smoke_config.seed)
-  prepare = eval_input_fn(smoke_config)
-  train_x, train_y = encode_source(encoder, variables, SubsetSource(train, train_idx),
-                                   prepare)
-  test_x, test_y = encode_source(encoder, variables, SubsetSource(test, test_idx),
-                                 prepare)
+  train_x, train_y = encode_source(encoder, SubsetSource(train, train_idx))
+  test_x, test_y = encode_source(encoder, SubsetSource(test, test_idx))
   offline = knn_accuracy(train_x, train_y, test_x, test_y, k=20, num_classes=10,
                          temperature=smoke_config.eval.knn_temperature)
   assert len(test_idx) == 2000

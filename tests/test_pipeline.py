@@ -28,7 +28,7 @@ def test_resuming_at_a_step_sees_the_same_batches():
 
 def test_one_process_reads_every_row():
   import jax  # pylint: disable=g-import-not-at-top
-  from sslax.train.mesh import data_sharding, make_mesh  # pylint: disable=g-import-not-at-top
+  from sslax.sharding import data_sharding, make_mesh  # pylint: disable=g-import-not-at-top
   assert pipeline.local_rows(data_sharding(make_mesh(jax.device_count() * 4)),
                              jax.device_count() * 4) == slice(0, jax.device_count() * 4)
 

@@ -15,7 +15,6 @@ import pytest
 
 from conftest import ROOT
 from sslax.config_loading import load_config_file
-from sslax.data import pretext
 from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.methods import build_method, common, exemplar, jigsaw, relative_patch, rotation
@@ -30,6 +29,15 @@ def _config(name, **exemplar_overrides):
   if exemplar_overrides:
     c.exemplar.update(exemplar_overrides)
   return c
+
+
+def _init(method, c, images):
+  """``method.init`` as the trainer calls it: with the method's constants
+  (computed from the training source) when it has some."""
+  if method.constants is None:
+    return method.init(jax.random.PRNGKey(0), images[:2])
+  constants = method.constants(get_source(c.data, "train"))
+  return method.init(jax.random.PRNGKey(0), images[:2], constants)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +72,7 @@ def test_relative_patch_pairs_are_centre_and_labelled_neighbour(images):
   assert labels.min() >= 0 and labels.max() <= 7 and len(set(labels.tolist())) == 8
   # The centre patch and the labelled neighbour of the pretext transform.
   k_pair, _ = jax.random.split(jax.random.PRNGKey(3))
-  centre, neighbour, want = pretext.relative_patch_pairs(k_pair, x, 7, 2, 1)
+  centre, neighbour, want = relative_patch.relative_patch_pairs(k_pair, x, 7, 2, 1)
   np.testing.assert_array_equal(labels, np.asarray(want))
   np.testing.assert_array_equal(np.asarray(pairs[:, 0]), np.asarray(centre))
   np.testing.assert_array_equal(np.asarray(pairs[:, 1]), np.asarray(neighbour))
@@ -83,28 +91,28 @@ def test_jigsaw_state_holds_the_config_permutations_and_labels_index_them(images
   c.jigsaw.update(num_permutations=12, permutation_seed=3)
   method = build_method(c)
   params, model_state, state = method.init(jax.random.PRNGKey(0), images[:2])
-  perms = np.asarray(state["permutations"])
-  np.testing.assert_array_equal(perms, pretext.hamming_permutations(12, 9, seed=3))
+  perms = np.asarray(state.permutations)
+  np.testing.assert_array_equal(perms, jigsaw.hamming_permutations(12, 9, seed=3))
   # The loss reads the set from the state (the checkpointed one on a resume).
   def loss(s):
     return float(method.loss_fn(params, model_state, s, {"image": images},
-                                jax.random.PRNGKey(1), None)[0])
-  assert loss(state) != loss({"permutations": jnp.roll(state["permutations"], 1, 0)})
+                                jax.random.PRNGKey(1))[0])
+  assert loss(state) != loss(jigsaw.PermutationSet(jnp.roll(state.permutations, 1, 0)))
   x = common.center_input(images, c)
   # Whole cells as tiles: undoing each example's labelled permutation gives
   # back the image's cells in row-major order.
   c.jigsaw.tile = 9
-  tiles, labels = jigsaw.puzzles(jax.random.PRNGKey(1), x, state["permutations"], c)
+  tiles, labels = jigsaw.puzzles(jax.random.PRNGKey(1), x, state.permutations, c)
   assert tiles.shape == (N, 9, 9, 9, 1) and 0 <= int(labels.min()) <= int(labels.max()) < 12
-  restored = pretext.permute_tiles(tiles, pretext.inverse_permutation(perms[labels]))
+  restored = jigsaw.permute_tiles(tiles, jigsaw.inverse_permutation(perms[labels]))
   np.testing.assert_array_equal(np.asarray(restored),
-                                np.asarray(pretext.image_to_tiles(x, 3)))
+                                np.asarray(jigsaw.image_to_tiles(x, 3)))
   # Tiles of 7 inside cells of 9: each restored tile is a crop of its own cell.
   c.jigsaw.tile = 7
-  tiles, labels = jigsaw.puzzles(jax.random.PRNGKey(2), x, state["permutations"], c)
-  restored = np.asarray(pretext.permute_tiles(tiles, pretext.inverse_permutation(
+  tiles, labels = jigsaw.puzzles(jax.random.PRNGKey(2), x, state.permutations, c)
+  restored = np.asarray(jigsaw.permute_tiles(tiles, jigsaw.inverse_permutation(
       perms[labels])))
-  cells = np.asarray(pretext.image_to_tiles(x, 3))
+  cells = np.asarray(jigsaw.image_to_tiles(x, 3))
   for n in range(N):
     for k in range(9):
       assert any(np.array_equal(restored[n, k], cells[n, k, i:i + 7, j:j + 7])
@@ -135,11 +143,11 @@ def test_loss_at_init_gradients_and_features(case, images):
   c = _config(name, **overrides)
   method = build_method(c)
   assert method.name == name
-  params, model_state, state = method.init(jax.random.PRNGKey(0), images[:2])
+  params, model_state, state = _init(method, c, images)
 
   def run(params):  # eager: its small compiled ops are shared by every case
     return jax.value_and_grad(lambda p: method.loss_fn(
-        p, model_state, state, {"image": images}, jax.random.PRNGKey(1), None),
+        p, model_state, state, {"image": images}, jax.random.PRNGKey(1)),
                               has_aux=True)(params)
 
   (loss, aux), grads = run(params)
@@ -151,9 +159,10 @@ def test_loss_at_init_gradients_and_features(case, images):
   for part in ("encoder", "head"):
     assert float(optax.global_norm(grads[part])) > 0, part
   # The probe's features have the evaluation encoder's width on central views.
-  variables = method.encoder_variables(params, model_state)
+  variables = method.encoder.select(params, model_state)
   x = common.center_input(images, c)
-  want = jax.eval_shape(lambda v: method.encoder.apply(v, x, train=False), variables)
+  want = jax.eval_shape(lambda v: method.encoder.module().apply(v, x, train=False),
+                        variables)
   assert aux.features.shape == want.shape == (N, 7 * 7 * 16)  # smoke: 7x7x16 flattened
   # The encoder's batch statistics moved; the state keeps its structure.
   assert jax.tree.structure(aux.model_state) == jax.tree.structure(model_state)
@@ -167,11 +176,11 @@ def test_loss_at_init_gradients_and_features(case, images):
 def test_exemplar_seeds_are_the_configured_training_images(images):
   c = _config("exemplar")
   method = build_method(c)
-  _, _, state = method.init(jax.random.PRNGKey(0), images[:2])
+  _, _, state = _init(method, c, images)
   source = get_source(c.data, "train")
   idx = exemplar.seed_indices(len(source), 64, c.seed)
-  np.testing.assert_array_equal(np.asarray(state["seed_indices"]), idx)
-  np.testing.assert_array_equal(np.asarray(state["seeds"]), source.get(idx)[0])
+  np.testing.assert_array_equal(np.asarray(state.seed_indices), idx)
+  np.testing.assert_array_equal(np.asarray(state.seeds), source.get(idx)[0])
   assert len(set(idx.tolist())) == 64
   assert not np.array_equal(exemplar.seed_indices(len(source), 64, c.seed + 1), idx)
 
@@ -179,15 +188,15 @@ def test_exemplar_seeds_are_the_configured_training_images(images):
 def test_exemplar_memory_bank_update_is_the_momentum_formula(images):
   c = _config("exemplar", variant="memory_bank", bank_momentum=0.3)
   method = build_method(c)
-  params, model_state, state = method.init(jax.random.PRNGKey(0), images[:2])
-  bank = np.asarray(state["bank"])
+  params, model_state, state = _init(method, c, images)
+  bank = np.asarray(state.bank)
   np.testing.assert_allclose(np.linalg.norm(bank, axis=1), 1.0, rtol=1e-5)
   key = jax.random.PRNGKey(5)
-  loss, aux = method.loss_fn(params, model_state, state, {"image": images}, key, None)
+  loss, aux = method.loss_fn(params, model_state, state, {"image": images}, key)
   # Cosine scores / T against random bank entries: about log N, plus spread.
   assert np.isfinite(float(loss)) and abs(float(loss) - math.log(64)) < 2.0
   # The step's seeds and their embeddings, recomputed from the method's pieces.
-  indices, x = exemplar.sample_seeds(key, state["seeds"], N, c)
+  indices, x = exemplar.sample_seeds(key, state.seeds, N, c)
   model, _ = exemplar.make_model(c)
   (_, out), _ = common.apply_train(model, params, model_state, x)
   v = np.asarray(out) / np.linalg.norm(np.asarray(out), axis=1, keepdims=True)
@@ -196,11 +205,11 @@ def test_exemplar_memory_bank_update_is_the_momentum_formula(images):
   rows = 0.3 * bank[indices] + 0.7 * v
   want = bank.copy()
   want[indices] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-  np.testing.assert_allclose(np.asarray(aux.method_state["bank"]), want, rtol=1e-5,
+  np.testing.assert_allclose(np.asarray(aux.method_state.bank), want, rtol=1e-5,
                              atol=1e-6)
   # The seeds themselves are not changed by a step.
-  np.testing.assert_array_equal(np.asarray(aux.method_state["seeds"]),
-                                np.asarray(state["seeds"]))
+  np.testing.assert_array_equal(np.asarray(aux.method_state.seeds),
+                                np.asarray(state.seeds))
 
 
 def test_update_bank_formula():
@@ -244,7 +253,7 @@ def test_exemplar_more_seeds_than_examples_is_a_user_error(images):
   c.exemplar.num_seeds = 10 ** 6
   method = build_method(c)
   with pytest.raises(UserError, match="num_seeds"):
-    method.init(jax.random.PRNGKey(0), images[:2])
+    _init(method, c, images)
 
 
 @pytest.mark.parametrize("variant", ["fashion_mnist", "cifar10", "imagenet", "smoke"])
@@ -275,4 +284,4 @@ def test_jigsaw_trains_in_the_trainer_and_saves_its_permutations(tmp_path):
   with checkpoint.manager(workdir, read_only=True) as mngr:
     saved = mngr.restore(2)
   np.testing.assert_array_equal(np.asarray(saved["method_state"]["permutations"]),
-                                pretext.hamming_permutations(10, 9, seed=0))
+                                jigsaw.hamming_permutations(10, 9, seed=0))

@@ -10,7 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sslax.data import pretext
+from sslax import losses
+from sslax.data import color
+from sslax.methods import (color_common, context_encoder, denoising_ae, jigsaw,
+                           relative_patch, rotation)
 
 
 def _arange_images(n, h, w, c):
@@ -25,7 +28,7 @@ def _arange_images(n, h, w, c):
 
 def test_rotate_all_matches_np_rot90_and_labels():
   images = _arange_images(2, 3, 3, 2)
-  rotated, labels = jax.jit(pretext.rotate_all)(images)
+  rotated, labels = jax.jit(rotation.rotate_all)(images)
   assert rotated.shape == (8, 3, 3, 2)
   rotated, images = np.asarray(rotated), np.asarray(images)
   np.testing.assert_array_equal(np.asarray(labels), [0, 1, 2, 3, 0, 1, 2, 3])
@@ -38,14 +41,14 @@ def test_rotate_all_matches_np_rot90_and_labels():
 def test_rotate_all_is_counter_clockwise():
   # [[a, b], [c, d]] turned 90 degrees counter-clockwise is [[b, d], [a, c]].
   image = jnp.array([[1.0, 2.0], [3.0, 4.0]])[None, :, :, None]
-  rotated, _ = pretext.rotate_all(image)
+  rotated, _ = rotation.rotate_all(image)
   np.testing.assert_array_equal(np.asarray(rotated[1, :, :, 0]), [[2, 4], [1, 3]])
   np.testing.assert_array_equal(np.asarray(rotated[2, :, :, 0]), [[4, 3], [2, 1]])
 
 
 def test_rotate_all_rejects_non_square():
   with pytest.raises(ValueError, match="square"):
-    pretext.rotate_all(jnp.zeros((1, 4, 5, 3)))
+    rotation.rotate_all(jnp.zeros((1, 4, 5, 3)))
 
 
 # --------------------------------------------------------------------------- #
@@ -54,7 +57,7 @@ def test_rotate_all_rejects_non_square():
 
 PATCH, GAP, JITTER = 5, 4, 2
 SIDE = 3 * PATCH + 2 * GAP + 2 * JITTER  # the smallest allowed image side
-_offsets = jax.jit(pretext.relative_patch_offsets, static_argnums=(1, 2, 3, 4, 5, 6))
+_offsets = jax.jit(relative_patch.relative_patch_offsets, static_argnums=(1, 2, 3, 4, 5, 6))
 
 
 def _base_corners(h, w, patch, gap):
@@ -97,7 +100,7 @@ def test_relative_patch_jitter_within_bounds_and_gap_kept():
 def test_relative_patch_contents_match_returned_corners():
   images = _arange_images(64, 27, 29, 3)
   key = jax.random.key(3)
-  f = jax.jit(pretext.relative_patch_pairs, static_argnums=(2, 3, 4))
+  f = jax.jit(relative_patch.relative_patch_pairs, static_argnums=(2, 3, 4))
   centre, neighbour, labels = f(key, images, PATCH, GAP, JITTER)
   corners, labels2 = _offsets(key, 64, 27, 29, PATCH, GAP, JITTER)
   assert centre.shape == neighbour.shape == (64, PATCH, PATCH, 3)
@@ -125,7 +128,7 @@ def test_relative_patch_labels_are_uniform():
 def test_relative_patch_rejects_small_images():
   _offsets(jax.random.key(0), 1, SIDE, SIDE, PATCH, GAP, JITTER)  # just fits
   with pytest.raises(ValueError, match="image side"):
-    pretext.relative_patch_pairs(jax.random.key(0),
+    relative_patch.relative_patch_pairs(jax.random.key(0),
                                  jnp.zeros((1, SIDE - 1, SIDE + 10, 3)), PATCH,
                                  GAP, JITTER)
 
@@ -145,7 +148,7 @@ def _naive_min_hamming(perms):
 
 @functools.lru_cache(maxsize=None)
 def _perms30():
-  return pretext.hamming_permutations(30)
+  return jigsaw.hamming_permutations(30)
 
 
 def test_hamming_permutations_valid_unique_deterministic():
@@ -153,36 +156,36 @@ def test_hamming_permutations_valid_unique_deterministic():
   assert perms.shape == (30, 9) and perms.dtype == np.int32
   np.testing.assert_array_equal(np.sort(perms, axis=1), np.tile(np.arange(9), (30, 1)))
   assert len({tuple(p) for p in perms.tolist()}) == 30
-  np.testing.assert_array_equal(pretext.hamming_permutations(30), perms)
+  np.testing.assert_array_equal(jigsaw.hamming_permutations(30), perms)
   # Greedy: a shorter run with the same seed is a prefix of a longer one.
-  np.testing.assert_array_equal(pretext.hamming_permutations(10), perms[:10])
-  assert not np.array_equal(pretext.hamming_permutations(30, seed=1), perms)
+  np.testing.assert_array_equal(jigsaw.hamming_permutations(10), perms[:10])
+  assert not np.array_equal(jigsaw.hamming_permutations(30, seed=1), perms)
 
 
 def test_hamming_permutations_min_distance():
   perms = _perms30()
-  d = pretext.min_hamming_distance(perms)
+  d = jigsaw.min_hamming_distance(perms)
   assert d == _naive_min_hamming(perms.tolist())
   # Greedy max-min selection over all 9! candidates reaches 7 for P = 30
   # (9 for the first 9, which form a Latin square, 8 for P = 10).
   assert d >= 7
-  assert pretext.min_hamming_distance(perms[:9]) == 9
-  assert pretext.min_hamming_distance(perms[:10]) >= 8
+  assert jigsaw.min_hamming_distance(perms[:9]) == 9
+  assert jigsaw.min_hamming_distance(perms[:10]) >= 8
 
 
 def test_hamming_permutations_sampled_candidates_and_errors():
-  perms = pretext.hamming_permutations(5, num_tiles=4)
+  perms = jigsaw.hamming_permutations(5, num_tiles=4)
   assert perms.shape == (5, 4)
   assert len({tuple(p) for p in perms.tolist()}) == 5
-  big = pretext.hamming_permutations(4, num_tiles=12, num_candidates=2000)
+  big = jigsaw.hamming_permutations(4, num_tiles=12, num_candidates=2000)
   np.testing.assert_array_equal(np.sort(big, axis=1), np.tile(np.arange(12), (4, 1)))
   with pytest.raises(ValueError):
-    pretext.hamming_permutations(7, num_tiles=3)  # only 3! = 6 exist
+    jigsaw.hamming_permutations(7, num_tiles=3)  # only 3! = 6 exist
 
 
 def test_image_to_tiles_layout_and_round_trip():
   images = _arange_images(2, 10, 11, 3)  # cells of 3 px over the central 9x9
-  tiles = np.asarray(pretext.image_to_tiles(images))
+  tiles = np.asarray(jigsaw.image_to_tiles(images))
   assert tiles.shape == (2, 9, 3, 3, 3)
   crop = np.asarray(images)[:, 0:9, 1:10]
   for k in range(9):
@@ -190,33 +193,33 @@ def test_image_to_tiles_layout_and_round_trip():
     np.testing.assert_array_equal(tiles[:, k],
                                   crop[:, 3 * r:3 * r + 3, 3 * c:3 * c + 3])
   perm = _perms30()[5]
-  shuffled = pretext.permute_tiles(tiles, perm)
+  shuffled = jigsaw.permute_tiles(tiles, perm)
   np.testing.assert_array_equal(np.asarray(shuffled), tiles[:, perm])
-  restored = pretext.permute_tiles(shuffled, pretext.inverse_permutation(perm))
-  np.testing.assert_array_equal(np.asarray(pretext.tiles_to_image(restored)), crop)
+  restored = jigsaw.permute_tiles(shuffled, jigsaw.inverse_permutation(perm))
+  np.testing.assert_array_equal(np.asarray(jigsaw.tiles_to_image(restored)), crop)
   # One permutation per example.
   perms = _perms30()[[3, 17]]
-  shuffled = np.asarray(pretext.permute_tiles(tiles, perms))
+  shuffled = np.asarray(jigsaw.permute_tiles(tiles, perms))
   np.testing.assert_array_equal(shuffled[0], tiles[0][perms[0]])
   np.testing.assert_array_equal(shuffled[1], tiles[1][perms[1]])
-  restored = pretext.permute_tiles(shuffled, pretext.inverse_permutation(perms))
-  np.testing.assert_array_equal(np.asarray(pretext.tiles_to_image(restored)), crop)
+  restored = jigsaw.permute_tiles(shuffled, jigsaw.inverse_permutation(perms))
+  np.testing.assert_array_equal(np.asarray(jigsaw.tiles_to_image(restored)), crop)
 
 
 def test_image_to_tiles_central_crop_of_each_cell():
   images = _arange_images(1, 12, 12, 1)
-  tiles = pretext.image_to_tiles(images, grid=3, tile=2)  # cells 4, offset 1
+  tiles = jigsaw.image_to_tiles(images, grid=3, tile=2)  # cells 4, offset 1
   np.testing.assert_array_equal(np.asarray(tiles[0, 5]),
                                 np.asarray(images)[0, 5:7, 9:11])
   with pytest.raises(ValueError):
-    pretext.image_to_tiles(images, grid=3, tile=5)
+    jigsaw.image_to_tiles(images, grid=3, tile=5)
 
 
 def test_jigsaw_tiles_crops_inside_cells_and_shuffles():
   n, side, tile = 16, 13, 3  # cells of 4 px over the central 12x12 (offset 0)
   images = _arange_images(n, side, side, 1)
   perms = _perms30()
-  f = jax.jit(pretext.jigsaw_tiles, static_argnums=(3, 4))
+  f = jax.jit(jigsaw.jigsaw_tiles, static_argnums=(3, 4))
   shuffled, labels = f(jax.random.key(2), images, perms, tile)
   assert shuffled.shape == (n, 9, tile, tile, 1) and labels.shape == (n,)
   labels = np.asarray(labels)
@@ -262,7 +265,7 @@ def _naive_lab(rgb):
     ((0.0, 0.0, 1.0), (32.30, 79.19, -107.86)),
 ])
 def test_rgb_to_lab_reference_values(rgb, lab):
-  out = np.asarray(pretext.rgb_to_lab(jnp.array(rgb)))
+  out = np.asarray(color.rgb_to_lab(jnp.array(rgb)))
   np.testing.assert_allclose(out, lab, atol=0.01)
 
 
@@ -271,18 +274,18 @@ def test_rgb_to_lab_matches_naive_formulas_and_round_trips():
   rgb = rng.uniform(0.0, 1.0, size=(2000, 3)).astype(np.float32)
   rgb[:8] = [[0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.5], [0.01, 0.02, 0.03],
              [1, 0, 1], [0, 1, 1], [1, 1, 0], [0.04, 0.5, 0.9]]
-  lab = jax.jit(pretext.rgb_to_lab)(rgb)
+  lab = jax.jit(color.rgb_to_lab)(rgb)
   naive = np.array([_naive_lab(c) for c in rgb[:200].astype(np.float64).tolist()])
   np.testing.assert_allclose(np.asarray(lab[:200]), naive, atol=2e-3)
-  back = jax.jit(pretext.lab_to_rgb)(lab)
+  back = jax.jit(color.lab_to_rgb)(lab)
   np.testing.assert_allclose(np.asarray(back), rgb, atol=1e-4)
   # Image-shaped inputs keep their shape.
   img = jnp.asarray(rgb[:24].reshape(2, 3, 4, 3))
-  assert pretext.rgb_to_lab(img).shape == (2, 3, 4, 3)
+  assert color.rgb_to_lab(img).shape == (2, 3, 4, 3)
 
 
 def test_lab_gradients_are_finite_at_black_and_white():
-  grad = jax.jit(jax.grad(lambda x: jnp.sum(pretext.rgb_to_lab(x))))
+  grad = jax.jit(jax.grad(lambda x: jnp.sum(color.rgb_to_lab(x))))
   g = grad(jnp.array([[0.0, 0, 0], [1.0, 1, 1]]))
   assert np.all(np.isfinite(np.asarray(g)))
 
@@ -294,7 +297,7 @@ def test_lab_gradients_are_finite_at_black_and_white():
 
 @functools.lru_cache(maxsize=None)
 def _centres():
-  return pretext.ab_bins(10.0)
+  return color_common.ab_bins(10.0)
 
 
 def test_ab_bins_in_gamut_count_and_grid():
@@ -306,7 +309,7 @@ def test_ab_bins_in_gamut_count_and_grid():
   assert len({tuple(c) for c in centres.tolist()}) == len(centres)
   # The primaries' bins are in gamut; far corners of the plane are not.
   for rgb in [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (0.5, 0.5, 0.5)]:
-    ab = np.asarray(pretext.rgb_to_lab(jnp.array(rgb, jnp.float32)))[1:]
+    ab = np.asarray(color.rgb_to_lab(jnp.array(rgb, jnp.float32)))[1:]
     assert any(np.all(np.abs(c - ab) <= 5.0) for c in centres), rgb
   assert not any(np.all(c == [100.0, -100.0]) for c in centres)
   assert not any(np.all(c == [-100.0, -100.0]) for c in centres)
@@ -316,25 +319,25 @@ def test_ab_to_bin_is_nearest_centre():
   centres = _centres()
   rng = np.random.default_rng(1)
   ab = rng.uniform(-110, 110, size=(500, 2)).astype(np.float32)
-  idx = np.asarray(jax.jit(pretext.ab_to_bin)(ab, centres))
+  idx = np.asarray(jax.jit(color_common.ab_to_bin)(ab, centres))
   d = ((ab[:, None, :] - centres[None]) ** 2).sum(-1)
   np.testing.assert_allclose(d[np.arange(500), idx], d.min(axis=1), rtol=1e-6)
   # Exact centres map to themselves; shapes follow the input.
-  np.testing.assert_array_equal(np.asarray(pretext.ab_to_bin(centres, centres)),
+  np.testing.assert_array_equal(np.asarray(color_common.ab_to_bin(centres, centres)),
                                 np.arange(len(centres)))
-  assert pretext.ab_to_bin(ab.reshape(5, 10, 10, 2), centres).shape == (5, 10, 10)
+  assert color_common.ab_to_bin(ab.reshape(5, 10, 10, 2), centres).shape == (5, 10, 10)
 
 
 def test_rebalance_weights_expectation_and_order():
   counts = np.array([1000.0, 300.0, 50.0, 5.0, 0.0])
   p = counts / counts.sum()
-  w = np.asarray(pretext.rebalance_weights(counts, lam=0.5))
+  w = np.asarray(color_common.rebalance_weights(counts, lam=0.5))
   np.testing.assert_allclose(np.sum(p * w), 1.0, rtol=1e-6)
   assert np.all(np.diff(w) > 0)  # rarer bins weigh more
   expected = 1.0 / (0.5 * p + 0.5 / 5)
   np.testing.assert_allclose(w, expected / np.sum(p * expected), rtol=1e-6)
   # lam = 1: uniform prior, all weights 1.
-  np.testing.assert_allclose(np.asarray(pretext.rebalance_weights(counts, lam=1.0)),
+  np.testing.assert_allclose(np.asarray(color_common.rebalance_weights(counts, lam=1.0)),
                              np.ones(5), rtol=1e-6)
 
 
@@ -343,13 +346,13 @@ def test_rebalance_weights_with_smoothing():
   rng = np.random.default_rng(2)
   counts = rng.integers(0, 1000, size=len(centres)).astype(np.float32)
   counts[::7] = 0.0
-  smoothed = np.asarray(pretext.smooth_distribution(counts / counts.sum(), centres))
+  smoothed = np.asarray(color_common.smooth_distribution(counts / counts.sum(), centres))
   np.testing.assert_allclose(smoothed.sum(), 1.0, rtol=1e-5)
   # Naive smoothing: Gaussian kernel on centre distances, renormalised.
   d = ((centres[:, None] - centres[None]) ** 2).sum(-1)
   naive = np.exp(-d / 50.0) @ (counts / counts.sum())
   np.testing.assert_allclose(smoothed, naive / naive.sum(), rtol=1e-4, atol=1e-8)
-  w = np.asarray(pretext.rebalance_weights(counts, 0.5, centres=centres))
+  w = np.asarray(color_common.rebalance_weights(counts, 0.5, centres=centres))
   np.testing.assert_allclose(np.sum(smoothed * w), 1.0, rtol=1e-5)
   assert np.all(np.isfinite(w)) and np.all(w > 0)
   order = np.argsort(smoothed)
@@ -362,20 +365,20 @@ def test_rebalance_weights_with_smoothing():
 
 
 def test_central_block_mask_geometry():
-  m = np.asarray(pretext.central_block_mask(128, 128))
+  m = np.asarray(context_encoder.central_block_mask(128, 128))
   assert m.shape == (128, 128, 1) and m.dtype == np.float32
   expected = np.zeros((128, 128, 1), np.float32)
   expected[32:96, 32:96] = 1.0
   np.testing.assert_array_equal(m, expected)
   assert m.sum() == 128 * 128 / 4
-  m = np.asarray(pretext.central_block_mask(10, 7, 0.5))[..., 0]
+  m = np.asarray(context_encoder.central_block_mask(10, 7, 0.5))[..., 0]
   rows, cols = np.nonzero(m)
   assert (rows.min(), rows.max(), cols.min(), cols.max()) == (2, 6, 1, 4)
   assert m.sum() == 5 * 4
 
 
 def test_random_block_masks_inside_image():
-  f = jax.jit(pretext.random_block_masks, static_argnums=(1, 2, 3, 4, 5))
+  f = jax.jit(context_encoder.random_block_masks, static_argnums=(1, 2, 3, 4, 5))
   masks = np.asarray(f(jax.random.key(0), 200, 12, 15, 1, 5))[..., 0]
   assert masks.shape == (200, 12, 15)
   for m in masks:
@@ -391,7 +394,7 @@ def test_random_block_masks_inside_image():
   areas = many.sum(axis=(1, 2, 3))
   assert areas.min() >= 16 and areas.max() <= 48 and areas.max() > 16
   with pytest.raises(ValueError):
-    pretext.random_block_masks(jax.random.key(0), 1, 4, 4, 1, 5)
+    context_encoder.random_block_masks(jax.random.key(0), 1, 4, 4, 1, 5)
 
 
 # --------------------------------------------------------------------------- #
@@ -405,7 +408,7 @@ def _clean(shape=(200, 500)):
 
 def test_gaussian_noise_statistics_and_mask():
   x = _clean()
-  y, m = jax.jit(pretext.gaussian_noise)(jax.random.key(0), x, 0.3)
+  y, m = jax.jit(denoising_ae.gaussian_noise)(jax.random.key(0), x, 0.3)
   noise = np.asarray(y - x)
   assert abs(noise.mean()) < 0.005 and abs(noise.std() - 0.3) < 0.005
   np.testing.assert_array_equal(np.asarray(m), np.ones(x.shape))
@@ -413,7 +416,7 @@ def test_gaussian_noise_statistics_and_mask():
 
 def test_masking_noise_rate_and_mask():
   x = _clean()
-  y, m = jax.jit(pretext.masking_noise)(jax.random.key(1), x, 0.3)
+  y, m = jax.jit(denoising_ae.masking_noise)(jax.random.key(1), x, 0.3)
   y, m, x = np.asarray(y), np.asarray(m), np.asarray(x)
   assert abs(m.mean() - 0.3) < 0.01  # sd of the rate ~0.0015
   np.testing.assert_array_equal(m.astype(bool), y != x)  # no zeros in x
@@ -425,7 +428,7 @@ def test_masking_noise_rate_and_mask():
 
 def test_salt_and_pepper_rate_values_and_mask():
   x = _clean()
-  y, m = jax.jit(pretext.salt_and_pepper)(jax.random.key(2), x, 0.2, -1.0, 2.0)
+  y, m = jax.jit(denoising_ae.salt_and_pepper)(jax.random.key(2), x, 0.2, -1.0, 2.0)
   y, m, x = np.asarray(y), np.asarray(m), np.asarray(x)
   assert abs(m.mean() - 0.2) < 0.01
   np.testing.assert_array_equal(m.astype(bool), y != x)
@@ -433,7 +436,7 @@ def test_salt_and_pepper_rate_values_and_mask():
   assert set(np.unique(hit).tolist()) == {-1.0, 2.0}
   assert abs((hit == 2.0).mean() - 0.5) < 0.02
   np.testing.assert_array_equal(y[m == 0], x[m == 0])
-  y0, _ = pretext.salt_and_pepper(jax.random.key(2), x, 1.0)
+  y0, _ = denoising_ae.salt_and_pepper(jax.random.key(2), x, 1.0)
   assert set(np.unique(np.asarray(y0)).tolist()) == {0.0, 1.0}
 
 
@@ -450,14 +453,14 @@ def test_weighted_reconstruction_loss_against_loop():
         e = (float(recon[n, i, j]) - float(clean[n, i, j])) ** 2
         total += alpha * e if mask[n, i, j] else beta * e
   naive = total / 3
-  got = jax.jit(pretext.weighted_reconstruction_loss, static_argnums=(3, 4))(
+  got = jax.jit(losses.weighted_reconstruction_loss, static_argnums=(3, 4))(
       recon, clean, mask, alpha, beta)
   np.testing.assert_allclose(float(got), naive, rtol=1e-5)
   # beta = alpha: plain summed squared error per example.
-  plain = pretext.weighted_reconstruction_loss(recon, clean, mask, 1.0, 1.0)
+  plain = losses.weighted_reconstruction_loss(recon, clean, mask, 1.0, 1.0)
   np.testing.assert_allclose(float(plain), np.sum((recon - clean) ** 2) / 3, rtol=1e-5)
   with pytest.raises(ValueError):
-    pretext.weighted_reconstruction_loss(recon, clean, mask[:2], 1.0, 1.0)
+    losses.weighted_reconstruction_loss(recon, clean, mask[:2], 1.0, 1.0)
 
 
 def test_corruptions_compose_with_loss_and_vmap():
@@ -466,8 +469,8 @@ def test_corruptions_compose_with_loss_and_vmap():
   @jax.jit
   def corrupt_and_score(key, x):
     keys = jax.random.split(key, x.shape[0])
-    y, m = jax.vmap(lambda k, v: pretext.masking_noise(k, v, 0.5))(keys, x)
-    return y, m, pretext.weighted_reconstruction_loss(y, x, m, 1.0, 0.0)
+    y, m = jax.vmap(lambda k, v: denoising_ae.masking_noise(k, v, 0.5))(keys, x)
+    return y, m, losses.weighted_reconstruction_loss(y, x, m, 1.0, 0.0)
 
   y, m, loss = corrupt_and_score(jax.random.key(5), x)
   assert y.shape == m.shape == x.shape

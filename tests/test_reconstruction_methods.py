@@ -5,8 +5,10 @@ trainer and `sslax viz`."""
 
 import functools
 import gzip
+import json
 import os
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,8 +21,7 @@ from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.methods import build_method, common, context_encoder, denoising_ae
 from sslax.models import ConvNet
-from sslax.models.decoder import (ConvDecoder, convnet_map_shape, start_size,
-                                  upsample_sizes)
+from sslax.models.decoder import ConvDecoder, start_size, upsample_sizes
 
 
 def _config(name, **changes):
@@ -49,14 +50,14 @@ def _run(config, images, extra):
 
   def loss_of(p):
     return method.loss_fn(p, model_state, method_state, {"image": images},
-                          jax.random.PRNGKey(1), None)
+                          jax.random.PRNGKey(1))
 
   @jax.jit
   def run(params):
     (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
     # The encoder on the clean central view, train-mode batch norm.
-    variables = method.encoder_variables(params, model_state)
-    clean, clean_state = method.encoder.apply(
+    variables = method.encoder.select(params, model_state)
+    clean, clean_state = method.encoder.module().apply(
         variables, common.center_input(images, config), train=True, mutable=["batch_stats"])
     return dict(loss=loss, aux=aux, grads=grads, clean=clean, clean_state=clean_state,
                 **extra(method, loss_of, params, model_state))
@@ -105,11 +106,11 @@ def test_decoder_geometry_and_shapes():
   assert upsample_sizes((224, 224), 5)[0] == (14, 14)
   assert start_size((32, 32), 3) == (4, 4) and start_size((224, 224), 5) == (7, 7)
   # The Fashion-MNIST ConvNet's flat 2048-d output is its 4x4x128 map.
-  assert convnet_map_shape((32, 64, 128), 2, (28, 28)) == (4, 4, 128)
+  assert ConvNet(widths=(32, 64, 128), stem_stride=2).map_shape((28, 28)) == (4, 4, 128)
   net = ConvNet(widths=(4, 8), stem_stride=2, pool="flatten")
   flat = jax.eval_shape(lambda x: net.init_with_output(jax.random.PRNGKey(0), x)[0],
                         jnp.zeros((2, 28, 28, 1)))
-  assert flat.shape == (2, int(np.prod(convnet_map_shape((4, 8), 2, (28, 28)))))
+  assert flat.shape == (2, int(np.prod(net.map_shape((28, 28)))))
   for z, out, widths in (((2, 4, 4, 8), (28, 28, 1), (8, 4, 4)),
                          ((2, 16), (32, 32, 3), (8, 4, 4)),
                          ((2, 7, 7, 8), (224, 224, 3), (8, 8, 4, 4, 4))):
@@ -117,6 +118,17 @@ def test_decoder_geometry_and_shapes():
     y = jax.eval_shape(lambda x, d=dec: d.init_with_output(jax.random.PRNGKey(0), x)[0],
                        jnp.zeros(z))
     assert y.shape == (2, *out) and y.dtype == jnp.float32
+  # The colour methods' variant: transposed convolutions that double the map,
+  # then a 1x1 convolution to per-pixel outputs; other sizes are refused.
+  dec = ConvDecoder(out_shape=(16, 16, 5), widths=(8, 4), upsample="transpose",
+                    output="pixels")
+  y, variables = jax.eval_shape(lambda x: dec.init_with_output(jax.random.PRNGKey(0), x),
+                                jnp.zeros((2, 4, 4, 8)))
+  assert y.shape == (2, 16, 16, 5)
+  assert set(variables["params"]) == {"ConvTranspose_0", "ConvTranspose_1", "BatchNorm_0",
+                                      "BatchNorm_1", "Conv_0"}
+  with pytest.raises(ValueError, match="doubles"):
+    jax.eval_shape(lambda x: dec.init(jax.random.PRNGKey(0), x), jnp.zeros((2, 5, 5, 8)))
 
 
 # --------------------------------------------------------------- both methods
@@ -133,9 +145,10 @@ def test_loss_finite_gradients_reach_encoder_and_decoder(run, request):
   # Features: the encoder's output on the clean central view, shaped as
   # Method.encoder's (the smoke ConvNet's 7x7x16 map, flattened).
   x = jax.ShapeDtypeStruct((32, 28, 28, 1), jnp.float32)
-  variables = r["method"].encoder_variables(r["params"], r["model_state"])
+  variables = r["method"].encoder.select(r["params"], r["model_state"])
   assert aux.features.shape == jax.eval_shape(
-      lambda v, x: r["method"].encoder.apply(v, x, train=False), variables, x).shape
+      lambda v, x: r["method"].encoder.module().apply(v, x, train=False), variables,
+      x).shape
   assert aux.features.shape == (32, 7 * 7 * 16)
   np.testing.assert_allclose(aux.features, r["clean"], rtol=1e-5, atol=1e-5)
   # The encoder's running statistics are those of the clean pass; the
@@ -157,12 +170,12 @@ def _check_unit_images(arrays, shape):
 # ------------------------------------------------------- denoising autoencoder
 
 def test_dae_loss_counts_only_corrupted_components_with_beta_zero():
-  config = _config("denoising_ae", dae__alpha=1.0, dae__beta=0.0)
+  config = _config("denoising_ae", denoising_ae__alpha=1.0, denoising_ae__beta=0.0)
   x = jnp.asarray(_images()[0][:4], jnp.float32) / 255.0
   recon = jax.random.normal(jax.random.PRNGKey(1), x.shape)
   loss = functools.partial(denoising_ae.reconstruction_loss, config=config)
   for kind in ("masking", "salt_and_pepper"):
-    config.dae.corruption = kind
+    config.denoising_ae.corruption = kind
     corrupted, mask = denoising_ae.corrupt(jax.random.PRNGKey(0), x, config)
     assert 0.15 < float(mask.mean()) < 0.35                 # rate 0.25
     np.testing.assert_array_equal(corrupted * (1 - mask), x * (1 - mask))
@@ -170,9 +183,9 @@ def test_dae_loss_counts_only_corrupted_components_with_beta_zero():
     np.testing.assert_allclose(loss(moved, x, mask), loss(recon, x, mask), rtol=1e-6)
     assert not np.isclose(float(loss(recon + 5.0 * mask, x, mask)),
                           float(loss(recon, x, mask)))
-  config.dae.beta = 0.5                                     # now clean components count
+  config.denoising_ae.beta = 0.5                            # now clean components count
   assert not np.isclose(float(loss(moved, x, mask)), float(loss(recon, x, mask)))
-  config.dae.corruption = "gaussian"
+  config.denoising_ae.corruption = "gaussian"
   _, mask = denoising_ae.corrupt(jax.random.PRNGKey(0), x, config)
   assert float(mask.min()) == 1.0                           # every component corrupted
 
@@ -195,7 +208,7 @@ def test_dae_reconstruct_gives_images_in_unit_range(dae_run):
 
 def test_random_block_masks_hide_the_masked_pixels():
   config = _config("context_encoder")
-  assert config.context.mask == "random_blocks"
+  assert config.context_encoder.mask == "random_blocks"
 
   @jax.jit
   def inputs(images, other):
@@ -214,7 +227,7 @@ def test_random_block_masks_hide_the_masked_pixels():
 def test_context_reconstruct_ignores_masked_pixels(ce_run):
   """Images differing only inside the central block: the same encoder input
   and the same inpainting (one batch: rows i and 32 + i)."""
-  config = _config("context_encoder", context__mask="central")
+  config = _config("context_encoder", context_encoder__mask="central")
   images = _images()[0]
   mask = np.asarray(context_encoder.masks(None, 1, config))[0] > 0
   other = np.where(mask, np.uint8(255) - images, images)
@@ -233,13 +246,19 @@ def test_context_reconstruct_ignores_masked_pixels(ce_run):
 
 def test_adversarial_term_trains_generator_and_discriminator(ce_run):
   aux = ce_run["aux"]
-  assert _config("context_encoder").context.adversarial_weight > 0
-  assert set(aux.method_state["discriminator"]) == {"params", "opt_state"}
-  assert {"discriminator_loss", "discriminator_accuracy", "adversarial_loss"} <= set(
-      aux.metrics)
-  # The discriminator took one Adam step inside loss_fn: every leaf moved.
-  before = jax.tree.leaves(ce_run["method_state"]["discriminator"]["params"])
-  after = jax.tree.leaves(aux.method_state["discriminator"]["params"])
+  assert _config("context_encoder").context_encoder.adversarial_weight > 0
+  method = ce_run["method"]
+  assert set(aux.method_state._fields) == {"params", "opt_state"}
+  assert {"reconstruction_loss", "adversarial_loss"} <= set(aux.metrics)
+  # The loss leaves the discriminator as it was; its own Adam step is the
+  # method's side update, on the real and composited images of the step.
+  before = jax.tree.leaves(ce_run["method_state"].params)
+  chex.assert_trees_all_equal(aux.method_state, ce_run["method_state"])
+  real, fake = aux.outputs
+  assert real.shape == fake.shape == (32, 28, 28, 1)
+  new_d, d_metrics = method.side_update(aux.method_state, aux.outputs)
+  assert {"discriminator_loss", "discriminator_accuracy"} == set(d_metrics)
+  after = jax.tree.leaves(new_d.params)
   assert all(not np.allclose(a, b) for a, b in zip(before, after))
   # The generator's adversarial term has a gradient in the encoder and decoder.
   for name in ("encoder", "decoder"):
@@ -247,27 +266,29 @@ def test_adversarial_term_trains_generator_and_discriminator(ce_run):
 
 
 def test_no_discriminator_without_adversarial_weight():
-  config = _config("context_encoder", context__adversarial_weight=0.0)
+  config = _config("context_encoder", context_encoder__adversarial_weight=0.0)
   method = build_method(config)
   images = jax.ShapeDtypeStruct((4, 28, 28, 1), jnp.uint8)
   _, _, method_state = jax.eval_shape(method.init, jax.random.PRNGKey(0), images)
-  assert method_state == {}
+  assert method_state == {} and method.side_update is None
 
 
 # --------------------------------------------------------------- config errors
 
 @pytest.mark.parametrize("name,changes,match", [
-    ("denoising_ae", dict(dae__corruption="blur"), "dae.corruption"),
-    ("denoising_ae", dict(dae__rate=1.5), "dae.rate"),
-    ("denoising_ae", dict(dae__corruption="gaussian", dae__sigma=0.0), "dae.sigma"),
-    ("denoising_ae", dict(dae__alpha=-1.0), "alpha"),
-    ("denoising_ae", dict(decoder__widths=()), "decoder.widths"),
-    ("context_encoder", dict(context__mask="ring"), "context.mask"),
-    ("context_encoder", dict(context__mask="central", context__side_fraction=1.0),
+    ("denoising_ae", dict(denoising_ae__corruption="blur"), "denoising_ae.corruption"),
+    ("denoising_ae", dict(denoising_ae__rate=1.5), "denoising_ae.rate"),
+    ("denoising_ae", dict(denoising_ae__corruption="gaussian", denoising_ae__sigma=0.0),
+     "denoising_ae.sigma"),
+    ("denoising_ae", dict(denoising_ae__alpha=-1.0), "alpha"),
+    ("denoising_ae", dict(denoising_ae__decoder_widths=()), "denoising_ae.decoder_widths"),
+    ("context_encoder", dict(context_encoder__mask="ring"), "context_encoder.mask"),
+    ("context_encoder", dict(context_encoder__mask="central",
+                             context_encoder__side_fraction=1.0),
      "side_fraction"),
-    ("context_encoder", dict(context__block_size=40), "block_size"),
-    ("context_encoder", dict(context__num_blocks=0), "num_blocks"),
-    ("context_encoder", dict(context__adversarial_weight=1.0), "adversarial_weight"),
+    ("context_encoder", dict(context_encoder__block_size=40), "block_size"),
+    ("context_encoder", dict(context_encoder__num_blocks=0), "num_blocks"),
+    ("context_encoder", dict(context_encoder__adversarial_weight=1.0), "adversarial_weight"),
 ])
 def test_bad_config_values_raise_user_error(name, changes, match):
   with pytest.raises(UserError, match=match):
@@ -314,12 +335,14 @@ def test_train_then_viz_writes_reconstruction_png(tiny_fashion_mnist, tmp_path,
   workdir = str(tmp_path / "run")
   state = train_and_evaluate(config, workdir)
   assert int(state.step) == 2
-  d = state.method_state["discriminator"]
-  assert int(jax.tree.leaves(d["opt_state"])[0]) == 2      # two Adam steps
+  d = state.method_state
+  assert int(jax.tree.leaves(d.opt_state)[0]) == 2      # two Adam steps
+  records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert all("discriminator_loss" in r for r in records)
   with checkpoint.manager(workdir, read_only=True) as mngr:
-    first = mngr.restore(1)["method_state"]["discriminator"]["params"]
+    first = mngr.restore(1)["method_state"]["params"]
   assert all(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(first),
-                                                   jax.tree.leaves(d["params"])))
+                                                   jax.tree.leaves(d.params)))
   # t-SNE is slow and drawn by every method; it is not what is tested here.
   monkeypatch.setattr(viz, "tsne_png", lambda *args, **kwargs: args[3])
   paths = viz.visualize(workdir)

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from sslax.data.sources import ArraySource
+from sslax.data.arrays import ArraySource
 from sslax.errors import UserError
 
 META_FILE = "meta.json"

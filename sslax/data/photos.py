@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from sslax.data import corpus
-from sslax.data.sources import ArraySource
+from sslax.data.arrays import ArraySource
 from sslax.errors import UserError
 
 PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds")

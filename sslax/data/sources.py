@@ -12,6 +12,8 @@ from typing import Optional
 from etils import epath
 import numpy as np
 
+from sslax.data import photos, speech
+from sslax.data.arrays import ArraySource
 from sslax.errors import UserError
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -19,25 +21,6 @@ FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class ArraySource:
-  """A whole split held in memory."""
-  images: np.ndarray  # uint8 [n, H, W, C]
-  labels: np.ndarray  # int32 [n]
-  num_classes: int
-
-  def __len__(self):
-    return len(self.labels)
-
-  @property
-  def image_shape(self):
-    return tuple(self.images.shape[1:])
-
-  def get(self, indices):
-    indices = np.asarray(indices)
-    return self.images[indices], self.labels[indices]
 
 
 def _open_maybe_gz(path):
@@ -204,10 +187,8 @@ def get_source(data_config, split: str):
   if name == "fashion_mnist":
     return fashion_mnist(split, data_dir)
   if name == "espeak_speakers":
-    from sslax.data import speech  # pylint: disable=g-import-not-at-top
     return speech.load_split(data_dir, split)
   if name == "wallpaper_photos":
-    from sslax.data import photos  # pylint: disable=g-import-not-at-top
     return photos.load_split(data_dir, split)
   return TFDSSource(name=name, split=split, data_dir=data_dir or TFDS_DEFAULT_DIR,
                     load_size=data_config.get("load_size") or None)

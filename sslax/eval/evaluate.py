@@ -7,14 +7,12 @@ import os
 import ml_collections
 import numpy as np
 
-from sslax.data import inputs
 from sslax.data.sources import SOURCE_LABELLED, get_source
 from sslax.errors import UserError
 from sslax.eval import features as features_lib
 from sslax.eval import finetune as finetune_lib
-from sslax.eval.knn import knn_accuracy
-from sslax.eval.linear import check_fraction, linear_probe, stratified_subset
-from sslax.methods import build_method
+from sslax.probes.knn import knn_accuracy
+from sslax.probes.linear import check_fraction, linear_probe, stratified_subset
 from sslax.train import checkpoint
 
 
@@ -60,10 +58,10 @@ def labelled_subset(workdir: str, labels: np.ndarray, fraction: float, seed: int
   return indices
 
 
-def load_classified_config(workdir: str):
+def load_classified_config(workdir: str, overrides=()):
   """The workdir's config, refused with a one-line error when its test labels
   are not classes of its training set (the photo corpus)."""
-  config = checkpoint.load_config(workdir)
+  config = checkpoint.load_config(workdir, overrides)
   if config.data.name in SOURCE_LABELLED:
     raise UserError(f"{workdir} trained on {config.data.name}, whose labels are source "
                     "photographs that differ between train and test; evaluate it with "
@@ -72,12 +70,12 @@ def load_classified_config(workdir: str):
 
 
 def evaluate_linear(workdir: str, fraction: float = 1.0, kind: str = "encoder",
-                    seed: int = 0):
+                    seed: int = 0, overrides=()):
   """Linear probe of a workdir's features; writes and returns
   ``WORKDIR/eval/linear_<fraction>.json`` (``linear_<kind>_<fraction>.json`` for
   the baselines ``raw_pixels`` and ``random_init``)."""
   fraction = check_fraction(fraction)
-  config = load_classified_config(workdir)
+  config = load_classified_config(workdir, overrides)
   train_x, train_y, test_x, test_y, num_classes = features_lib.features(
       config, kind, workdir)
   subset = labelled_subset(workdir, train_y, fraction, seed)
@@ -89,10 +87,10 @@ def evaluate_linear(workdir: str, fraction: float = 1.0, kind: str = "encoder",
 
 
 def evaluate_knn(workdir: str, ks=(20, 200), temperature: float = 0.07,
-                 kind: str = "encoder"):
+                 kind: str = "encoder", overrides=()):
   """Weighted kNN top-1 (Wu et al. 2018) for each k; writes and returns
   ``WORKDIR/eval/knn.json`` (``knn_<kind>.json`` for the baselines)."""
-  config = load_classified_config(workdir)
+  config = load_classified_config(workdir, overrides)
   train_x, train_y, test_x, test_y, num_classes = features_lib.features(
       config, kind, workdir)
   result = {f"top1_k{k}": knn_accuracy(train_x, train_y, test_x, test_y, k=k,
@@ -105,7 +103,7 @@ def evaluate_knn(workdir: str, ks=(20, 200), temperature: float = 0.07,
 
 
 def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
-                      seed: int = 0, epochs=None):
+                      seed: int = 0, epochs=None, overrides=()):
   """Fine-tunes the workdir's encoder (``kind='encoder'``) or a randomly
   initialised one (``'random_init'``: the supervised baseline) with a linear
   head on the labelled subset; writes and returns ``finetune_<fraction>.json``
@@ -115,11 +113,13 @@ def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
     raise UserError(f"fine-tuning starts from encoder or random_init, not {kind!r}")
   if epochs is not None and epochs <= 0:
     raise UserError(f"--epochs must be positive, got {epochs}")
-  config = load_classified_config(workdir)
-  if inputs.modality(config.data) != "image":
+  config = load_classified_config(workdir, overrides)
+  encoder = features_lib.load_run_encoder(workdir, random_init=kind == "random_init")
+  preprocess = encoder.definition.preprocess["kind"]
+  if preprocess == "waveform":
     raise UserError("fine-tuning is implemented for image runs; evaluate speech runs "
                     f"with `sslax eval linear --workdir {workdir}`")
-  if build_method(config).encoder_input is not None:
+  if preprocess != "normalize":
     raise UserError(f"fine-tuning {config.method}'s L-channel encoder is not "
                     f"implemented; use `sslax eval transfer --workdir {workdir}`")
   if epochs is not None:  # (the config's own value may be an int)
@@ -127,11 +127,12 @@ def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
                                                  "epochs": float(epochs)})
   train, test = get_source(config.data, "train"), get_source(config.data, "test")
   subset = labelled_subset(workdir, train.labels, fraction, seed)
-  encoder, variables = features_lib.encoder_and_variables(
-      config, workdir, random_init=kind == "random_init")
   steps = finetune_lib.num_steps(len(subset), config.finetune)
-  result, _ = finetune_lib.finetune(encoder, variables, train, test, subset, config,
-                                    steps=steps, seed=seed)
+  # The supervised run itself (checkpoints, metrics) beside eval/.
+  run_dir = os.path.join(workdir, "finetune_runs",
+                         f"{finetune_name(kind, fraction)}_seed{seed}_{steps}steps")
+  result, _ = finetune_lib.finetune(encoder.variables, train, test, subset, config,
+                                    steps=steps, seed=seed, workdir=run_dir)
   result.update(label_fraction=fraction, num_labels=int(len(subset)), steps=steps,
                 epochs=float(config.finetune.epochs),
                 batch_size=int(config.finetune.batch_size), init=kind, seed=seed)

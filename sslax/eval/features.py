@@ -1,57 +1,34 @@
-"""Frozen features for evaluation: from a trained workdir's encoder, from a
-randomly initialised encoder of the same config, raw pixels (images) or MFCC
-statistics (speech)."""
+"""Frozen features for evaluation: from a trained workdir's encoder, from the
+same encoder at its initialisation, raw pixels (images) or MFCC statistics
+(speech). Encoders come from the workdir's ``encoder.json`` and checkpoint
+alone (``checkpoint.restore_encoder``): no method, optimizer or train state."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sslax.data import inputs
+from sslax.data import speech
 from sslax.data.sources import get_source
 from sslax.errors import UserError
-from sslax.methods import build_method
-from sslax.methods.base import eval_input
 from sslax.train import checkpoint
-from sslax.train.loop import abstract_state, init_state
-from sslax.train.mesh import make_mesh
-from sslax.train.optim import make_optimizer
 
 FEATURE_KINDS = ("encoder", "random_init", "raw_pixels", "mfcc")
 
 
-def encoder_and_variables(config, workdir=None, *, random_init=False):
-  """The method's encoder and its variables: from the latest checkpoint in
-  ``workdir``, or at initialisation (seed ``config.seed``)."""
-  method, state = method_and_state(config, workdir, random_init=random_init)
-  return method.encoder, method.encoder_variables(state.params, state.model_state)
+def load_run_encoder(workdir: str, *, random_init: bool = False):
+  """The ``Encoder`` of a workdir: its newest checkpoint's, or at
+  initialisation (the random-init baseline)."""
+  return checkpoint.restore_encoder(workdir, random_init=random_init)
 
 
-def method_and_state(config, workdir=None, *, random_init=False):
-  """The method and its TrainState: from the latest checkpoint in
-  ``workdir``, or at initialisation (seed ``config.seed``)."""
-  method = build_method(config)
-  source = get_source(config.data, "train")
-  tx, _ = make_optimizer(config.optimizer, config.global_batch_size, config.num_steps)
-  mesh = make_mesh(jax.device_count())
-  if random_init:
-    return method, init_state(method, tx, config, source, mesh)
-  step = checkpoint.latest_step(workdir)
-  if step is None:
-    raise UserError(f"{workdir} holds no checkpoint; train first with "
-                    f"`sslax train --config ... --workdir {workdir}`")
-  with checkpoint.manager(workdir, read_only=True) as mngr:
-    state = checkpoint.restore(mngr, step,
-                               abstract_state(method, tx, config, source, mesh))
-  return method, state
+def encode_source(encoder, source, batch_size=1000):
+  """Encoder features (eval mode, float32) and labels of a whole source, read
+  and encoded a batch at a time."""
+  module, prepare = encoder.module, encoder.definition.prepare
 
-
-def encode_source(encoder, variables, source, prepare, batch_size=1000):
-  """Encoder features (eval mode) and labels of a whole source, read and
-  encoded a batch at a time; ``prepare`` maps a uint8 batch to the encoder's
-  input (``eval_input_fn``)."""
   @jax.jit
-  def apply(x):
-    return encoder.apply(variables, prepare(x), train=False)
+  def apply(variables, x):
+    return module.apply(variables, prepare(x), train=False).astype(jnp.float32)
 
   feats, labels = [], []
   for start in range(0, len(source), batch_size):
@@ -59,17 +36,9 @@ def encode_source(encoder, variables, source, prepare, batch_size=1000):
     pad = batch_size - len(images)
     if pad:  # one compiled shape for every batch
       images = np.concatenate([images, np.repeat(images[-1:], pad, axis=0)])
-    feats.append(np.asarray(apply(jnp.asarray(images)))[:batch_size - pad])
+    feats.append(np.asarray(apply(encoder.variables, jnp.asarray(images)))[:batch_size - pad])
     labels.append(y)
   return np.concatenate(feats), np.concatenate(labels)
-
-
-def eval_input_fn(config, method=None):
-  """The evaluation input of ``method`` (default: the central view,
-  normalised), as a function of a uint8 batch."""
-  if method is None:
-    return lambda x: inputs.eval_input(x, config.data)
-  return lambda x: eval_input(method, x, config.data)
 
 
 def raw_pixels(source, batch_size=1000):
@@ -82,11 +51,11 @@ def raw_pixels(source, batch_size=1000):
   return np.concatenate(feats), np.concatenate(labels)
 
 
-def features(config, kind, workdir=None):
+def features(config, kind, workdir):
   """``(train_x, train_y, test_x, test_y, num_classes)`` for one feature kind."""
   if kind not in FEATURE_KINDS:
     raise UserError(f"unknown feature kind {kind!r}; use one of {', '.join(FEATURE_KINDS)}")
-  audio = inputs.modality(config.data) == "audio"
+  audio = config.data.get("modality", "image") == "audio"
   if kind == "mfcc" and not audio:
     raise UserError("--features mfcc is for speech runs; use raw_pixels for images")
   if kind == "raw_pixels" and audio:
@@ -94,16 +63,12 @@ def features(config, kind, workdir=None):
   train, test = get_source(config.data, "train"), get_source(config.data, "test")
   bs = config.eval.batch_size
   if kind == "mfcc":
-    from sslax.data import speech  # pylint: disable=g-import-not-at-top
     train_x, train_y = speech.mfcc_features(train.images), train.labels
     test_x, test_y = speech.mfcc_features(test.images), test.labels
   elif kind == "raw_pixels":
     (train_x, train_y), (test_x, test_y) = raw_pixels(train, bs), raw_pixels(test, bs)
   else:
-    method, state = method_and_state(config, workdir, random_init=kind == "random_init")
-    encoder = method.encoder
-    variables = method.encoder_variables(state.params, state.model_state)
-    prepare = eval_input_fn(config, method)
-    train_x, train_y = encode_source(encoder, variables, train, prepare, bs)
-    test_x, test_y = encode_source(encoder, variables, test, prepare, bs)
+    encoder = load_run_encoder(workdir, random_init=kind == "random_init")
+    train_x, train_y = encode_source(encoder, train, bs)
+    test_x, test_y = encode_source(encoder, test, bs)
   return train_x, train_y, test_x, test_y, train.num_classes

@@ -1,37 +1,24 @@
 """Semi-supervised fine-tuning (SimCLR, Chen et al. 2020, section 6 and Table 7):
 the whole encoder plus a new linear head trained on a stratified, seed-fixed
-fraction of the labels. The same function with a randomly initialised encoder
-is the supervised-from-scratch baseline on the same subset and budget.
+fraction of the labels. The same function started from the encoder at its
+initialisation is the supervised-from-scratch baseline on the same subset and
+budget.
 
-Training uses the run's data mesh (batches sharded over devices, one jitted
-step, state donated), random resized crops and horizontal flips, Nesterov SGD
-with warmup and cosine decay.
+Fine-tuning is a run of the supervised method (``sslax.methods.supervised``)
+by the trainer, in a workdir of its own: the run's data mesh, one jitted step,
+random resized crops and horizontal flips, Nesterov SGD with warmup and cosine
+decay, checkpoints and metrics like any run.
 """
 
 import math
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-from sslax.data import augment, pipeline
 from sslax.data.sources import SubsetSource
-from sslax.train.mesh import data_sharding, make_mesh, replicated
-from sslax.train.optim import make_optimizer
-
-
-class Classifier(nn.Module):
-  """An encoder and a linear head on its representation."""
-  encoder: nn.Module
-  num_classes: int
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    h = self.encoder(x, train=train)
-    return nn.Dense(self.num_classes, name="head")(h.astype(jnp.float32))
+from sslax.methods import supervised
+from sslax.train.loop import train_and_evaluate
+from sslax.train.metrics import read_metrics
 
 
 def num_steps(num_labels: int, ft_config) -> int:
@@ -40,92 +27,51 @@ def num_steps(num_labels: int, ft_config) -> int:
              math.ceil(ft_config.epochs * num_labels / ft_config.batch_size))
 
 
-def _optimizer_config(ft):
-  return ml_collections.ConfigDict(dict(
+def finetune_config(config, *, steps: int, seed: int, num_classes: int):
+  """The supervised run of ``config.finetune``'s protocol on ``config``'s
+  data and encoder."""
+  ft = config.finetune
+  c = ml_collections.ConfigDict(config.to_dict())
+  c.method = "supervised"
+  c.seed = int(seed)
+  c.global_batch_size = int(ft.batch_size)
+  c.num_steps = int(steps)
+  c.optimizer = ml_collections.ConfigDict(dict(
       name="sgd", learning_rate=ft.learning_rate, lr_scaling="linear",
       warmup_steps=ft.warmup_steps, weight_decay=ft.weight_decay,
       momentum=ft.momentum, nesterov=True))
+  c.supervised = ml_collections.ConfigDict(dict(num_classes=int(num_classes),
+                                                crop_scale=tuple(ft.crop_scale)))
+  c.update(log_every=min(int(config.log_every), int(steps)), checkpoint_every=int(steps),
+           keep_checkpoints=1, online_eval_every=0, progress_bar=False)
+  return c
 
 
-def finetune(encoder, variables, train_source, test_source, indices, config,
-             *, steps: int, seed: int = 0):
-  """Fine-tunes ``encoder`` (from ``variables``) with a new head on
-  ``train_source[indices]``; returns (test top-1, train top-1 on the subset,
-  final variables of the classifier)."""
-  ft = config.finetune
-  batch = int(ft.batch_size)
-  mesh = make_mesh(batch)
+def finetune(start_variables, train_source, test_source, indices, config, *,
+             steps: int, workdir: str, seed: int = 0):
+  """Fine-tunes the encoder of ``config.model``, starting from
+  ``start_variables``, with a new head on ``train_source[indices]`` in
+  ``workdir``; returns (test and subset top-1 and the final loss, the final
+  TrainState)."""
   subset = SubsetSource(train_source, indices)
-  model = Classifier(encoder=encoder, num_classes=train_source.num_classes)
-  tx, _ = make_optimizer(_optimizer_config(ft), batch, steps)
-  aug = augment.AugmentParams(crop_scale=tuple(ft.crop_scale), flip_prob=0.5,
-                              jitter_prob=0.0, grayscale_prob=0.0)
-  out_hw = tuple(config.data.image_size)
-
-  def prepare(x, key=None):
-    if key is not None:
-      x = augment.augment_batch(key, x, aug, out_hw)
-    else:
-      x = augment.center_view(x, out_hw)
-    return augment.normalize(x, config.data.mean, config.data.std)
-
-  key = jax.random.PRNGKey(seed)
-  init_key, run_key = jax.random.split(key)
-
-  @jax.jit
-  def init(images):
-    full = model.init(init_key, prepare(images), train=False)
-    params = {**full["params"], "encoder": variables["params"]}
-    state = {k: {"encoder": v} for k, v in variables.items() if k != "params"}
-    return {"params": params, "state": state, "opt_state": tx.init(params),
-            "step": jnp.zeros((), jnp.int32)}
-
-  images, _ = train_source.get(np.arange(2))
-  shapes = jax.eval_shape(init, images)
-  train_state = jax.jit(init, out_shardings=jax.tree.map(
-      lambda _: replicated(mesh), shapes))(images)
-
-  def step(ts, batch_data):
-    key = jax.random.fold_in(run_key, ts["step"])
-    x = prepare(batch_data["image"], key)
-
-    def loss_of(params):
-      logits, new_state = model.apply({"params": params, **ts["state"]}, x,
-                                      train=True, mutable=list(ts["state"]))
-      loss = optax.softmax_cross_entropy_with_integer_labels(
-          logits, batch_data["label"]).mean()
-      return loss, new_state
-
-    (loss, new_state), grads = jax.value_and_grad(loss_of, has_aux=True)(ts["params"])
-    updates, opt_state = tx.update(grads, ts["opt_state"], ts["params"])
-    return {"params": optax.apply_updates(ts["params"], updates), "state": new_state,
-            "opt_state": opt_state, "step": ts["step"] + 1}, loss
-
-  shardings = jax.tree.map(lambda x: x.sharding, train_state)
-  train_step = jax.jit(step, in_shardings=(shardings, data_sharding(mesh)),
-                       out_shardings=(shardings, replicated(mesh)), donate_argnums=0)
-  batches = pipeline.BatchIterator(subset, seed=seed, global_batch=batch,
-                                   sharding=data_sharding(mesh))
-  try:
-    for i, batch_data in batches:
-      if i >= steps:
-        break
-      train_state, loss = train_step(train_state, batch_data)
-  finally:
-    batches.close()
-
-  final = {"params": train_state["params"], **train_state["state"]}
-
-  @jax.jit
-  def predict(x):
-    return jnp.argmax(model.apply(final, prepare(x), train=False), -1)
+  ft_config = finetune_config(config, steps=steps, seed=seed,
+                              num_classes=train_source.num_classes)
+  method = supervised.build(ft_config, start=start_variables)
+  state = train_and_evaluate(ft_config, workdir, source=subset, method=method)
+  predict = supervised.predict_fn(ft_config)
 
   def accuracy(source, batch_size=1000):
     correct = 0
     for start in range(0, len(source), batch_size):
       x, y = source.get(np.arange(start, min(start + batch_size, len(source))))
-      correct += int(np.sum(np.asarray(predict(jnp.asarray(x))) == y))
+      correct += int(np.sum(np.asarray(predict(state.params, state.model_state, x)) == y))
     return correct / len(source)
 
+  final_loss = _last_loss(workdir)
   return {"top1": accuracy(test_source), "train_top1": accuracy(subset),
-          "final_loss": float(loss)}, final
+          "final_loss": final_loss}, state
+
+
+def _last_loss(workdir):
+  rows = [r for r in read_metrics(workdir) if "loss" in r]
+  return float(rows[-1]["loss"]) if rows else float("nan")

@@ -5,23 +5,28 @@
 * ``retrieval.png`` (image runs): test queries and their 8 nearest training images by
   cosine similarity of the features, framed green where the class matches;
 * ``curves.png``: the training curves of ``metrics.jsonl``;
-* ``reconstruction.png`` (methods with a ``reconstruct`` function: denoising
-  autoencoders, context encoders): test images, the corrupted or masked input
-  and the reconstruction;
-* ``colorization.png`` (colourisation, split-brain autoencoders): test images'
-  L channel, the predicted colours and the truth.
+* ``<name>.png`` for each picture the method draws (``Method.pictures``):
+  e.g. test images, the corrupted or masked input and the reconstruction, or
+  the L channel, the predicted colours and the truth.
 
 Figures are drawn with matplotlib's object API (no pyplot state).
 """
 
 import os
 
+import jax
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sslax.eval.linear import stratified_subset
+from sslax.data import inputs
+from sslax.data.sources import get_source
+from sslax.eval import features as features_lib
 from sslax.losses import l2_normalize
+from sslax.methods import build_method
+from sslax.probes.linear import stratified_subset
+from sslax.train import checkpoint
+from sslax.train.metrics import read_metrics
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -131,45 +136,9 @@ def image_rows_png(rows, path, title):
   return _save(fig, path)
 
 
-def reconstruction_png(inputs, corrupted, recon, path, title="reconstructions"):
-  """Rows: the original images, the model's input, its output."""
-  return image_rows_png((("original", inputs), ("input", corrupted), ("output", recon)),
-                        path, title)
-
-
-def colorization_png(gray_L, predicted_rgb, true_rgb, path, title="colourisation"):
-  """Rows: the grayscale input (the L channel, as an image in [0, 1]), the
-  predicted colours, the ground truth."""
-  return image_rows_png((("L input", gray_L), ("predicted", predicted_rgb),
-                         ("truth", true_rgb)), path, title)
-
-
-def _reconstruction(reconstruct, config, workdir, test, path, seed, num_images=256):
-  """``reconstruction_png`` of a method's ``reconstruct`` with the trained
-  state, on test images (a few hundred, for batch norm's batch statistics;
-  8 shown)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from sslax.data import augment  # pylint: disable=g-import-not-at-top
-  from sslax.eval import features as features_lib  # pylint: disable=g-import-not-at-top
-  _, state = features_lib.method_and_state(config, workdir)
-  idx = np.random.default_rng(seed).choice(len(test), min(num_images, len(test)),
-                                           replace=False)
-  images, _ = test.get(idx)
-  corrupted, recon = reconstruct(
-      config, state.params, state.model_state, images, jax.random.PRNGKey(seed))
-  originals = augment.center_view(images, tuple(config.data.image_size))
-  return reconstruction_png(np.asarray(originals), np.asarray(corrupted), np.asarray(recon),
-                            path, title=f"{config.method}: test images, input, output")
-
-
-def visualize(workdir: str, *, num_queries=8, seed=0):
+def visualize(workdir: str, *, num_queries=8, seed=0, overrides=()):
   """Writes the PNGs of a trained workdir; returns their paths."""
-  from sslax.data import inputs  # pylint: disable=g-import-not-at-top
-  from sslax.data.sources import get_source  # pylint: disable=g-import-not-at-top
-  from sslax.eval import features as features_lib  # pylint: disable=g-import-not-at-top
-  from sslax.train import checkpoint  # pylint: disable=g-import-not-at-top
-  from sslax.train.metrics import read_metrics  # pylint: disable=g-import-not-at-top
-  config = checkpoint.load_config(workdir)
+  config = checkpoint.load_config(workdir, overrides)
   out = os.path.join(workdir, "viz")
   os.makedirs(out, exist_ok=True)
   train_x, train_y, test_x, test_y, num_classes = features_lib.features(
@@ -187,17 +156,16 @@ def visualize(workdir: str, *, num_queries=8, seed=0):
         query_images, test_y[queries], test_x[queries], _Lazy(train), train_y, train_x,
         os.path.join(out, "retrieval.png")))
   paths.append(curves_png(read_metrics(workdir), os.path.join(out, "curves.png")))
-  from sslax.methods import METHODS  # pylint: disable=g-import-not-at-top
-  reconstruct = getattr(METHODS.get(config.method), "reconstruct", None)
-  if reconstruct is not None:  # denoising autoencoders, context encoders
-    paths.append(_reconstruction(reconstruct, config, workdir, test,
-                                 os.path.join(out, "reconstruction.png"), seed))
-  if config.method in ("colorization", "split_brain"):
-    from sslax.eval.transfer import colorization_examples  # pylint: disable=g-import-not-at-top
-    gray, predicted, true = colorization_examples(config, workdir, test, seed=seed)
-    paths.append(colorization_png(gray, predicted, true,
-                                  os.path.join(out, "colorization.png"),
-                                  title=f"{config.method}: L input, prediction, truth"))
+  method = build_method(config)
+  if method.pictures is not None:  # the method's own: reconstructions, colours
+    params, model_state = checkpoint.restore_model(workdir)
+    idx = np.sort(np.random.default_rng(seed).choice(len(test), min(256, len(test)),
+                                                     replace=False))
+    images, _ = test.get(idx)
+    drawn = method.pictures(params, model_state, images, jax.random.PRNGKey(seed))
+    for name, (rows, title) in drawn.items():
+      paths.append(image_rows_png(rows, os.path.join(out, f"{name}.png"),
+                                  f"{config.method}: {title}"))
   return paths
 
 

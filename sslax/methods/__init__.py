@@ -5,6 +5,7 @@ from sslax.methods import barlow_twins, byol, cpc, moco, simclr
 from sslax.methods import context_encoder, denoising_ae
 from sslax.methods import exemplar, jigsaw, relative_patch, rotation
 from sslax.methods import colorization, split_brain
+from sslax.methods import supervised
 from sslax.methods.base import Method
 
 METHODS = {
@@ -22,6 +23,7 @@ METHODS = {
     "exemplar": exemplar,
     "colorization": colorization,
     "split_brain": split_brain,
+    "supervised": supervised,
 }
 
 

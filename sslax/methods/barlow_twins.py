@@ -16,11 +16,6 @@ from sslax.methods import common
 from sslax.methods.base import Method
 
 
-def sharded_barlow_twins(z1, z2, *, lambd, mesh):
-  return common.sharded_pair_loss(
-      functools.partial(losses.barlow_twins, lambd=lambd), z1, z2, mesh)
-
-
 def build(config) -> Method:
   if config.loss.lambd < 0:
     raise UserError(f"config.loss.lambd must be >= 0, got {config.loss.lambd}")

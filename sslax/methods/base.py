@@ -8,10 +8,9 @@ one config, plus its name in ``sslax.methods.METHODS``.
 import dataclasses
 from typing import Any, Callable, NamedTuple, Optional
 
-import flax.linen as nn
 import jax
 
-from sslax.data import augment, inputs
+from sslax.encoder import EncoderDef
 
 
 def _no_update(method_state, params, step):
@@ -24,12 +23,14 @@ class LossAux(NamedTuple):
 
   ``features`` are the encoder's representations of one view of the batch,
   one row per example in batch order; the trainer fits the online linear probe
-  on them (behind a stop-gradient).
+  on them (behind a stop-gradient). ``outputs`` go to ``Method.side_update``
+  (behind a stop-gradient).
   """
   model_state: Any
   method_state: Any
   metrics: dict
   features: jax.Array
+  outputs: Any = None  # what ``side_update`` needs of the step (e.g. images)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,30 +38,33 @@ class Method:
   """The functions a method supplies; all pure.
 
   init(key, images) -> (params, model_state, method_state)
-  loss_fn(params, model_state, method_state, batch, key, mesh)
-      -> (loss, LossAux)
+      ``images``: a few training examples. A method with ``constants`` has
+      ``init(key, images, constants)`` and keeps them in ``method_state``.
+  loss_fn(params, model_state, method_state, batch, key) -> (loss, LossAux)
+      Runs under the run's mesh; a loss over the whole global batch goes
+      through ``sslax.sharding.over_global_batch``.
   after_update(method_state, new_params, step) -> method_state
       (EMA targets and the like, after the optimizer step)
-  encoder: the Linen module whose output is the representation
-  encoder_variables(params, model_state) -> the encoder's variables
-  encoder_input(images) -> what ``encoder`` sees of float images [n, H, W, C]
-      in [0, 1] (a view already cut); None: the usual per-channel
-      normalisation with config.data.mean and std. Colourisation's encoder
-      sees only the L channel of Lab.
+  encoder: the representation and its input (``sslax.encoder.EncoderDef``);
+      evaluation, export and pictures rebuild it from JSON alone.
+  constants(source) -> a pytree of arrays, optional: computed once from the
+      training data (``source``) before step 0 and handed to ``init``, so it
+      lives in the train state and is checkpointed, never recomputed later
+      (colour rebalancing weights, exemplar seed images).
+  side_update(method_state, outputs) -> (method_state, metrics), optional:
+      a second optimizer's step that the trainer runs after the loss, on
+      ``LossAux.outputs`` (a discriminator's Adam step, its state in
+      ``method_state``); no gradient reaches the method's parameters.
+  pictures(params, model_state, images, key) -> {name: (rows, title)},
+      optional: rows ``(label, float images [n, H, W, C] in [0, 1])`` that
+      ``sslax viz`` draws for test ``images`` (uint8), e.g. reconstructions or
+      colourisations.
   """
   name: str
   init: Callable[..., Any]
   loss_fn: Callable[..., Any]
-  encoder: nn.Module
-  encoder_variables: Callable[[Any, Any], Any]
+  encoder: EncoderDef
   after_update: Callable[..., Any] = _no_update
-  encoder_input: Optional[Callable[[jax.Array], jax.Array]] = None
-
-
-def eval_input(method: Method, images, data_config):
-  """What ``method.encoder`` sees at evaluation: ``inputs.eval_input`` (the
-  central view, normalised), or the central view through the method's
-  ``encoder_input``."""
-  if method.encoder_input is None:
-    return inputs.eval_input(images, data_config)
-  return method.encoder_input(augment.center_view(images, data_config.image_size))
+  constants: Optional[Callable[[Any], Any]] = None
+  side_update: Optional[Callable[..., Any]] = None
+  pictures: Optional[Callable[..., dict]] = None

@@ -9,10 +9,13 @@ asymmetrically (``config.view_augment``: blur always on view 1, rarely on
 view 2; solarize only on view 2).
 """
 
+from typing import Any, NamedTuple
+
 import flax.linen as nn
 import jax
 
 from sslax import losses
+from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
@@ -29,6 +32,12 @@ class Online(nn.Module):
     h = self.encoder(x, train=train)
     z = self.head(h, train=train)
     return h, z, self.predictor(z, train=train)
+
+
+class TargetState(NamedTuple):
+  """The target network (encoder + projector): an EMA of the online one."""
+  params: Any
+  model_state: Any
 
 
 def target_part(tree):
@@ -50,29 +59,29 @@ def build(config) -> Method:
   def init(key, images):
     params, model_state = common.init_variables(online, key,
                                                 common.center_input(images, config))
-    method_state = {"target_params": target_part(params),
-                    "target_model_state": {c: target_part(t) for c, t in model_state.items()}}
+    method_state = TargetState(
+        params=target_part(params),
+        model_state={c: target_part(t) for c, t in model_state.items()})
     return params, model_state, method_state
 
-  def loss_fn(params, model_state, method_state, batch, key, mesh):
-    del mesh
+  def loss_fn(params, model_state, method_state, batch, key):
     x1, x2 = common.two_views(key, batch["image"], config)
     x = common.interleave(x1, x2)
     (h, _, p), new_model_state = common.apply_train(online, params, model_state, x)
     (_, z), new_target_state = common.apply_train(
-        target, method_state["target_params"], method_state["target_model_state"], x)
+        target, method_state.params, method_state.model_state, x)
     p1, p2 = common.deinterleave(p)
     z1, z2 = common.deinterleave(jax.lax.stop_gradient(z))
     loss = losses.byol_loss(p1, z2) + losses.byol_loss(p2, z1)
-    new_method_state = {**method_state,
-                        "target_model_state": jax.lax.stop_gradient(new_target_state)}
+    new_method_state = method_state._replace(
+        model_state=jax.lax.stop_gradient(new_target_state))
     return loss, LossAux(new_model_state, new_method_state, {},
                          common.deinterleave(h)[0])
 
   def after_update(method_state, params, step):
     tau = common.cosine_momentum(step, config.num_steps, bc.tau_base)
-    return {**method_state, "target_params": common.ema(
-        method_state["target_params"], target_part(params), tau)}
+    return method_state._replace(
+        params=common.ema(method_state.params, target_part(params), tau))
 
-  return Method(name="byol", init=init, loss_fn=loss_fn, encoder=encoder,
-                encoder_variables=common.submodule_variables, after_update=after_update)
+  return Method(name="byol", init=init, loss_fn=loss_fn, encoder=backbone_def(config),
+                after_update=after_update)

@@ -1,19 +1,18 @@
 """Pieces the two-view methods share: encoder + head modules, augmented views,
 variable bookkeeping, EMA target updates and batch norm over sub-batches."""
 
-import functools
 import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.sharding import PartitionSpec as P
 
 from sslax.data import augment, inputs
+from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods.base import LossAux, Method
 from sslax.models import ProjectionHead, compute_dtype, make_encoder
-from sslax.train.mesh import DATA_AXIS
+from sslax.sharding import over_global_batch
 
 
 class EncoderWithHead(nn.Module):
@@ -134,16 +133,6 @@ def cosine_momentum(step, num_steps, base):
   return 1.0 - (1.0 - base) * (jnp.cos(math.pi * progress) + 1.0) / 2.0
 
 
-def sharded_pair_loss(pair_loss, z1, z2, mesh):
-  """``pair_loss(z1, z2, axis_name=...)`` over the global batch: in
-  ``jax.shard_map`` on each device's rows when the mesh has several devices."""
-  if mesh is None or mesh.size == 1:
-    return pair_loss(z1, z2)
-  fn = functools.partial(pair_loss, axis_name=DATA_AXIS)
-  return jax.shard_map(fn, mesh=mesh, in_specs=(P(DATA_AXIS), P(DATA_AXIS)),
-                       out_specs=P())(z1, z2)
-
-
 def two_view_method(config, name, pair_loss) -> Method:
   """A method whose loss is ``pair_loss`` of the projections of two views,
   through one encoder and head (SimCLR, Barlow Twins). Batch norm sees both
@@ -153,12 +142,11 @@ def two_view_method(config, name, pair_loss) -> Method:
 
   init = stateless_init(model, config)
 
-  def loss_fn(params, model_state, method_state, batch, key, mesh):
+  def loss_fn(params, model_state, method_state, batch, key):
     x1, x2 = two_views(key, batch["image"], config)
     (h, z), new_model_state = apply_train(model, params, model_state, interleave(x1, x2))
     z1, z2 = deinterleave(z)
-    loss = sharded_pair_loss(pair_loss, z1, z2, mesh)
+    loss = over_global_batch(pair_loss, z1, z2)
     return loss, LossAux(new_model_state, method_state, {}, deinterleave(h)[0])
 
-  return Method(name=name, init=init, loss_fn=loss_fn, encoder=encoder,
-                encoder_variables=submodule_variables)
+  return Method(name=name, init=init, loss_fn=loss_fn, encoder=backbone_def(config))

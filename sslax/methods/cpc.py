@@ -28,13 +28,16 @@ import jax.numpy as jnp
 
 from sslax import losses
 from sslax.data import augment, inputs
+from sslax.encoder import EncoderDef, image_preprocess, network_of
 from sslax.errors import UserError
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
 from sslax.models import make_encoder
-from sslax.models.audio import WaveformEncoder, num_codes, receptive_field
+from sslax.models.audio import num_codes, receptive_field
 from sslax.models.gru import ScannedGRU
 from sslax.models.patchnet import patch_geometry
+from sslax.models.readout import pool_codes
+from sslax.sharding import over_global_batch
 
 
 def patch_grid(images, patch: int, stride: int):
@@ -54,30 +57,20 @@ def with_neighbour_columns(z):
   return jnp.concatenate([padded[:, :, :-2], z, padded[:, :, 2:]], axis=-1)
 
 
-def pool_codes(z, grid: int):
-  """[B, R, C, D] average pooled to [B, grid, grid, D], flattened."""
-  b, r, c, d = z.shape
-  z = z.reshape(b, grid, r // grid, grid, c // grid, d).mean(axis=(2, 4))
-  return z.reshape(b, -1)
-
-
 class CPCModel(nn.Module):
-  """Returns ``(representation, predictions [n, T, K, D], codes [n, T, D])``;
-  with ``features_only`` just the representation."""
+  """Returns ``(representation, predictions [n, T, K, D], codes [n, T, D])``.
+  The representation is ``encoder_def``'s network on the same variables."""
   encoder: nn.Module  # images -> [B, rows, cols, D] codes; audio -> [B, T, D]
   image: bool
   context_dim: int
   num_offsets: int
   pool_grid: int = 1
-  features_only: bool = False
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     if self.image:
       grid = self.encoder(x, train=train)                           # [B, R, C, D]
       features = pool_codes(grid, self.pool_grid)
-      if self.features_only:
-        return features
       b, r, c, d = grid.shape
       steps = with_neighbour_columns(grid).transpose(0, 2, 1, 3).reshape(b * c, r, 3 * d)
       codes = grid.transpose(0, 2, 1, 3).reshape(b * c, r, d)        # columns
@@ -86,8 +79,6 @@ class CPCModel(nn.Module):
       codes = self.encoder(x, train=train)                          # [B, T, D]
       context = ScannedGRU(self.context_dim, name="autoregressor")(codes)
       features = jnp.mean(context, axis=1)
-      if self.features_only:
-        return features
     predictions = nn.DenseGeneral((self.num_offsets, codes.shape[-1]), use_bias=False,
                                   name="predictors")(context)       # W_k c_t
     return features, predictions, codes
@@ -126,9 +117,7 @@ def _audio_model(config):
   if crop < field:
     raise UserError(f"config.data.crop_length {crop} samples is shorter than the "
                     f"encoder's receptive field ({field} samples); use a longer crop")
-  encoder = WaveformEncoder(width=int(config.model.width), kernels=kernels,
-                            strides=strides, layer_norm=bool(config.model.get("layer_norm", False)))
-  return encoder, num_codes(crop, kernels, strides)
+  return make_encoder(config.model, config.compute_dtype), num_codes(crop, kernels, strides)
 
 
 def build(config) -> Method:
@@ -153,20 +142,28 @@ def build(config) -> Method:
         model, key, training_input(key, examples))
     return params, model_state, {}
 
-  def loss_fn(params, model_state, method_state, batch, key, mesh):
+  def loss_fn(params, model_state, method_state, batch, key):
     x = training_input(key, batch["image"])
     (features, predictions, codes), new_state = common.apply_train(
         model, params, model_state, x)
-    loss = common.sharded_pair_loss(pair_loss, predictions, codes, mesh)
+    loss = over_global_batch(pair_loss, predictions, codes)
     return loss, LossAux(new_state, method_state, {}, features)
 
-  # What the representation uses: the image codes, or codes and context.
-  used = ("encoder",) if image else ("encoder", "autoregressor")
-
-  def encoder_variables(params, model_state):
-    return {"params": {k: params[k] for k in used},
-            **{c: {k: tree[k] for k in used if k in tree} for c, tree in model_state.items()}}
-
   return Method(name="cpc", init=init, loss_fn=loss_fn,
-                encoder=model.clone(features_only=True),
-                encoder_variables=encoder_variables)
+                encoder=encoder_def(config, image))
+
+
+def encoder_def(config, image: bool) -> EncoderDef:
+  """The representation: the code grid pooled (images), or the GRU's
+  context averaged over the clip (speech), with the training network's
+  ``encoder`` (and ``autoregressor``) variables."""
+  if image:
+    preprocess, shape = image_preprocess(config)
+    return EncoderDef(
+        network=network_of(config, "pooled_code_grid", pool_grid=int(config.cpc.pool_grid)),
+        selection=((("encoder",), ("encoder",)),), preprocess=preprocess,
+        input_shape=shape)
+  return EncoderDef(
+      network=network_of(config, "mean_context", context_dim=int(config.cpc.context_dim)),
+      selection=((("encoder",), ("encoder",)), (("autoregressor",), ("autoregressor",))),
+      preprocess={"kind": "waveform"}, input_shape=(int(config.data.crop_length),))

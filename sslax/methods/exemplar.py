@@ -12,7 +12,7 @@ seed a transformed image came from. ``exemplar.variant``:
   linear by default) with N outputs on the representation; N-way softmax
   cross-entropy.
 * ``memory_bank`` (Wu et al.): the head embeds to ``embedding_dim``,
-  L2-normalised (v); ``method_state["bank"]`` [N, d] holds one normalised
+  L2-normalised (v); ``method_state.bank`` [N, d] holds one normalised
   embedding per seed and the loss is the softmax over the similarities to all
   N entries, ``-log exp(v . m_i / T) / sum_j exp(v . m_j / T)`` for seed i
   (their eq. 2, exact, not the NCE approximation). After the loss, the drawn
@@ -21,10 +21,9 @@ seed a transformed image came from. ``exemplar.variant``:
 
 The seed set: ``exemplar.num_seeds`` training examples chosen by
 ``seed_indices(len(train), N, config.seed)``, a pure function of the config.
-``init`` reads their pixels from ``get_source(config.data, "train")`` on the
-host (through ``jax.pure_callback``, so neither ``build`` nor the compiled
-programs hold the data) and keeps them in ``method_state["seeds"]`` (uint8
-[N, H, W, C], with their dataset indices in ``method_state["seed_indices"]``):
+Their pixels are the method's constants (``Method.constants``): read once from
+the training source before step 0 and kept in ``method_state.seeds`` (uint8
+[N, H, W, C], with their dataset indices in ``method_state.seed_indices``), so
 the seeds are saved with every checkpoint and the train step reads them from
 the state. The cost is N*H*W*C bytes on every device and in each checkpoint
 (4000 Fashion-MNIST seeds: 3 MB); the trainer's batch carries no example
@@ -37,24 +36,32 @@ views gives ``LossAux.features`` and the encoder's running statistics
 untransformed images.
 """
 
-import functools
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from sslax import losses
 from sslax.data import augment
-from sslax.data.sources import get_source
+from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
 from sslax.methods.pretext_common import (center_pass, check_whole_image_encoder,
                                     classification, classifier_head, with_encoder_state)
 from sslax.models import make_encoder
-from sslax.train.mesh import data_sharding
+from sslax.sharding import DATA_AXIS, data_axis_size
 
 VARIANTS = ("parametric", "memory_bank")
+
+
+class ExemplarState(NamedTuple):
+  """The seed images, their dataset indices and (memory_bank) the bank."""
+  seeds: jax.Array          # uint8 [N, H, W, C]
+  seed_indices: jax.Array   # int [N]
+  bank: Any                 # [N, d] normalised embeddings, or None (parametric)
 
 
 def seed_indices(num_examples: int, num_seeds: int, seed: int) -> np.ndarray:
@@ -93,15 +100,15 @@ def check_config(config):
                       f"{ec.embedding_dim}")
 
 
-def sample_seeds(key, seeds, n: int, config, mesh=None):
+def sample_seeds(key, seeds, n: int, config):
   """``(indices [n], views [n, H, W, C])``: n distinct seeds drawn by ``key``,
-  each transformed by ``config.augment`` and normalised; the views are split
-  over ``mesh``'s data axis like a batch."""
+  each transformed by ``config.augment`` and normalised; under a mesh the views
+  are split over its data axis like a batch."""
   k_idx, k_aug = jax.random.split(key)
   indices = jax.random.choice(k_idx, seeds.shape[0], (n,), replace=False)
   images = seeds[indices]
-  if mesh is not None:
-    images = jax.lax.with_sharding_constraint(images, data_sharding(mesh))
+  if data_axis_size() > 1:
+    images = jax.lax.with_sharding_constraint(images, P(DATA_AXIS))
   x = augment.augment_batch(k_aug, images, common.view_params(config, 1),
                             tuple(config.data.image_size))
   return indices, augment.normalize(x, config.data.mean, config.data.std)
@@ -123,49 +130,42 @@ def build(config) -> Method:
   num_seeds = int(ec.num_seeds)
   model, encoder = make_model(config)
 
-  @functools.lru_cache(maxsize=1)
-  def seed_source():
-    source = get_source(config.data, "train")
+  def constants(source):
     if num_seeds > len(source):
       raise UserError(f"config.exemplar.num_seeds ({num_seeds}) exceeds the "
-                      f"{len(source)} training examples of {config.data.name}")
-    return source, seed_indices(len(source), num_seeds, int(config.seed))
+                      f"{len(source)} training examples")
+    idx = seed_indices(len(source), num_seeds, int(config.seed))
+    return {"seeds": np.asarray(source.get(idx)[0], np.uint8), "seed_indices": idx}
 
-  def read_seeds():
-    source, idx = seed_source()
-    return np.asarray(source.get(idx)[0], np.uint8)
-
-  def init(key, images):
+  def init(key, images, seeds):
     k_model, k_bank = jax.random.split(key)
-    _, idx = seed_source()
-    seeds = jax.pure_callback(
-        read_seeds, jax.ShapeDtypeStruct((num_seeds,) + images.shape[1:], jnp.uint8))
     params, model_state = common.init_variables(
         model, k_model, common.center_input(images, config))
-    method_state = {"seeds": seeds, "seed_indices": jnp.asarray(idx)}
+    bank = None
     if ec.variant == "memory_bank":
-      method_state["bank"] = losses.l2_normalize(
+      bank = losses.l2_normalize(
           jax.random.normal(k_bank, (num_seeds, int(ec.embedding_dim))))
-    return params, model_state, method_state
+    return params, model_state, ExemplarState(
+        seeds=seeds["seeds"], seed_indices=seeds["seed_indices"], bank=bank)
 
-  def loss_fn(params, model_state, method_state, batch, key, mesh):
-    indices, x = sample_seeds(key, method_state["seeds"], batch["image"].shape[0],
-                              config, mesh)
+  def loss_fn(params, model_state, method_state, batch, key):
+    indices, x = sample_seeds(key, method_state.seeds, batch["image"].shape[0],
+                              config)
     (_, out), new_model_state = common.apply_train(model, params, model_state, x)
     new_method_state = method_state
     if ec.variant == "parametric":
       logits = out
     else:
       v = losses.l2_normalize(out)
-      bank = method_state["bank"]
+      bank = method_state.bank
       logits = v @ bank.T / float(ec.temperature)
-      new_method_state = {**method_state, "bank": update_bank(
-          bank, indices, jax.lax.stop_gradient(v), float(ec.bank_momentum))}
+      new_method_state = method_state._replace(bank=update_bank(
+          bank, indices, jax.lax.stop_gradient(v), float(ec.bank_momentum)))
     loss, metrics = classification(logits, indices)
     features, encoder_state = center_pass(encoder, params, model_state,
                                           batch["image"], config)
     return loss, LossAux(with_encoder_state(new_model_state, encoder_state),
                          new_method_state, metrics, features)
 
-  return Method(name="exemplar", init=init, loss_fn=loss_fn, encoder=encoder,
-                encoder_variables=common.submodule_variables)
+  return Method(name="exemplar", init=init, loss_fn=loss_fn, encoder=backbone_def(config),
+                constants=constants)

@@ -17,14 +17,25 @@ the key encoder sees the batch rolled by one sub-batch, so every key is
 normalised with statistics from a different sub-batch than its query.
 """
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from sslax import losses
+from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
 from sslax.models import make_encoder
+
+
+class MoCoState(NamedTuple):
+  """The momentum key encoder and the queue of keys, in the train state."""
+  key_params: Any
+  key_model_state: Any
+  queue: jax.Array       # [K, d], l2-normalised keys, oldest overwritten first
+  queue_ptr: jax.Array   # int32: where the next batch of keys goes
 
 
 def roll_groups(x, groups, direction=1):
@@ -72,30 +83,29 @@ def build(config) -> Method:
                                                 common.center_input(images, config))
     queue = losses.l2_normalize(jax.random.normal(
         queue_key, (mc.queue_size, config.head.output_dim), jnp.float32))
-    method_state = {"key_params": params, "key_model_state": model_state,
-                    "queue": queue, "queue_ptr": jnp.zeros((), jnp.int32)}
+    method_state = MoCoState(key_params=params, key_model_state=model_state,
+                             queue=queue, queue_ptr=jnp.zeros((), jnp.int32))
     return params, model_state, method_state
 
-  def loss_fn(params, model_state, method_state, batch_data, key, mesh):
-    del mesh  # the jitted step shards the batch; the queue is replicated
+  def loss_fn(params, model_state, method_state, batch_data, key):
     x_q, x_k = common.two_views(key, batch_data["image"], config)
     (h, q), new_model_state = common.apply_in_groups(model, params, model_state, x_q,
                                                      groups)
-    k, new_key_state = key_features(model, method_state["key_params"],
-                                    method_state["key_model_state"], x_k, groups)
-    loss = losses.moco_infonce(q, k, method_state["queue"], temperature=mc.temperature)
-    queue, ptr = enqueue(method_state["queue"], method_state["queue_ptr"],
+    k, new_key_state = key_features(model, method_state.key_params,
+                                    method_state.key_model_state, x_k, groups)
+    loss = losses.moco_infonce(q, k, method_state.queue, temperature=mc.temperature)
+    queue, ptr = enqueue(method_state.queue, method_state.queue_ptr,
                          losses.l2_normalize(k))
-    new_method_state = {**method_state, "key_model_state": new_key_state,
-                        "queue": queue, "queue_ptr": ptr}
+    new_method_state = method_state._replace(key_model_state=new_key_state,
+                                             queue=queue, queue_ptr=ptr)
     metrics = {"positive_cosine": jnp.mean(jnp.sum(
         losses.l2_normalize(q) * losses.l2_normalize(k), -1))}
     return loss, LossAux(new_model_state, new_method_state, metrics, h)
 
   def after_update(method_state, params, step):
     del step
-    return {**method_state,
-            "key_params": common.ema(method_state["key_params"], params, mc.momentum)}
+    return method_state._replace(
+        key_params=common.ema(method_state.key_params, params, mc.momentum))
 
-  return Method(name=config.method, init=init, loss_fn=loss_fn, encoder=encoder,
-                encoder_variables=common.submodule_variables, after_update=after_update)
+  return Method(name=config.method, init=init, loss_fn=loss_fn,
+                encoder=backbone_def(config), after_update=after_update)

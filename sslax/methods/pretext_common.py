@@ -1,8 +1,14 @@
-"""Pieces the pretext classification tasks share (rotation, relative patch
-location, jigsaw, exemplar networks): the classifier head and its loss, the
-patch encoder and the siamese late-fusion classifier, light views, and the
-central-view pass that gives the online probe's features and the encoder's
-batch statistics of whole images."""
+"""Pieces the image pretext tasks share, so that no method module imports
+another.
+
+* The classification tasks (rotation, relative patch location, jigsaw,
+  exemplar networks): the classifier head and its loss, the patch encoder and
+  the siamese late-fusion classifier, light views.
+* The reconstruction tasks (denoising autoencoders, context encoders): the
+  encoder + decoder pair, the training view, normalisation and back.
+* Both: the central-view pass that gives the online probe's features and the
+  encoder's batch statistics of whole images.
+"""
 
 import flax.linen as nn
 import jax
@@ -13,6 +19,7 @@ from sslax.data import augment
 from sslax.errors import UserError
 from sslax.methods import common
 from sslax.models import ConvNet, ProjectionHead, compute_dtype
+from sslax.models.decoder import make_autoencoder
 
 
 def classifier_head(config, num_classes: int) -> ProjectionHead:
@@ -36,6 +43,12 @@ def classification(logits, labels):
   loss = optax.softmax_cross_entropy_with_integer_labels(
       logits.astype(jnp.float32), labels).mean()
   return loss, {"pretext_top1": jnp.mean(jnp.argmax(logits, -1) == labels)}
+
+
+def check_batch(name: str, images):
+  """Raises ValueError unless ``images`` is a batch [N, H, W, C]."""
+  if images.ndim != 4:
+    raise ValueError(f"{name} needs images [N, H, W, C], got shape {images.shape}")
 
 
 def check_whole_image_encoder(config):
@@ -91,3 +104,41 @@ def light_views(key, images, config):
   x = augment.augment_batch(key, images, common.view_params(config, 1),
                             tuple(config.data.image_size))
   return augment.normalize(x, config.data.mean, config.data.std)
+
+
+# ------------------------------------------------------- reconstruction tasks
+
+def image_shape(config):
+  """(H, W, C) of the training images (C from ``config.data.mean``)."""
+  h, w = config.data.image_size
+  return (int(h), int(w), len(config.data.mean))
+
+
+def autoencoder(config):
+  """``(Autoencoder, encoder)`` of ``config.model`` and a resize-convolution
+  decoder of ``config.<method>.decoder_widths`` (one per upsampling stage) back
+  to the image."""
+  group = config.method
+  widths = tuple(config[group].decoder_widths)
+  if not widths or min(int(w) for w in widths) < 1:
+    raise UserError(f"config.{group}.decoder_widths must be positive channel counts, "
+                    f"one per upsampling stage, got {widths}")
+  shape = image_shape(config)
+  return make_autoencoder(config.model, widths, shape[:2], shape, config.compute_dtype)
+
+
+def training_images(key, images, config):
+  """The batch's training view in [0, 1]: ``config.augment`` (mild crops and
+  flips in the reconstruction methods' configs) at ``config.data.image_size``."""
+  return augment.augment_batch(key, images, common.view_params(config, 1),
+                               tuple(config.data.image_size))
+
+
+def normalize(x, config):
+  return augment.normalize(x, config.data.mean, config.data.std)
+
+
+def to_pixels(x, config):
+  """Normalised images back to pixel values (not clipped)."""
+  return (x * jnp.asarray(config.data.std, jnp.float32)
+          + jnp.asarray(config.data.mean, jnp.float32))

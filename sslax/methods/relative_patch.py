@@ -3,7 +3,7 @@ representation learning by context prediction").
 
 A 3x3 grid of ``patch``-sized cells ``gap`` pixels apart is centred in each
 (lightly augmented, normalised) image, every patch jittered by up to
-``jitter`` pixels (``pretext.relative_patch_pairs``); the task is to tell
+``jitter`` pixels (``relative_patch_pairs``); the task is to tell
 which of the 8 neighbours of the centre patch a second patch is. Both patches
 go through one shared-weight encoder, their features are concatenated and a
 classifier head (``config.head``) gives 8 logits; the loss is the 8-way
@@ -21,20 +21,72 @@ the encoder's running statistics (``pretext_common.center_pass``), so the encode
 evaluated on whole images with statistics of whole images.
 """
 
+from typing import Tuple
+
 import jax
 import jax.numpy as jnp
 
-from sslax.data import pretext
+from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
-from sslax.methods.pretext_common import (SiameseClassifier, center_pass,
+from sslax.methods.pretext_common import (SiameseClassifier, center_pass, check_batch,
                                           check_whole_image_encoder, classification,
                                           classifier_head, light_views, patch_encoder,
                                           with_encoder_state)
 from sslax.models import make_encoder
 
 NUM_NEIGHBOURS = 8
+
+
+# ------------------------------------------------------------------ the patches
+
+def relative_patch_offsets(key: jax.Array, n: int, h: int, w: int, patch: int,
+                           gap: int, jitter: int) -> Tuple[jax.Array, jax.Array]:
+  """Patch corners and labels of relative patch location (Doersch et al. 2015).
+
+  A 3x3 grid of ``patch``-sized cells ``gap`` pixels apart is centred in the
+  image (origin ``((h - S) // 2, (w - S) // 2)``, ``S = 3 patch + 2 gap``); each
+  of the 9 patches moves by an independent integer offset uniform in
+  ``[-jitter, jitter]`` on each axis. Returns int32 top-left corners (row, col)
+  [n, 9, 2], cells in row-major order (cell 4 is the centre), and int32 labels
+  [n] uniform in 0..7: the neighbour's rank among the 8 non-centre cells in
+  row-major order (cell = label + (label >= 4)). ``relative_patch_pairs`` with
+  the same key uses exactly these corners and labels.
+  """
+  side = 3 * patch + 2 * gap
+  if side + 2 * jitter > min(h, w):
+    raise ValueError(f"relative patch location needs 3*patch + 2*gap + 2*jitter = "
+                     f"{side + 2 * jitter} <= the image side, got {h}x{w}; use "
+                     f"smaller patch, gap or jitter")
+  k_jitter, k_label = jax.random.split(key)
+  step = patch + gap
+  cell = jnp.arange(3, dtype=jnp.int32) * step
+  base = jnp.stack(jnp.meshgrid(cell, cell, indexing="ij"), axis=-1).reshape(9, 2)
+  base = base + jnp.array([(h - side) // 2, (w - side) // 2], jnp.int32)
+  shift = jax.random.randint(k_jitter, (n, 9, 2), -jitter, jitter + 1, jnp.int32)
+  labels = jax.random.randint(k_label, (n,), 0, 8, jnp.int32)
+  return base[None] + shift, labels
+
+
+def relative_patch_pairs(key: jax.Array, images: jax.Array, patch: int, gap: int,
+                         jitter: int) -> Tuple[jax.Array, jax.Array, jax.Array]:
+  """(centre patches, neighbour patches, labels) for relative patch location
+  (Doersch et al. 2015); patches [N, patch, patch, C], labels [N] in 0..7 as
+  laid out by ``relative_patch_offsets`` (called with the same key)."""
+  check_batch("relative_patch_pairs", images)
+  n, h, w, c = images.shape
+  corners, labels = relative_patch_offsets(key, n, h, w, patch, gap, jitter)
+  neighbour = labels + (labels >= 4).astype(jnp.int32)
+  centre_corner = corners[:, 4]
+  neighbour_corner = jnp.take_along_axis(corners, neighbour[:, None, None],
+                                         axis=1)[:, 0]
+
+  def crop(image, corner):
+    return jax.lax.dynamic_slice(image, (corner[0], corner[1], 0), (patch, patch, c))
+
+  crop_all = jax.vmap(crop)
+  return crop_all(images, centre_corner), crop_all(images, neighbour_corner), labels
 
 
 # --------------------------------------------------------------------- the method
@@ -72,7 +124,7 @@ def pairs_of(key, x, config):
   non-centre cells in row-major order."""
   rc = config.relative_patch
   k_pair, k_drop = jax.random.split(key)
-  centre, neighbour, labels = pretext.relative_patch_pairs(
+  centre, neighbour, labels = relative_patch_pairs(
       k_pair, x, int(rc.patch), int(rc.gap), int(rc.jitter))
   pairs = jnp.stack([centre, neighbour], axis=1)
   if rc.get("color_drop", False) and pairs.shape[-1] > 1:
@@ -97,8 +149,7 @@ def build(config) -> Method:
     params, model_state = common.init_variables(model, key, pairs)
     return params, model_state, {}
 
-  def loss_fn(params, model_state, method_state, batch, key, mesh):
-    del mesh  # every reduction is a mean over the global batch
+  def loss_fn(params, model_state, method_state, batch, key):
     pairs, labels = patch_pairs(key, batch["image"], config)
     logits, new_model_state = common.apply_train(model, params, model_state, pairs)
     loss, metrics = classification(logits, labels)
@@ -107,5 +158,4 @@ def build(config) -> Method:
     return loss, LossAux(with_encoder_state(new_model_state, encoder_state),
                          method_state, metrics, features)
 
-  return Method(name="relative_patch", init=init, loss_fn=loss_fn, encoder=encoder,
-                encoder_variables=common.submodule_variables)
+  return Method(name="relative_patch", init=init, loss_fn=loss_fn, encoder=backbone_def(config))

@@ -13,12 +13,6 @@ from sslax.methods import common
 from sslax.methods.base import Method
 
 
-def sharded_nt_xent(z1, z2, *, temperature, mesh):
-  """NT-Xent over the global batch, each device computing its own rows."""
-  return common.sharded_pair_loss(
-      functools.partial(losses.nt_xent, temperature=temperature), z1, z2, mesh)
-
-
 def build(config) -> Method:
   if config.loss.temperature <= 0:
     raise UserError(f"config.loss.temperature must be positive, got "

@@ -3,7 +3,7 @@ prediction in CIE Lab with two disjoint sub-networks.
 
 * L -> ab: a ConvNet on the lightness ``L / 50 - 1`` and a decoder predicting
   each pixel's colour as a distribution over the quantised in-gamut ab bins
-  (grid 10), as in colourisation (``sslax.methods.colorization``); class
+  (grid 10), as in colourisation (``sslax.methods.color_common``); class
   rebalancing is off unless ``config.split_brain.rebalance`` is set;
 * ab -> L: a second ConvNet on ``(a, b) / 110`` and a decoder predicting
   each pixel's lightness as a distribution over ``l_bins`` (50) equal bins of
@@ -14,7 +14,7 @@ is the concatenation of both encoders' features: ``full_encoder(config)``
 gives that module (on scaled Lab input) for colour data.
 
 ``Method.encoder`` is the L -> ab ConvNet alone, on the L input
-(``Method.encoder_input``): only that half can see a grayscale image, so it is
+(preprocessing ``lab_l``): only that half can see a grayscale image, so it is
 what the trainer's online probe and kNN, ``sslax eval linear/knn`` and the
 transfer to grayscale Fashion-MNIST (``sslax.eval.transfer``) evaluate.
 """
@@ -23,18 +23,21 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sslax.data import augment
+from sslax.data import augment, color
+from sslax.encoder import backbone_def
 from sslax.errors import UserError
-from sslax.methods import colorization as col
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
-from sslax.models import compute_dtype, make_encoder
+from sslax.methods.color_common import (Rebalancing, ab_centres, annealed_mean,
+                                        block_mean, check_rebalancing, check_rgb,
+                                        colour_classification_loss, colour_view,
+                                        pixel_predictor, rebalancing_constants)
 
 
 class SplitBrainNet(nn.Module):
   """Returns ((L features, ab features), ab logits, L logits) of scaled Lab."""
-  l_net: nn.Module   # PixelPredictor: L -> ab bins
-  ab_net: nn.Module  # PixelPredictor: ab -> L bins
+  l_net: nn.Module   # color_common.pixel_predictor: L -> ab bins
+  ab_net: nn.Module  # color_common.pixel_predictor: ab -> L bins
 
   def __call__(self, x, train: bool = True):
     h_l, ab_logits = self.l_net(x[..., :1], train=train)
@@ -44,7 +47,7 @@ class SplitBrainNet(nn.Module):
 
 class SplitBrainFeatures(nn.Module):
   """The concatenated representation ``[F_L(L), F_ab(ab)]`` of scaled Lab
-  input [n, H, W, 3] (``colorization.lab_input``)."""
+  input [n, H, W, 3] (``sslax.data.color.lab_input``)."""
   l_encoder: nn.Module
   ab_encoder: nn.Module
 
@@ -63,17 +66,10 @@ def _network(config):
   sc = config.split_brain
   if int(sc.l_bins) < 2:
     raise UserError(f"config.split_brain.l_bins must be at least 2, got {sc.l_bins}")
-  grid = col.encoder_grid(config)
-  widths = tuple(int(w) for w in sc.decoder_widths)
-  out_hw = col.output_size(config, grid, widths)
-  centres = col.ab_centres(sc.grid_size)
-  dtype = compute_dtype(config.compute_dtype)
-  l_encoder = make_encoder(config.model, config.compute_dtype)
-  ab_encoder = make_encoder(config.model, config.compute_dtype)
-  net = SplitBrainNet(
-      l_net=col.PixelPredictor(l_encoder, col.Decoder(widths, len(centres), dtype), grid),
-      ab_net=col.PixelPredictor(ab_encoder, col.Decoder(widths, int(sc.l_bins), dtype),
-                                grid))
+  centres = ab_centres(sc.grid_size)
+  l_net, l_encoder, out_hw = pixel_predictor(config, len(centres))
+  ab_net, ab_encoder, _ = pixel_predictor(config, int(sc.l_bins))
+  net = SplitBrainNet(l_net=l_net, ab_net=ab_net)
   return net, l_encoder, ab_encoder, out_hw, centres
 
 
@@ -82,10 +78,6 @@ def _half_variables(params, model_state, half):
   return {"params": params[half]["encoder"],
           **{c: tree[half]["encoder"] for c, tree in model_state.items()
              if "encoder" in tree.get(half, {})}}
-
-
-def l_encoder_variables(params, model_state):
-  return _half_variables(params, model_state, "l_net")
 
 
 def full_encoder(config):
@@ -100,39 +92,47 @@ def full_encoder(config):
     return {c: {"l_encoder": l_vars[c], "ab_encoder": ab_vars[c]} for c in l_vars}
 
   return (SplitBrainFeatures(l_encoder=l_encoder, ab_encoder=ab_encoder), variables_fn,
-          col.lab_input)
+          color.lab_input)
 
 
 def build(config) -> Method:
   sc = config.split_brain
   net, l_encoder, _, out_hw, centres = _network(config)
-  weights = col.rebalancing(config, "split_brain", out_hw)
+  check_rebalancing(config, "split_brain")
   num_l = int(sc.l_bins)
   aug = common.view_params(config, 1)
   out_image = tuple(config.data.image_size)
 
-  def init(key, images):
-    x = col.lab_input(augment.center_view(col.check_rgb(images), out_image))
+  def init(key, images, weights=None):
+    x = color.lab_input(augment.center_view(check_rgb(images), out_image))
     params, model_state = common.init_variables(net, key, x)
-    return params, model_state, {}
+    return params, model_state, Rebalancing(weights=weights)
 
-  def loss_fn(params, model_state, method_state, batch, key, mesh):
-    del mesh
-    lab = col.lab(col.colour_view(key, batch["image"], aug, out_image))
-    x = jnp.concatenate([col.scale_l(lab[..., :1]), lab[..., 1:] / col.AB_SCALE], -1)
+  def loss_fn(params, model_state, method_state, batch, key):
+    lab = color.lab(colour_view(key, batch["image"], aug, out_image))
+    x = jnp.concatenate([color.scale_l(lab[..., :1]), lab[..., 1:] / color.AB_SCALE], -1)
     ((h_l, _), ab_logits, l_logits), new_state = common.apply_train(
         net, params, model_state, x)
-    target = col.block_mean(lab, out_hw)
-    loss_ab, _ = col.colour_classification_loss(ab_logits, target[..., 1:], centres,
-                                                weights)
+    target = block_mean(lab, out_hw)
+    loss_ab, _ = colour_classification_loss(ab_logits, target[..., 1:], centres,
+                                            method_state.weights)
     loss_l = jnp.mean(-jnp.take_along_axis(
         jax.nn.log_softmax(l_logits, axis=-1),
         l_bin(target[..., 0], num_l)[..., None], axis=-1))
     metrics = {"loss_l_to_ab": loss_ab, "loss_ab_to_l": loss_l}
     return loss_ab + loss_l, LossAux(new_state, method_state, metrics, h_l)
 
-  return Method(name="split_brain", init=init, loss_fn=loss_fn, encoder=l_encoder,
-                encoder_variables=l_encoder_variables, encoder_input=col.l_input)
+  def pictures(params, model_state, images, key):
+    del key
+    gray, predicted, true = colorize(config, params, model_state, images)
+    return {"colorization": ((("L input", gray), ("predicted", predicted), ("truth", true)),
+                             "L input, prediction (L -> ab half), truth")}
+
+  # The L -> ab half's encoder: the only half that sees a grayscale image.
+  return Method(name="split_brain", init=init, loss_fn=loss_fn,
+                encoder=backbone_def(config, ("l_net", "encoder"), preprocess="lab_l"),
+                constants=rebalancing_constants(config, "split_brain", out_hw),
+                pictures=pictures)
 
 
 def colorize(config, params, model_state, images):
@@ -143,10 +143,10 @@ def colorize(config, params, model_state, images):
   @jax.jit
   def run(variables, images):
     rgb = augment.center_view(images, tuple(config.data.image_size))
-    _, ab_logits, _ = net.apply(variables, col.lab_input(rgb), train=False)
-    lightness = col.lab(rgb)[..., :1]
-    ab = col.annealed_mean(ab_logits, centres, float(config.split_brain.temperature))
-    gray = col.to_rgb(lightness, jnp.zeros(ab.shape, jnp.float32))
-    return gray, col.to_rgb(lightness, ab), rgb
+    _, ab_logits, _ = net.apply(variables, color.lab_input(rgb), train=False)
+    lightness = color.lab(rgb)[..., :1]
+    ab = annealed_mean(ab_logits, centres, float(config.split_brain.temperature))
+    gray = color.to_rgb(lightness, jnp.zeros(ab.shape, jnp.float32))
+    return gray, color.to_rgb(lightness, ab), rgb
 
   return run({"params": params, **model_state}, jnp.asarray(images))

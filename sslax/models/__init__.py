@@ -6,6 +6,7 @@ import ml_collections
 from sslax.errors import UserError
 from sslax.models.convnet import ConvNet
 from sslax.models.heads import ProjectionHead
+from sslax.models.audio import WaveformEncoder
 from sslax.models.patchnet import PatchConvNet
 from sslax.models.resnet import ResNet, resnet18, resnet34, resnet50
 
@@ -13,8 +14,11 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def _convnet(config, dtype):
+  if "stem_stride" not in config:  # no default here: sslax.config_base sets it
+    raise UserError("config.model.stem_stride is missing; set the stride of the "
+                    "ConvNet's first stage (sslax.config_base uses 2)")
   return ConvNet(widths=tuple(config.get("widths", (32, 64, 128))),
-                 stem_stride=config.get("stem_stride", 1),
+                 stem_stride=int(config.stem_stride),
                  pool=config.get("pool", "avg"), dtype=dtype)
 
 
@@ -24,6 +28,13 @@ def _patch_convnet(config, dtype):
     raise UserError("config.model.widths, kernels and strides need one entry per "
                     f"layer; got {len(widths)}, {len(kernels)} and {len(strides)}")
   return PatchConvNet(widths=widths, kernels=kernels, strides=strides, dtype=dtype)
+
+
+def _waveform(config, dtype):
+  del dtype  # the waveform encoder computes in float32
+  return WaveformEncoder(width=int(config.width), kernels=tuple(config.kernels),
+                         strides=tuple(config.strides),
+                         layer_norm=bool(config.get("layer_norm", False)))
 
 
 def _resnet(factory):
@@ -36,6 +47,7 @@ def _resnet(factory):
 ENCODERS = {
     "convnet": _convnet,
     "patch_convnet": _patch_convnet,
+    "waveform": _waveform,
     "resnet18": _resnet(resnet18),
     "resnet34": _resnet(resnet34),
     "resnet50": _resnet(resnet50),

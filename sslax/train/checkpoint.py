@@ -8,7 +8,10 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec as P
 
+from sslax import encoder as encoder_lib
+from sslax.config_loading import apply_overrides
 from sslax.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -68,12 +71,15 @@ def _read_json(path: epath.Path):
     raise UserError(f"{path} is not valid JSON; restore it or use a new workdir") from None
 
 
-def load_config(workdir: str) -> ml_collections.ConfigDict:
+def load_config(workdir: str, overrides=()) -> ml_collections.ConfigDict:
+  """The run's saved config, with ``overrides`` (``key=value`` strings, as
+  ``--config.key=value`` on the command line) applied: e.g. the data's new
+  ``data.data_dir`` or ``eval.batch_size`` for an evaluation."""
   path = workdir_path(workdir) / CONFIG_FILE
   if not path.exists():
     raise UserError(f"{workdir} holds no {CONFIG_FILE}; train into it first with "
                     "`sslax train --config ... --workdir " + str(workdir) + "`")
-  return ml_collections.ConfigDict(_read_json(path))
+  return apply_overrides(ml_collections.ConfigDict(_read_json(path)), overrides)
 
 
 def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
@@ -99,3 +105,91 @@ def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
     tmp.replace(path)  # atomic on local filesystems
   if jax.process_count() > 1:  # no process creates checkpoints before all have checked
     multihost_utils.sync_global_devices("sslax:check_or_write_config")
+
+
+ENCODER_INIT_DIR = "encoder_init"
+
+
+def write_encoder(workdir: str, definition, state, config):
+  """Writes the run's encoder description (``encoder.json``) and its
+  variables at initialisation (``encoder_init/``, the random-init baseline),
+  so evaluation needs neither the method nor its training data."""
+  root = workdir_path(workdir)
+  variables = definition.select(state.params, state.model_state)
+  info = {"feature_dim": encoder_lib.feature_dim(definition, variables),
+          "method": config.method, "dataset": config.data.name}
+  if jax.process_index() == 0:
+    root.mkdir(parents=True, exist_ok=True)
+    encoder_lib.write_definition(root / encoder_lib.INFO_FILE, definition, **info)
+  if (root / ENCODER_INIT_DIR).exists():
+    return  # a restarted fresh run: the same seed gave the same variables
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(root / ENCODER_INIT_DIR, variables)
+
+
+def read_encoder_definition(workdir: str):
+  """``(EncoderDef, info)`` of a workdir's ``encoder.json``."""
+  path = workdir_path(workdir) / encoder_lib.INFO_FILE
+  if not path.exists():
+    raise UserError(f"{workdir} holds no {encoder_lib.INFO_FILE}: it was not trained "
+                    "by this version of sslax; train it again with `sslax train "
+                    f"--config ... --workdir {workdir}`")
+  return encoder_lib.read_definition(path)
+
+
+def restore_encoder(workdir: str, *, random_init: bool = False, step=None, sharding=None):
+  """The run's ``Encoder``: the variables of its newest checkpoint (or
+  ``step``), or at initialisation with ``random_init``. Reads only the
+  encoder's arrays, onto ``sharding`` (default: replicated over this
+  process's devices); builds no method, optimizer or train state."""
+  definition, _ = read_encoder_definition(workdir)
+  sharding = sharding or local_replicated()
+  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                        definition.abstract_variables())
+  if random_init:
+    path = workdir_path(workdir) / ENCODER_INIT_DIR
+    if not path.exists():
+      raise UserError(f"{workdir} holds no {ENCODER_INIT_DIR}/; train it again with "
+                      "this version of sslax")
+    with ocp.StandardCheckpointer() as ckptr:
+      return encoder_lib.Encoder(definition, ckptr.restore(path, shapes))
+  step = latest_step(workdir) if step is None else step
+  if step is None:
+    raise UserError(f"{workdir} holds no checkpoint; train first with "
+                    f"`sslax train --config ... --workdir {workdir}`")
+  params, model_state = definition.place(shapes)
+  item = {"params": params, "model_state": model_state}
+  restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), item)
+  with manager(workdir, read_only=True) as mngr:
+    restored = mngr.restore(step, args=ocp.args.PyTreeRestore(
+        item=item, restore_args=restore_args, partial_restore=True))
+  return encoder_lib.Encoder(definition,
+                             definition.select(restored["params"], restored["model_state"]))
+
+
+def local_replicated():
+  """Replicated over this process's devices."""
+  mesh = jax.make_mesh((len(jax.local_devices()),), ("replica",),
+                       axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.local_devices())
+  return NamedSharding(mesh, P())
+
+
+def restore_model(workdir: str, step=None):
+  """``(params, model_state)`` of a workdir's newest checkpoint (or ``step``)
+  as host arrays, read without the optimizer state, shaped by the checkpoint's
+  own metadata (no method or train state is built)."""
+  step = latest_step(workdir) if step is None else step
+  if step is None:
+    raise UserError(f"{workdir} holds no checkpoint; train first with "
+                    f"`sslax train --config ... --workdir {workdir}`")
+  sharding = local_replicated()
+  with ocp.StandardCheckpointer() as ckptr:
+    tree = ckptr.metadata(checkpoint_dir(workdir) / str(step) / "default").item_metadata.tree
+  item = {k: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+                          tree[k]) for k in ("params", "model_state")}
+  with manager(workdir, read_only=True) as mngr:
+    restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), item)
+    restored = mngr.restore(step, args=ocp.args.PyTreeRestore(
+        item=item, restore_args=restore_args, partial_restore=True))
+  return jax.device_get((restored["params"], restored["model_state"]))

@@ -3,18 +3,21 @@
 
 import sys
 import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from sslax.data import inputs, pipeline
 from sslax.data.sources import get_source
 from sslax.errors import UserError
+from sslax import encoder as encoder_lib
 from sslax.methods import build_method
-from sslax.methods.base import eval_input
+from sslax.methods.base import Method
 from sslax.train import checkpoint, online
-from sslax.train.mesh import data_sharding, make_mesh, replicated
+from sslax.sharding import data_sharding, make_mesh, replicated
 from sslax.train.metrics import MetricWriter
 from sslax.train.optim import make_optimizer
 from sslax.train.state import TrainState
@@ -44,7 +47,7 @@ def validate_config(config, source):
                       f"{config.data.name} images have {channels} channels")
 
 
-def make_train_step(method, tx, schedule, mesh, probe_tx):
+def make_train_step(method, tx, schedule, probe_tx):
   """``step(state, batch) -> (state, metrics)``, pure; jit it with donation.
 
   The online probe is fitted on the method's stop-gradient features of the same
@@ -55,16 +58,20 @@ def make_train_step(method, tx, schedule, mesh, probe_tx):
 
     def loss_of(params):
       return method.loss_fn(params, state.model_state, state.method_state, batch,
-                            key, mesh)
+                            key)
 
     (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    method_state = method.after_update(aux.method_state, params, state.step)
+    method_state, side_metrics = aux.method_state, {}
+    if method.side_update is not None:
+      method_state, side_metrics = method.side_update(
+          method_state, jax.lax.stop_gradient(aux.outputs))
+    method_state = method.after_update(method_state, params, state.step)
     probe, probe_metrics = online.update_probe(state.probe, probe_tx, aux.features,
                                                batch["label"])
     metrics = {"loss": loss, "lr": schedule(state.step), **aux.metrics,
-               **probe_metrics}
+               **side_metrics, **probe_metrics}
     new_state = state.replace(step=state.step + 1, params=params,
                               model_state=aux.model_state, opt_state=opt_state,
                               method_state=method_state, probe=probe)
@@ -73,59 +80,110 @@ def make_train_step(method, tx, schedule, mesh, probe_tx):
   return step
 
 
-def _initializer(method, tx, config, source):
-  """(init, key): ``init(key)`` builds the step-0 TrainState of ``config``."""
+class Run(NamedTuple):
+  """What a run is made of before its first step (``setup``)."""
+  config: Any
+  source: Any        # the training source
+  method: Method
+  tx: optax.GradientTransformation
+  schedule: Any      # step -> learning rate
+  mesh: jax.sharding.Mesh
+
+
+def setup(config, *, source=None, method=None) -> Run:
+  """The training source, the method, the optimizer and the mesh of
+  ``config``: what the trainer, the throughput tool and the tests build on.
+  ``source`` (default: ``config.data``'s train split) and ``method``
+  (default: ``build_method(config)``) replace the config's own."""
+  mesh = make_mesh(config.global_batch_size)
+  source = source if source is not None else get_source(config.data, "train")
+  validate_config(config, source)
+  method = method if method is not None else build_method(config)
+  tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
+                                config.num_steps)
+  return Run(config, source, method, tx, schedule, mesh)
+
+
+def _initializer(run: Run):
+  """(init, key): ``init(key, constants)`` builds the step-0 TrainState of the
+  run (``constants``: the method's, or None)."""
+  method, config = run.method, run.config
   rng = jax.random.PRNGKey(config.seed)
   init_key, run_key = jax.random.split(rng)
-  images, _ = source.get(list(range(2)))
+  images, _ = run.source.get(list(range(2)))
   probe_tx = online.probe_optimizer(config)
+  feature_dim = encoder_lib.feature_dim(method.encoder)
 
-  def init(key):
-    params, model_state, method_state = method.init(key, jnp.asarray(images))
-    variables = method.encoder_variables(params, model_state)
-    x = eval_input(method, jnp.asarray(images), config.data)
-    feature_dim = jax.eval_shape(
-        lambda v: method.encoder.apply(v, x, train=False), variables).shape[-1]
+  def init(key, constants):
+    if method.constants is None:
+      params, model_state, method_state = method.init(key, jnp.asarray(images))
+    else:
+      params, model_state, method_state = method.init(key, jnp.asarray(images), constants)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      model_state=model_state, opt_state=tx.init(params),
+                      model_state=model_state, opt_state=run.tx.init(params),
                       method_state=method_state,
-                      probe=online.init_probe(feature_dim, source.num_classes, probe_tx),
+                      probe=online.init_probe(feature_dim, run.source.num_classes, probe_tx),
                       rng=run_key)
 
   return init, init_key
 
 
-def abstract_state(method, tx, config, source, mesh):
+def method_constants(run: Run):
+  """The method's constants computed from the training data (None if it has
+  none); only a fresh run computes them, resumed runs restore them."""
+  if run.method.constants is None:
+    return None
+  return jax.tree.map(np.asarray, run.method.constants(run.source))
+
+
+def abstract_state(run: Run):
   """The TrainState's shapes and dtypes, replicated over the mesh, computed
   without running or compiling anything: the target a checkpoint restores onto."""
-  init, init_key = _initializer(method, tx, config, source)
+  constants = None
+  if run.method.constants is not None:
+    constants = jax.eval_shape(lambda: run.method.constants(run.source))
+  init, init_key = _initializer(run)
   return jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated(mesh)),
-      jax.eval_shape(init, init_key))
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated(run.mesh)),
+      jax.eval_shape(init, init_key, constants))
 
 
-def init_state(method, tx, config, source, mesh):
+def init_state(run: Run):
   """The step-0 state, replicated over the mesh; deterministic in config.seed."""
-  init, init_key = _initializer(method, tx, config, source)
-  shardings = jax.tree.map(lambda _: replicated(mesh), jax.eval_shape(init, init_key))
-  return jax.jit(init, out_shardings=shardings)(init_key)
+  init, init_key = _initializer(run)
+  constants = method_constants(run)
+  shardings = jax.tree.map(lambda _: replicated(run.mesh),
+                           jax.eval_shape(init, init_key, constants))
+  return jax.jit(init, out_shardings=shardings)(init_key, constants)
 
 
-def initial_or_restored_state(method, tx, config, source, mesh, mngr):
-  """The latest checkpoint of ``mngr`` if it holds one, else the step-0 state."""
-  step = mngr.latest_step()
-  if step is None:
-    return init_state(method, tx, config, source, mesh)
-  return checkpoint.restore(mngr, step, abstract_state(method, tx, config, source, mesh))
-
-
-def compile_step(method, tx, schedule, mesh, state, config):
+def compile_step(run: Run, state, *, probe_tx=None, wrap=None):
+  """The jitted, donated step; it is traced and run under the run's mesh
+  (``jax.set_mesh``), where global-batch losses find it. ``probe_tx``
+  replaces the online probe's optimizer and ``wrap`` wraps the pure step
+  before jit (tests count traces with it)."""
   state_shardings = jax.tree.map(lambda x: x.sharding, state)
-  step = make_train_step(method, tx, schedule, mesh, online.probe_optimizer(config))
-  return jax.jit(step,
-                 in_shardings=(state_shardings, data_sharding(mesh)),
-                 out_shardings=(state_shardings, replicated(mesh)),
+  pure = make_train_step(run.method, run.tx, run.schedule,
+                         probe_tx or online.probe_optimizer(run.config))
+  step = jax.jit(wrap(pure) if wrap else pure,
+                 in_shardings=(state_shardings, data_sharding(run.mesh)),
+                 out_shardings=(state_shardings, replicated(run.mesh)),
                  donate_argnums=0)
+
+  def step_under_mesh(state, batch):
+    with jax.set_mesh(run.mesh):
+      return step(state, batch)
+
+  return step_under_mesh
+
+
+def global_batch(run: Run, step: int):
+  """The global batch of ``step`` as arrays split over the mesh (the
+  pipeline's, for tests and tools that step by hand)."""
+  idx = pipeline.global_batch_indices(run.config.seed, step, run.config.global_batch_size,
+                                      len(run.source))
+  images, labels = run.source.get(idx)
+  return pipeline.to_global(data_sharding(run.mesh), {"image": images, "label": labels})
 
 
 def _progress(total, initial, enabled):
@@ -138,25 +196,28 @@ def _progress(total, initial, enabled):
   return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
 
 
-def train_and_evaluate(config, workdir: str, *, stop_at: int = None):
+def train_and_evaluate(config, workdir: str, *, source=None, method=None,
+                       stop_at: int = None):
   """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
-  ``stop_at`` ends the run after that step's checkpoint, as a preemption would
-  (used by tests). Returns the final TrainState.
+  ``source`` and ``method`` replace the config's own (see ``setup``): e.g.
+  images held in memory as ``sslax.data.arrays.ArraySource``. ``stop_at``
+  ends the run after that step's checkpoint, as a preemption would (used by
+  tests). Returns the final TrainState.
   """
-  mesh = make_mesh(config.global_batch_size)
-  source = get_source(config.data, "train")
-  validate_config(config, source)
-  method = build_method(config)
-  tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
-                                config.num_steps)
+  run = setup(config, source=source, method=method)
+  mesh, source = run.mesh, run.source
   checkpoint.check_or_write_config(workdir, config)
 
   mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
-  state = initial_or_restored_state(method, tx, config, source, mesh, mngr)
+  if mngr.latest_step() is None:
+    state = init_state(run)
+    checkpoint.write_encoder(workdir, run.method.encoder, state, config)
+  else:
+    state = checkpoint.restore(mngr, mngr.latest_step(), abstract_state(run))
   start = int(jax.device_get(state.step))
-  train_step = compile_step(method, tx, schedule, mesh, state, config)
-  evaluate = online.OnlineEval(config, method, mesh) if config.online_eval_every else None
+  train_step = compile_step(run, state)
+  evaluate = online.OnlineEval(config, run.method.encoder, mesh) if config.online_eval_every else None
 
   writer = MetricWriter(workdir, resume_step=start)
   batches = pipeline.BatchIterator(source, seed=config.seed,

@@ -19,9 +19,8 @@ import optax
 
 from sslax.data import pipeline
 from sslax.data.sources import get_source
-from sslax.eval.knn import knn_scores
-from sslax.methods.base import eval_input
-from sslax.train.mesh import data_sharding
+from sslax.probes.knn import knn_scores
+from sslax.sharding import data_sharding
 
 
 def probe_optimizer(config):
@@ -64,8 +63,8 @@ def _subset(num_examples, size, chunk, seed):
 class OnlineEval:
   """Embeds fixed train (kNN bank) and test subsets and scores them."""
 
-  def __init__(self, config, method, mesh):
-    self.method = method
+  def __init__(self, config, encoder_def, mesh):
+    self.encoder_def = encoder_def
     self.config = config
     sharding = data_sharding(mesh)
     train, test = get_source(config.data, "train"), get_source(config.data, "test")
@@ -86,15 +85,17 @@ class OnlineEval:
     self.train_chunks = chunks(train, config.eval.online_train_examples)
     self.test_chunks = chunks(test, config.eval.online_test_examples)
 
+    module = encoder_def.module()
+
     @jax.jit
     def embed(variables, images):
-      x = eval_input(method, images, config.data)
-      return method.encoder.apply(variables, x, train=False).astype(jnp.float32)
+      x = encoder_def.prepare(images)
+      return module.apply(variables, x, train=False).astype(jnp.float32)
 
     self._embed = embed
 
   def __call__(self, state) -> dict:
-    variables = self.method.encoder_variables(state.params, state.model_state)
+    variables = self.encoder_def.select(state.params, state.model_state)
     bank = jnp.concatenate([self._embed(variables, x) for x, _ in self.train_chunks])
     bank_labels = jnp.concatenate([y for _, y in self.train_chunks])
     k = min(self.config.eval.online_knn_k, bank.shape[0])

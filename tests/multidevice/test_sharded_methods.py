@@ -15,29 +15,17 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslax import losses
 from sslax.config_loading import load_config_file
-from sslax.data import photos, pipeline
-from sslax.data.sources import get_source
-from sslax.methods import build_method
-from sslax.methods.barlow_twins import sharded_barlow_twins
-from sslax.methods.common import sharded_pair_loss
-from sslax.train.loop import compile_step, init_state
-from sslax.train.mesh import DATA_AXIS, data_sharding, make_mesh
-from sslax.train.optim import make_optimizer
+from sslax.data import photos
+from sslax.train.loop import compile_step, global_batch, init_state, setup
+from sslax.sharding import DATA_AXIS, make_mesh, over_global_batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _one_step(config, mesh):
-  source = get_source(config.data, "train")
-  method = build_method(config)
-  tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
-                                config.num_steps)
-  state = init_state(method, tx, config, source, mesh)
-  step = compile_step(method, tx, schedule, mesh, state, config)
-  idx = pipeline.global_batch_indices(config.seed, 0, config.global_batch_size, len(source))
-  images, labels = source.get(idx)
-  batch = pipeline.to_global(data_sharding(mesh), {"image": images, "label": labels})
-  return step(state, batch)
+  run = setup(config)._replace(mesh=mesh)
+  state = init_state(run)
+  return compile_step(run, state)(state, global_batch(run, 0))
 
 
 # Config overrides that exercise a method's less common path.
@@ -48,7 +36,7 @@ STEP_CASES = {
     # only in its head
     "exemplar": {"exemplar": {"variant": "memory_bank"}},
     "denoising_ae": {},
-    "context_encoder": {"context": {"adversarial_weight": 0.001}},
+    "context_encoder": {"context_encoder": {"adversarial_weight": 0.001}},
     "colorization": {"colorization": {"rebalance": True}},
     "split_brain": {"split_brain": {"rebalance": True}},
 }
@@ -109,17 +97,20 @@ def test_sharded_barlow_twins_value_and_gradient_equal_single_device():
   spec = NamedSharding(mesh, P(DATA_AXIS))
   single = jax.jit(jax.value_and_grad(
       lambda a, b: losses.barlow_twins(a, b, lambd=0.01), argnums=(0, 1)))
+  loss = functools.partial(losses.barlow_twins, lambd=0.01)
   sharded = jax.jit(jax.value_and_grad(
-      lambda a, b: sharded_barlow_twins(a, b, lambd=0.01, mesh=mesh), argnums=(0, 1)))
+      lambda a, b: over_global_batch(loss, a, b), argnums=(0, 1)))
   v1, g1 = single(z1, z2)
-  v8, g8 = sharded(jax.device_put(z1, spec), jax.device_put(z2, spec))
+  with jax.set_mesh(mesh):
+    v8, g8 = sharded(jax.device_put(z1, spec), jax.device_put(z2, spec))
   assert len(g8[0].sharding.device_set) == 8
   np.testing.assert_allclose(float(v8), float(v1), rtol=1e-5)
   for a, b in zip(g1, g8):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
   # The correlation matrix is d x d on each device and summed across devices.
-  fn = jax.jit(lambda a, b: sharded_barlow_twins(a, b, lambd=0.01, mesh=mesh))
-  hlo = fn.lower(jax.device_put(z1, spec), jax.device_put(z2, spec)).compile().as_text()
+  with jax.set_mesh(mesh):
+    hlo = jax.jit(lambda a, b: over_global_batch(loss, a, b)).lower(
+        jax.device_put(z1, spec), jax.device_put(z2, spec)).compile().as_text()
   assert "all-reduce" in hlo
 
 
@@ -133,14 +124,16 @@ def test_sharded_cpc_infonce_value_and_gradient_equal_single_device():
   loss = functools.partial(losses.cpc_infonce, offsets=offsets)
   single = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
   sharded = jax.jit(jax.value_and_grad(
-      lambda p, z: sharded_pair_loss(loss, p, z, mesh), argnums=(0, 1)))
+      lambda p, z: over_global_batch(loss, p, z), argnums=(0, 1)))
   v1, g1 = single(preds, codes)
-  v8, g8 = sharded(jax.device_put(preds, spec), jax.device_put(codes, spec))
+  with jax.set_mesh(mesh):
+    v8, g8 = sharded(jax.device_put(preds, spec), jax.device_put(codes, spec))
   assert len(g8[1].sharding.device_set) == 8
   np.testing.assert_allclose(float(v8), float(v1), rtol=1e-5)
   for a, b in zip(g1, g8):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
   # Candidates come from every device: the compiled program all-gathers codes.
-  hlo = jax.jit(lambda p, z: sharded_pair_loss(loss, p, z, mesh)).lower(
-      jax.device_put(preds, spec), jax.device_put(codes, spec)).compile().as_text()
+  with jax.set_mesh(mesh):
+    hlo = jax.jit(lambda p, z: over_global_batch(loss, p, z)).lower(
+        jax.device_put(preds, spec), jax.device_put(codes, spec)).compile().as_text()
   assert "all-gather" in hlo

@@ -9,10 +9,14 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslax import losses
-from sslax.methods.simclr import sharded_nt_xent
-from sslax.train.mesh import DATA_AXIS, make_mesh
+from sslax.sharding import DATA_AXIS, make_mesh, over_global_batch
 
 N, D, T = 32, 16, 0.2
+
+
+def sharded_nt_xent(z1, z2):
+  """NT-Xent over the global batch, as SimCLR's step computes it under a mesh."""
+  return over_global_batch(functools.partial(losses.nt_xent, temperature=T), z1, z2)
 
 
 def _inputs():
@@ -30,11 +34,11 @@ def test_sharded_value_and_gradient_equal_single_device():
   z1, z2 = _inputs()
   single = jax.jit(jax.value_and_grad(
       lambda a, b: losses.nt_xent(a, b, temperature=T), argnums=(0, 1)))
-  sharded = jax.jit(jax.value_and_grad(
-      lambda a, b: sharded_nt_xent(a, b, temperature=T, mesh=mesh), argnums=(0, 1)))
+  sharded = jax.jit(jax.value_and_grad(sharded_nt_xent, argnums=(0, 1)))
   spec = NamedSharding(mesh, P(DATA_AXIS))
   v1, (g1a, g1b) = single(z1, z2)
-  v8, (g8a, g8b) = sharded(jax.device_put(z1, spec), jax.device_put(z2, spec))
+  with jax.set_mesh(mesh):
+    v8, (g8a, g8b) = sharded(jax.device_put(z1, spec), jax.device_put(z2, spec))
   assert len(g8a.sharding.device_set) == 8
   np.testing.assert_allclose(float(v8), float(v1), rtol=1e-5)
   np.testing.assert_allclose(np.asarray(g8a), np.asarray(g1a), rtol=1e-5, atol=1e-7)
@@ -45,8 +49,9 @@ def test_per_device_logits_are_local_rows_by_global_columns():
   mesh = make_mesh(N)
   z1, z2 = _inputs()
   spec = NamedSharding(mesh, P(DATA_AXIS))
-  fn = jax.jit(lambda a, b: sharded_nt_xent(a, b, temperature=T, mesh=mesh))
-  hlo = fn.lower(jax.device_put(z1, spec), jax.device_put(z2, spec)).compile().as_text()
+  with jax.set_mesh(mesh):
+    hlo = jax.jit(sharded_nt_xent).lower(
+        jax.device_put(z1, spec), jax.device_put(z2, spec)).compile().as_text()
   n_local_anchors = 2 * N // 8
   # The similarity matmul produces [2n_local, 2N] on each device ...
   assert re.search(rf"f32\[{n_local_anchors},{2 * N}\]", hlo), "no 2n_local x 2N logits"
