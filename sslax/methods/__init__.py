@@ -6,6 +6,7 @@ from sslax.methods import context_encoder, denoising_ae
 from sslax.methods import exemplar, jigsaw, relative_patch, rotation
 from sslax.methods import colorization, split_brain
 from sslax.methods import supervised
+from sslax.methods import simsiam, vicreg
 from sslax.methods.base import Method
 
 METHODS = {
@@ -14,6 +15,8 @@ METHODS = {
     "moco_v2": moco,
     "byol": byol,
     "barlow_twins": barlow_twins,
+    "vicreg": vicreg,
+    "simsiam": simsiam,
     "cpc": cpc,
     "denoising_ae": denoising_ae,
     "context_encoder": context_encoder,
