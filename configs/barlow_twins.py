@@ -9,7 +9,7 @@ from sslax.config_base import apply_variant, base_config, byol_augmentation
 def get_config(arg: str = "fashion_mnist"):
   c = base_config("barlow_twins")
   variant = apply_variant(c, arg, "configs/barlow_twins.py")
-  c.loss = ml_collections.ConfigDict(dict(lambd=5e-3))
+  c.barlow_twins = ml_collections.ConfigDict(dict(lambd=5e-3))
   # Projector: three linear layers of 8192, BN + ReLU after the first two.
   c.head.update(kind="mlp", hidden_dim=8192, output_dim=8192, num_layers=3,
                 hidden_bn=True, output_bn=False)

@@ -28,7 +28,7 @@ VARIANTS = ("photos", "cifar10", "imagenet", "smoke")
 # variants of sslax.config_base; the data and encoder are set here.
 _BASE_VARIANT = {"photos": "fashion_mnist", "cifar10": "cifar10",
                  "imagenet": "imagenet", "smoke": "smoke"}
-PHOTOS_DATA = dict(name="wallpaper_photos", data_dir="data/wallpaper_photos",
+PHOTOS_DATA = dict(name="wallpaper_photos", modality="image", data_dir="data/wallpaper_photos",
                    image_size=(32, 32), load_size=0,
                    mean=(0.4629, 0.4540, 0.3757), std=(0.2922, 0.2605, 0.2903))
 

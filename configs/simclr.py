@@ -9,13 +9,13 @@ from sslax.config_base import apply_variant, base_config
 def get_config(arg: str = "fashion_mnist"):
   c = base_config("simclr")
   variant = apply_variant(c, arg, "configs/simclr.py")
-  c.loss = ml_collections.ConfigDict(dict(temperature=0.2))
+  c.simclr = ml_collections.ConfigDict(dict(temperature=0.2))
   if variant == "fashion_mnist":
     c.optimizer.learning_rate = 1.0
   elif variant == "cifar10":
-    c.loss.temperature = 0.5
+    c.simclr.temperature = 0.5
     c.optimizer.learning_rate = 1.0
   elif variant == "imagenet":
-    c.loss.temperature = 0.1
+    c.simclr.temperature = 0.1
     c.optimizer.learning_rate = 0.3
   return c

@@ -27,8 +27,8 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.online_eval_every = 250  # steps between online kNN / probe evaluations; 0: off
   c.online_probe = ml_collections.ConfigDict(dict(learning_rate=1e-3))
   c.data = ml_collections.ConfigDict(dict(
-      name="fashion_mnist", data_dir="", image_size=(28, 28), load_size=0,
-      mean=(0.2860,), std=(0.3530,)))
+      name="fashion_mnist", modality="image", data_dir="", image_size=(28, 28),
+      load_size=0, mean=(0.2860,), std=(0.3530,)))
   c.model = ml_collections.ConfigDict(dict(
       encoder="convnet", widths=(32, 64, 128), stem_stride=2, pool="avg", stem="cifar",
       width=64))
@@ -41,7 +41,8 @@ def base_config(method: str) -> ml_collections.ConfigDict:
       blur_sigma=(0.1, 2.0), solarize_prob=0.0))
   c.optimizer = ml_collections.ConfigDict(dict(
       name="lars", learning_rate=0.3, lr_scaling="linear", schedule="cosine",
-      warmup_steps=100, weight_decay=1e-6, momentum=0.9, trust_coefficient=0.001))
+      warmup_steps=100, weight_decay=1e-6, momentum=0.9, trust_coefficient=0.001,
+      nesterov=False, b1=0.9, b2=0.999))
   c.eval = ml_collections.ConfigDict(dict(
       batch_size=1000, knn_temperature=0.07, online_knn_k=20,
       online_train_examples=10000, online_test_examples=10000, tsne_points=3000))

@@ -115,7 +115,7 @@ def test_batch_not_divisible_by_devices_from_the_real_command(tmp_path):
     ("--config.data.mean=(0.5, 0.5, 0.5)", "3 values but fashion_mnist images have 1"),
     ("--config.model.pool=max", "config.model.pool"),
     ("--config.head.kind=deep", "config.head.kind"),
-    ("--config.loss.temperature=0.0", "temperature must be positive"),
+    ("--config.simclr.temperature=0.0", "temperature must be positive"),
 ])
 def test_bad_config_values(tmp_path, capsys, override, match):
   _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path / "r"),
@@ -128,7 +128,7 @@ def test_bad_config_values(tmp_path, capsys, override, match):
     ("moco_v1", "--config.optimizer.schedule=exponential", "cosine or step"),
     ("byol", "--config.byol.tau_base=1.5", "tau_base must be in [0, 1]"),
     ("byol", "--config.predictor.kind=deep", "config.predictor.kind"),
-    ("barlow_twins", "--config.loss.lambd=-1.0", "lambd must be >= 0"),
+    ("barlow_twins", "--config.barlow_twins.lambd=-1.0", "lambd must be >= 0"),
 ])
 def test_bad_method_config_values(tmp_path, capsys, config, override, match):
   spec = os.path.join(ROOT, "configs", f"{config}.py:smoke")

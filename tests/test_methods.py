@@ -16,7 +16,6 @@ from sslax.data import pipeline
 from sslax.data.sources import get_source
 from sslax.methods import build_method, common, moco
 from sslax.train.loop import compile_step, init_state, setup
-from sslax.train import online
 
 
 def _config(name):

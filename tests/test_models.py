@@ -58,7 +58,7 @@ def test_convnet_on_28x28(pool, dim):
 
 def test_bfloat16_compute_keeps_float32_parameters():
   encoder = make_encoder(ml_collections.ConfigDict(
-      {"encoder": "convnet", "widths": (8, 16), "stem_stride": 2}), "bfloat16")
+      {"encoder": "convnet", "widths": (8, 16), "stem_stride": 2, "pool": "avg"}), "bfloat16")
   variables = encoder.init(jax.random.key(0), jnp.ones((2, 28, 28, 1)))
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables["params"]))
   out, _ = encoder.apply(variables, jnp.ones((2, 28, 28, 1)), mutable=["batch_stats"])

@@ -7,11 +7,13 @@ import optax
 import pytest
 
 from sslax.errors import UserError
+from sslax.config_base import base_config
 from sslax.train.optim import make_optimizer
 
 
 def _opt(name, **kw):
-  c = dict(name=name, learning_rate=0.4, lr_scaling="linear", warmup_steps=10,
+  c = base_config("test").optimizer.to_dict()  # every default, from one place
+  c.update(name=name, learning_rate=0.4, lr_scaling="linear", warmup_steps=10,
            weight_decay=0.1, momentum=0.0, trust_coefficient=0.001)
   c.update(kw)
   return ml_collections.ConfigDict(c)

@@ -12,7 +12,7 @@ MODALITIES = ("image", "audio")
 
 
 def modality(data_config) -> str:
-  name = data_config.get("modality", "image")
+  name = data_config.modality
   if name not in MODALITIES:
     raise UserError(f"unknown config.data.modality {name!r}; use one of "
                     f"{', '.join(MODALITIES)}")

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sslax.data import speech
+from sslax.data import inputs, speech
 from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.train import checkpoint
@@ -55,7 +55,7 @@ def features(config, kind, workdir):
   """``(train_x, train_y, test_x, test_y, num_classes)`` for one feature kind."""
   if kind not in FEATURE_KINDS:
     raise UserError(f"unknown feature kind {kind!r}; use one of {', '.join(FEATURE_KINDS)}")
-  audio = config.data.get("modality", "image") == "audio"
+  audio = inputs.modality(config.data) == "audio"
   if kind == "mfcc" and not audio:
     raise UserError("--features mfcc is for speech runs; use raw_pixels for images")
   if kind == "raw_pixels" and audio:

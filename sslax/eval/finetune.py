@@ -36,10 +36,9 @@ def finetune_config(config, *, steps: int, seed: int, num_classes: int):
   c.seed = int(seed)
   c.global_batch_size = int(ft.batch_size)
   c.num_steps = int(steps)
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name="sgd", learning_rate=ft.learning_rate, lr_scaling="linear",
-      warmup_steps=ft.warmup_steps, weight_decay=ft.weight_decay,
-      momentum=ft.momentum, nesterov=True))
+  c.optimizer.update(name="sgd", learning_rate=ft.learning_rate, lr_scaling="linear",
+                     schedule="cosine", warmup_steps=ft.warmup_steps,
+                     weight_decay=ft.weight_decay, momentum=ft.momentum, nesterov=True)
   c.supervised = ml_collections.ConfigDict(dict(num_classes=int(num_classes),
                                                 crop_scale=tuple(ft.crop_scale)))
   c.update(log_every=min(int(config.log_every), int(steps)), checkpoint_every=int(steps),

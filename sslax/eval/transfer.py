@@ -28,7 +28,7 @@ def at_native_size(encoder, image_hw):
   definition = encoder.definition
   if definition.preprocess["kind"] != "lab_l":
     raise UserError("transfer to grayscale Fashion-MNIST is for runs whose encoder "
-                    "sees the L channel (colorization, split_brain); use "
+                    "sees the L channel (encoder preprocessing lab_l); use "
                     "`sslax eval linear`")
   size = [int(n) for n in image_hw]
   return dataclasses.replace(encoder, definition=dataclasses.replace(

@@ -148,7 +148,7 @@ def visualize(workdir: str, *, num_queries=8, seed=0, overrides=()):
       FASHION_MNIST_CLASSES if config.data.name == "fashion_mnist"
       else tuple(str(c) for c in range(num_classes)))
   paths = [tsne_png(test_x, test_y, names, os.path.join(out, "tsne.png"), seed=seed,
-                    num_points=config.eval.get("tsne_points", 3000))]
+                    num_points=config.eval.tsne_points)]
   if inputs.modality(config.data) == "image":  # no picture of a waveform's neighbours
     queries = np.random.default_rng(seed).choice(len(test_y), num_queries, replace=False)
     query_images, _ = test.get(queries)

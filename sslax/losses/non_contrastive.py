@@ -2,12 +2,19 @@
 (Zbontar et al. 2021), SimSiam (Chen & He 2021) and VICReg (Bardes et al.
 2022)."""
 
+import functools
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
 from sslax.losses.contrastive import l2_normalize
+
+
+def _global_sum(x, axis_name: Optional[str]):
+  """``x`` summed over the devices of ``axis_name`` (inside ``jax.shard_map``),
+  or ``x`` itself without one: the sums behind global-batch statistics."""
+  return x if axis_name is None else jax.lax.psum(x, axis_name)
 
 
 def byol_loss(p: jax.Array, z: jax.Array) -> jax.Array:
@@ -39,8 +46,7 @@ def barlow_twins(z1: jax.Array, z2: jax.Array, *, lambd: float,
   if z1.shape != z2.shape or z1.ndim != 2:
     raise ValueError(f"barlow_twins needs two [n, d] arrays of equal shape, got "
                      f"{z1.shape} and {z2.shape}")
-  def total(x):
-    return x if axis_name is None else jax.lax.psum(x, axis_name)
+  total = functools.partial(_global_sum, axis_name=axis_name)
 
   z1, z2 = z1.astype(jnp.float32), z2.astype(jnp.float32)
   n = total(jnp.asarray(z1.shape[0], jnp.float32))
@@ -103,8 +109,7 @@ def vicreg(z1: jax.Array, z2: jax.Array, *, sim_coeff: float = 25.0,
   if z1.shape != z2.shape or z1.ndim != 2:
     raise ValueError(f"vicreg needs two [n, d] arrays of equal shape, got "
                      f"{z1.shape} and {z2.shape}")
-  def total(x):
-    return x if axis_name is None else jax.lax.psum(x, axis_name)
+  total = functools.partial(_global_sum, axis_name=axis_name)
 
   z1, z2 = z1.astype(jnp.float32), z2.astype(jnp.float32)
   d = z1.shape[1]

@@ -17,8 +17,8 @@ from sslax.methods.base import Method
 
 
 def build(config) -> Method:
-  if config.loss.lambd < 0:
-    raise UserError(f"config.loss.lambd must be >= 0, got {config.loss.lambd}")
+  if config.barlow_twins.lambd < 0:
+    raise UserError(f"config.barlow_twins.lambd must be >= 0, got {config.barlow_twins.lambd}")
   return common.two_view_method(
       config, "barlow_twins", functools.partial(losses.barlow_twins,
-                                                lambd=config.loss.lambd))
+                                                lambd=config.barlow_twins.lambd))

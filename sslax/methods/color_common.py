@@ -249,3 +249,14 @@ def rebalancing_constants(config, group, out_hw):
   if not config[group].rebalance:
     return None
   return lambda source: rebalancing_weights(config, group, out_hw, source)
+
+
+def colour_pictures(colorize, config, title):
+  """``Method.pictures`` of a colour method: ``colorize(config, params,
+  model_state, images) -> (gray, predicted, true)`` drawn as three rows."""
+  def pictures(params, model_state, images, key):
+    del key
+    gray, predicted, true = colorize(config, params, model_state, images)
+    return {"colorization": ((("L input", gray), ("predicted", predicted),
+                              ("truth", true)), title)}
+  return pictures

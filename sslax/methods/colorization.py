@@ -36,6 +36,7 @@ from sslax.methods import common
 from sslax.methods.base import LossAux, Method
 from sslax.methods.color_common import (Rebalancing, ab_centres, annealed_mean,
                                         block_mean, check_rebalancing, check_rgb,
+                                        colour_pictures,
                                         colour_classification_loss, colour_view,
                                         pixel_predictor, rebalancing_constants)
 
@@ -94,17 +95,11 @@ def build(config) -> Method:
       loss, metrics = l2_loss(out, ab), {}
     return loss, LossAux(new_state, method_state, metrics, h)
 
-  def pictures(params, model_state, images, key):
-    del key
-    gray, predicted, true = colorize(config, params, model_state, images)
-    return {"colorization": ((("L input", gray), ("predicted", predicted), ("truth", true)),
-                             "L input, prediction, truth")}
-
   return Method(name="colorization", init=init, loss_fn=loss_fn,
                 encoder=backbone_def(config, preprocess="lab_l"),
                 constants=(rebalancing_constants(config, "colorization", out_hw)
                            if rebalance else None),
-                pictures=pictures)
+                pictures=colour_pictures(colorize, config, "L input, prediction, truth"))
 
 
 def predicted_ab(out, centres, temperature, classification=True):

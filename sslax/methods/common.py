@@ -34,8 +34,8 @@ def make_head(head_config, dtype_name="float32", name="head") -> ProjectionHead:
   return ProjectionHead(kind=head_config.kind, hidden_dim=head_config.hidden_dim,
                         output_dim=head_config.output_dim,
                         num_layers=head_config.num_layers,
-                        hidden_bn=head_config.get("hidden_bn", True),
-                        output_bn=head_config.get("output_bn", True),
+                        hidden_bn=head_config.hidden_bn,
+                        output_bn=head_config.output_bn,
                         dtype=compute_dtype(dtype_name))
 
 
@@ -49,13 +49,19 @@ def view_params(config, view: int) -> augment.AugmentParams:
   return augment.AugmentParams.from_config(values)
 
 
+def augmented_view(key, images, config, params=None):
+  """One view of a uint8 batch, the way every method makes one: augmented on
+  the device (``params``, default ``config.augment``) at
+  ``config.data.image_size``, then normalised with the data's mean and std."""
+  params = params if params is not None else view_params(config, 1)
+  x = augment.augment_batch(key, images, params, tuple(config.data.image_size))
+  return augment.normalize(x, config.data.mean, config.data.std)
+
+
 def two_views(key, images, config):
   """Two independently augmented, normalised views of a uint8 batch."""
-  out_hw = tuple(config.data.image_size)
   keys = jax.random.split(key)
-  return [augment.normalize(augment.augment_batch(k, images, view_params(config, v + 1),
-                                                  out_hw),
-                            config.data.mean, config.data.std)
+  return [augmented_view(k, images, config, view_params(config, v + 1))
           for v, k in enumerate(keys)]
 
 

@@ -159,7 +159,7 @@ def paste(recon, x, mask):
 
 def discriminator_optimizer(config):
   dc = config.context_encoder.discriminator
-  return optax.adam(float(dc.learning_rate), b1=float(dc.get("b1", 0.5)))
+  return optax.adam(float(dc.learning_rate), b1=float(dc.b1))
 
 
 def build(config) -> Method:

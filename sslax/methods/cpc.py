@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from sslax import losses
-from sslax.data import augment, inputs
+from sslax.data import inputs
 from sslax.encoder import EncoderDef, image_preprocess, network_of
 from sslax.errors import UserError
 from sslax.methods import common
@@ -132,8 +132,7 @@ def build(config) -> Method:
 
   def training_input(key, x):
     if image:
-      x = augment.augment_batch(key, x, aug, tuple(config.data.image_size))
-      return augment.normalize(x, config.data.mean, config.data.std)
+      return common.augmented_view(key, x, config, aug)
     return inputs.standardize_audio(
         inputs.random_windows(key, x, int(config.data.crop_length)))
 

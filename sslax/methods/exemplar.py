@@ -39,12 +39,10 @@ untransformed images.
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from sslax import losses
-from sslax.data import augment
 from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods import common
@@ -109,9 +107,7 @@ def sample_seeds(key, seeds, n: int, config):
   images = seeds[indices]
   if data_axis_size() > 1:
     images = jax.lax.with_sharding_constraint(images, P(DATA_AXIS))
-  x = augment.augment_batch(k_aug, images, common.view_params(config, 1),
-                            tuple(config.data.image_size))
-  return indices, augment.normalize(x, config.data.mean, config.data.std)
+  return indices, common.augmented_view(k_aug, images, config)
 
 
 def make_model(config):

@@ -234,7 +234,7 @@ def puzzles(key, x, permutations, config):
   """``(tiles [N, 9, t, t, C], labels [N])`` of normalised images ``x``:
   position i holds tile ``permutations[label][i]`` (row-major cells)."""
   tiles, labels = jigsaw_tiles(key, x, permutations, int(config.jigsaw.tile), GRID)
-  if config.jigsaw.get("normalize_tiles", False):
+  if config.jigsaw.normalize_tiles:
     tiles = normalize_each_tile(tiles)
   return tiles, labels
 

@@ -34,7 +34,7 @@ def classifier_head(config, num_classes: int) -> ProjectionHead:
                     f"{hc.num_layers}; use kind linear for one layer")
   return ProjectionHead(kind=hc.kind, hidden_dim=int(hc.hidden_dim),
                         output_dim=num_classes, num_layers=int(hc.num_layers),
-                        hidden_bn=hc.get("hidden_bn", True), output_bn=False,
+                        hidden_bn=hc.hidden_bn, output_bn=False,
                         dtype=compute_dtype(config.compute_dtype))
 
 
@@ -101,9 +101,7 @@ class SiameseClassifier(nn.Module):
 def light_views(key, images, config):
   """The batch after ``config.augment`` (random resized crop and flip in this
   method's configs), normalised, at ``config.data.image_size``."""
-  x = augment.augment_batch(key, images, common.view_params(config, 1),
-                            tuple(config.data.image_size))
-  return augment.normalize(x, config.data.mean, config.data.std)
+  return common.augmented_view(key, images, config)
 
 
 # ------------------------------------------------------- reconstruction tasks

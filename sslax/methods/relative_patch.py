@@ -127,7 +127,7 @@ def pairs_of(key, x, config):
   centre, neighbour, labels = relative_patch_pairs(
       k_pair, x, int(rc.patch), int(rc.gap), int(rc.jitter))
   pairs = jnp.stack([centre, neighbour], axis=1)
-  if rc.get("color_drop", False) and pairs.shape[-1] > 1:
+  if rc.color_drop and pairs.shape[-1] > 1:
     pairs = drop_colours(k_drop, pairs)
   return pairs, labels
 

@@ -16,7 +16,6 @@ from typing import Tuple
 import jax
 import jax.numpy as jnp
 
-from sslax.data import augment
 from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods import common
@@ -60,9 +59,7 @@ def training_input(key, images, config):
   augmented views and their rotations; row ``4 i + k`` is view i rotated by
   ``90 k`` degrees counter-clockwise, with label k (``rotate_all``),
   so the rows of one image stay on the device that holds the image."""
-  x = augment.augment_batch(key, images, common.view_params(config, 1),
-                            tuple(config.data.image_size))
-  x = augment.normalize(x, config.data.mean, config.data.std)
+  x = common.augmented_view(key, images, config)
   rotated, labels = rotate_all(x)
   return x, rotated, labels
 

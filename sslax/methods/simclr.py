@@ -14,9 +14,9 @@ from sslax.methods.base import Method
 
 
 def build(config) -> Method:
-  if config.loss.temperature <= 0:
-    raise UserError(f"config.loss.temperature must be positive, got "
-                    f"{config.loss.temperature}")
+  if config.simclr.temperature <= 0:
+    raise UserError(f"config.simclr.temperature must be positive, got "
+                    f"{config.simclr.temperature}")
   return common.two_view_method(
       config, "simclr", functools.partial(losses.nt_xent,
-                                          temperature=config.loss.temperature))
+                                          temperature=config.simclr.temperature))

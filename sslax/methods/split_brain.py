@@ -30,6 +30,7 @@ from sslax.methods import common
 from sslax.methods.base import LossAux, Method
 from sslax.methods.color_common import (Rebalancing, ab_centres, annealed_mean,
                                         block_mean, check_rebalancing, check_rgb,
+                                        colour_pictures,
                                         colour_classification_loss, colour_view,
                                         pixel_predictor, rebalancing_constants)
 
@@ -122,17 +123,12 @@ def build(config) -> Method:
     metrics = {"loss_l_to_ab": loss_ab, "loss_ab_to_l": loss_l}
     return loss_ab + loss_l, LossAux(new_state, method_state, metrics, h_l)
 
-  def pictures(params, model_state, images, key):
-    del key
-    gray, predicted, true = colorize(config, params, model_state, images)
-    return {"colorization": ((("L input", gray), ("predicted", predicted), ("truth", true)),
-                             "L input, prediction (L -> ab half), truth")}
-
   # The L -> ab half's encoder: the only half that sees a grayscale image.
   return Method(name="split_brain", init=init, loss_fn=loss_fn,
                 encoder=backbone_def(config, ("l_net", "encoder"), preprocess="lab_l"),
                 constants=rebalancing_constants(config, "split_brain", out_hw),
-                pictures=pictures)
+                pictures=colour_pictures(colorize, config,
+                                         "L input, prediction (L -> ab half), truth"))
 
 
 def colorize(config, params, model_state, images):

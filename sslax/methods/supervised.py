@@ -47,11 +47,6 @@ def build(config, start: Optional[Any] = None) -> Method:
   model = _model(config)
   aug = augment.AugmentParams(crop_scale=tuple(config.supervised.crop_scale),
                               flip_prob=0.5, jitter_prob=0.0, grayscale_prob=0.0)
-  out_hw = tuple(config.data.image_size)
-
-  def training_input(key, images):
-    x = augment.augment_batch(key, images, aug, out_hw)
-    return augment.normalize(x, config.data.mean, config.data.std)
 
   def init(key, images, constants=None):
     variables = model.init(key, common.center_input(images, config), train=False)
@@ -64,7 +59,7 @@ def build(config, start: Optional[Any] = None) -> Method:
 
   def loss_fn(params, model_state, method_state, batch, key):
     (h, logits), new_state = common.apply_train(
-        model, params, model_state, training_input(key, batch["image"]))
+        model, params, model_state, common.augmented_view(key, batch["image"], config, aug))
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
     metrics = {"train_top1": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
     return loss, LossAux(new_state, method_state, metrics, h)

@@ -17,9 +17,9 @@ def _convnet(config, dtype):
   if "stem_stride" not in config:  # no default here: sslax.config_base sets it
     raise UserError("config.model.stem_stride is missing; set the stride of the "
                     "ConvNet's first stage (sslax.config_base uses 2)")
-  return ConvNet(widths=tuple(config.get("widths", (32, 64, 128))),
+  return ConvNet(widths=tuple(config.widths),
                  stem_stride=int(config.stem_stride),
-                 pool=config.get("pool", "avg"), dtype=dtype)
+                 pool=config.pool, dtype=dtype)
 
 
 def _patch_convnet(config, dtype):
@@ -34,13 +34,12 @@ def _waveform(config, dtype):
   del dtype  # the waveform encoder computes in float32
   return WaveformEncoder(width=int(config.width), kernels=tuple(config.kernels),
                          strides=tuple(config.strides),
-                         layer_norm=bool(config.get("layer_norm", False)))
+                         layer_norm=bool(config.layer_norm))
 
 
 def _resnet(factory):
   def build(config, dtype):
-    return factory(stem=config.get("stem", "imagenet"),
-                   width=config.get("width", 64), dtype=dtype)
+    return factory(stem=config.stem, width=config.width, dtype=dtype)
   return build
 
 

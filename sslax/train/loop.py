@@ -223,7 +223,7 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
   batches = pipeline.BatchIterator(source, seed=config.seed,
                                    global_batch=config.global_batch_size,
                                    sharding=data_sharding(mesh), start_step=start)
-  show = config.get("progress_bar", True) and sys.stderr.isatty() and jax.process_index() == 0
+  show = config.progress_bar and sys.stderr.isatty() and jax.process_index() == 0
   bar = _progress(config.num_steps, start, show)
   last_time, last_step = time.perf_counter(), start
   try:

@@ -22,7 +22,7 @@ def learning_rate_schedule(opt_config, global_batch_size: int, num_steps: int):
                     f"{sorted(scaling)}")
   peak = opt_config.learning_rate * scaling[opt_config.lr_scaling]
   warmup = min(int(opt_config.warmup_steps), max(num_steps - 1, 0))
-  kind = opt_config.get("schedule", "cosine")
+  kind = opt_config.schedule
   if kind == "cosine":
     return optax.warmup_cosine_decay_schedule(
         init_value=0.0, peak_value=peak, warmup_steps=warmup,
@@ -48,17 +48,17 @@ def decay_mask(params):
 
 def _lars(c, lr):
   return optax.lars(lr, weight_decay=c.weight_decay, weight_decay_mask=decay_mask,
-                    trust_coefficient=c.get("trust_coefficient", 0.001),
+                    trust_coefficient=c.trust_coefficient,
                     trust_ratio_mask=decay_mask, momentum=c.momentum)
 
 
 def _sgd(c, lr):
   return optax.chain(optax.add_decayed_weights(c.weight_decay, mask=decay_mask),
-                     optax.sgd(lr, momentum=c.momentum, nesterov=c.get("nesterov", False)))
+                     optax.sgd(lr, momentum=c.momentum, nesterov=c.nesterov))
 
 
 def _adamw(c, lr):
-  return optax.adamw(lr, b1=c.get("b1", 0.9), b2=c.get("b2", 0.999),
+  return optax.adamw(lr, b1=c.b1, b2=c.b2,
                      weight_decay=c.weight_decay, mask=decay_mask)
 
 

@@ -1,5 +1,5 @@
 """On 8 simulated devices, one training step of every method with extra state
-or collectives (MoCo v2, Barlow Twins, BYOL, image CPC) and of every pretext
+or collectives (MoCo v2, Barlow Twins, BYOL, VICReg, SimSiam, image CPC) and of every pretext
 task equals the step on one device with the same global batch, and the sharded
 Barlow Twins and CPC losses equal the single-device ones."""
 
@@ -30,7 +30,8 @@ def _one_step(config, mesh):
 
 # Config overrides that exercise a method's less common path.
 STEP_CASES = {
-    "moco_v2": {}, "barlow_twins": {}, "byol": {}, "cpc_image": {},
+    "moco_v2": {}, "barlow_twins": {}, "byol": {}, "cpc_image": {}, "vicreg": {},
+    "simsiam": {},
     "rotation": {}, "relative_patch": {}, "jigsaw": {},
     # the seed gather and the bank scatter; the parametric variant differs
     # only in its head
