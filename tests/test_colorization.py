@@ -341,7 +341,13 @@ def test_train_transfer_and_picture(corpus, tmp_path):
   config.update(num_steps=2, checkpoint_every=2, online_eval_every=2, log_every=1)
   config.eval.update(online_train_examples=64, online_test_examples=32, batch_size=32)
   workdir = str(tmp_path / "run")
+  # Stopped after step 1 and resumed: the rebalancing weights (the method's
+  # constants) come back from the checkpoint.
+  first = train_and_evaluate(config, workdir, stop_at=1)
   state = train_and_evaluate(config, workdir)
+  assert int(state.step) == 2
+  np.testing.assert_array_equal(np.asarray(state.method_state.weights),
+                                np.asarray(first.method_state.weights))
   # A tiny grayscale "Fashion-MNIST": 10 classes, 28x28.
   fm = tmp_path / "fm"
   fm.mkdir()

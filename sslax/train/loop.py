@@ -130,7 +130,8 @@ def _initializer(run: Run):
 
 def method_constants(run: Run):
   """The method's constants computed from the training data (None if it has
-  none); only a fresh run computes them, resumed runs restore them."""
+  none). A resumed run restores their values from the checkpoint; computing
+  them is how it learns their shapes."""
   if run.method.constants is None:
     return None
   return jax.tree.map(np.asarray, run.method.constants(run.source))
@@ -139,9 +140,8 @@ def method_constants(run: Run):
 def abstract_state(run: Run):
   """The TrainState's shapes and dtypes, replicated over the mesh, computed
   without running or compiling anything: the target a checkpoint restores onto."""
-  constants = None
-  if run.method.constants is not None:
-    constants = jax.eval_shape(lambda: run.method.constants(run.source))
+  constants = jax.tree.map(lambda c: jax.ShapeDtypeStruct(c.shape, c.dtype),
+                           method_constants(run))
   init, init_key = _initializer(run)
   return jax.tree.map(
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated(run.mesh)),
