@@ -23,7 +23,8 @@ def measure(spec, steps, warmup):
   train_step = compile_step(run, state)
   batches = pipeline.BatchIterator(run.source, seed=config.seed,
                                    global_batch=config.global_batch_size,
-                                   sharding=data_sharding(run.mesh))
+                                   sharding=data_sharding(run.mesh),
+                                   workers=config.data.get("workers", 0))
   try:
     start = None
     for step, batch in batches:

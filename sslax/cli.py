@@ -12,6 +12,8 @@
   sslax data make-speech --out DIR [--speakers N] [--train-per-speaker N]
                          [--test-per-speaker N] [--words FILE] [--seed S]
   sslax data make-photos --out DIR [--size 32] [--crops-per-image N] [--seed S]
+  sslax data make-tfds --from image_folder|arrays --data-dir DIR --name NAME --out TFDS_DIR
+                       [--size S] [--splits train,test] [--channels C] [--encoding png|jpeg]
 
 Every command that reads a config (train, and eval, export and viz, which read
 the workdir's) takes ``--config.key=value`` overrides, e.g.
@@ -86,6 +88,21 @@ def build_parser():
   photos.add_argument("--size", type=int, default=32, help="crop side in pixels")
   photos.add_argument("--crops-per-image", type=int, default=1000)
   photos.add_argument("--seed", type=int, default=0)
+  make_tfds = data_sub.add_parser("make-tfds", help="write an image folder or "
+                                  ".npz/.npy arrays as a TFDS dataset in the "
+                                  "array_record format (no TensorFlow needed)")
+  make_tfds.add_argument("--from", dest="kind", required=True,
+                         choices=("image_folder", "arrays"))
+  make_tfds.add_argument("--data-dir", required=True, help="the folder or arrays to read")
+  make_tfds.add_argument("--name", required=True, help="the TFDS name, e.g. my_photos")
+  make_tfds.add_argument("--out", required=True, help="the TFDS data_dir to write into")
+  make_tfds.add_argument("--size", type=int, default=0,
+                         help="image folder: side the images are scaled and cropped to")
+  make_tfds.add_argument("--splits", help="comma-separated (default: train, and "
+                         "test where the data has it)")
+  make_tfds.add_argument("--channels", type=int, default=0,
+                         help="image folder: 0 as the images are, 1 gray, 3 RGB")
+  make_tfds.add_argument("--encoding", default="png", choices=("png", "jpeg"))
 
   ev = sub.add_parser("eval", help="evaluate a trained workdir")
   ev_sub = ev.add_subparsers(dest="protocol", required=True, parser_class=_Parser)
@@ -126,10 +143,11 @@ def run(argv):
   if overrides and args.command in ("report", "data"):
     raise UserError(f"--config.KEY=VALUE overrides apply to commands that read a "
                     f"config (train, eval, export, viz), not `sslax {args.command}`")
-  if args.command != "train":
-    # Orbax warns on every read-only checkpoint opening; evaluation only reads.
-    from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-    absl_logging.set_verbosity(absl_logging.ERROR)
+  # The one place sslax quiets the absl loggers of its libraries (Orbax, TFDS:
+  # e.g. "OpenCV is not installed ... Defaulting to PIL"): their warnings are
+  # not the user's to act on; errors still show.
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.ERROR)
   if args.command == "train":
     from sslax.config_loading import apply_overrides, load_config_file  # pylint: disable=g-import-not-at-top
     config = apply_overrides(load_config_file(args.config), overrides)
@@ -151,6 +169,12 @@ def run(argv):
     from sslax.data import photos  # pylint: disable=g-import-not-at-top
     photos.make_corpus(args.out, size=args.size, crops_per_image=args.crops_per_image,
                        seed=args.seed)
+  elif args.command == "data" and args.dataset == "make-tfds":
+    from sslax.data import tfds_prepare  # pylint: disable=g-import-not-at-top
+    splits = [s for s in args.splits.split(",") if s] if args.splits else None
+    print(tfds_prepare.prepare_from(args.kind, args.data_dir, args.name, args.out,
+                                    splits=splits, size=args.size,
+                                    channels=args.channels, encoding=args.encoding))
   elif args.command == "data":
     from sslax.data import speech  # pylint: disable=g-import-not-at-top
     words = None

@@ -1,6 +1,6 @@
 """What every method's config shares: the run, data, encoder, evaluation and
 fine-tuning settings, and the dataset variants (``fashion_mnist``, ``cifar10``,
-``imagenet``, ``smoke``). A config file ``configs/<method>.py`` calls
+``stl10``, ``imagenet``, ``image_folder``, ``smoke``). A config file ``configs/<method>.py`` calls
 ``base_config(method)`` and ``apply_variant(c, arg)``, then sets what is its
 own (head, loss, optimizer, augmentation)."""
 
@@ -8,7 +8,7 @@ import ml_collections
 
 from sslax.errors import UserError
 
-VARIANTS = ("fashion_mnist", "cifar10", "imagenet", "smoke")
+VARIANTS = ("fashion_mnist", "cifar10", "stl10", "imagenet", "image_folder", "smoke")
 
 FASHION_MNIST_STEPS = 1000  # the CPU budget every method gets on Fashion-MNIST
 
@@ -26,9 +26,20 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.progress_bar = True
   c.online_eval_every = 250  # steps between online kNN / probe evaluations; 0: off
   c.online_probe = ml_collections.ConfigDict(dict(learning_rate=1e-3))
+  # Splits: training reads train_split; evaluation (kNN bank, probes' training
+  # set) eval_train_split and scores on eval_split. TFDS split syntax works
+  # ("train+unlabelled"), as does "a+b" for image folders and arrays.
+  # channels (image folders): 0 as the images are, 1 gray, 3 RGB.
   c.data = ml_collections.ConfigDict(dict(
       name="fashion_mnist", modality="image", data_dir="", image_size=(28, 28),
-      load_size=0, mean=(0.2860,), std=(0.3530,)))
+      load_size=0, mean=(0.2860,), std=(0.3530,), train_split="train",
+      eval_train_split="train", eval_split="test", channels=0))
+  # Processes that read (decode, resize) training batches on the host
+  # (sslax.data.pipeline, on Grain): 0 reads on a background thread of the
+  # trainer, best for data held in memory such as Fashion-MNIST, where workers
+  # only add copying; -1 is one per CPU core but one (at most 16). The batches
+  # are the same whatever the count.
+  c.data.workers = 0
   c.model = ml_collections.ConfigDict(dict(
       encoder="convnet", widths=(32, 64, 128), stem_stride=2, pool="avg", stem="cifar",
       width=64))
@@ -69,6 +80,7 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str, config_file: str) -> s
   elif arg == "cifar10":
     c.data.update(name="cifar10", image_size=(32, 32),
                   mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+    c.data.workers = -1  # decoding JPEG/PNG records: one worker per core
     c.model.update(encoder="resnet18", stem="cifar")
     c.head.update(hidden_dim=2048, output_dim=128)
     c.global_batch_size = 512
@@ -76,11 +88,29 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str, config_file: str) -> s
     c.optimizer.warmup_steps = 10 * 50000 // 512
     c.checkpoint_every = 2000
     c.online_eval_every = 2000
+  elif arg == "stl10":
+    # Pretraining on the 5,000 labelled and 100,000 unlabelled 96x96 images;
+    # the probes train on the labelled 5,000 and score the 8,000 test images.
+    c.data.update(name="stl10", image_size=(96, 96), train_split="train+unlabelled",
+                  eval_train_split="train", eval_split="test",
+                  mean=(0.4467, 0.4398, 0.4066), std=(0.2603, 0.2566, 0.2713))
+    c.data.workers = -1  # decoding PNG records: one worker per core
+    c.model.update(encoder="resnet18", stem="cifar")
+    c.head.update(hidden_dim=2048, output_dim=128)
+    c.global_batch_size = 512
+    c.num_steps = 200 * 105000 // 512  # 200 epochs
+    c.optimizer.warmup_steps = 10 * 105000 // 512
+    c.checkpoint_every = 2000
+    c.online_eval_every = 2000
+    c.eval.update(online_train_examples=5000, online_test_examples=8000)
   elif arg == "imagenet":
     # Host side: shorter side to 256 and the central 256x256 square; on device:
     # random resized crops of it to 224x224.
+    # imagenet2012's test split has no labels: evaluation scores validation.
     c.data.update(name="imagenet2012", image_size=(224, 224), load_size=256,
-                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                  eval_split="validation")
+    c.data.workers = -1  # decoding JPEG/PNG records: one worker per core
     c.model.update(encoder="resnet50", stem="imagenet")
     c.head.update(hidden_dim=2048, output_dim=128, num_layers=3)
     c.augment.update(jitter_strength=1.0, blur_prob=0.5)
@@ -93,6 +123,16 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str, config_file: str) -> s
     c.online_eval_every = 5000
     c.eval.update(batch_size=512, online_train_examples=50000,
                   online_test_examples=10000)
+  elif arg == "image_folder":
+    # Your own photos (--config.data.data_dir=DIR; sslax.data.folder): any
+    # sizes, colour or gray, scaled on the host to cover 72x72 and cut to its centre; random
+    # resized crops of that to 64x64 on the device. Budgeted like
+    # fashion_mnist for a CPU (the ConvNet, 1000 steps); on an accelerator add
+    # --config.model.encoder=resnet18 and more steps.
+    c.data.update(name="image_folder", image_size=(64, 64), load_size=72,
+                  channels=3,  # every image as RGB, gray ones too
+                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    c.data.workers = -1  # decoding JPEG/PNG files: one worker per core
   elif arg == "smoke":
     # Tiny model, few steps, local data: under a minute on a CPU.
     c.model.widths = (8, 16)

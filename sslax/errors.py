@@ -7,3 +7,7 @@ class UserError(Exception):
   The command-line interface prints it without a traceback and exits with
   status 2. Library callers can catch it like any other exception.
   """
+
+
+class UnknownSplit(UserError):
+  """A split name the dataset does not have; the message lists the ones it has."""

@@ -14,6 +14,7 @@ SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
 
 
 def _fails_cleanly(capsys, argv, match):
+  capsys.readouterr()  # what earlier commands printed (training's log lines)
   with pytest.raises(SystemExit) as exit_info:
     cli.main(argv)
   assert exit_info.value.code == 2

@@ -1,18 +1,36 @@
-"""Deterministic host pipeline: which examples make up global batch ``step``,
-which rows of it this process reads, and how they become one global array.
+"""The host input pipeline, on Grain: which examples make up global batch
+``step``, which rows of it this process reads, where the reading (decode,
+resize) runs, and how the rows become one global array.
 
 The order of examples is a pure function of (seed, step): epoch e is the
 permutation ``default_rng([seed, e]).permutation(n)``, and batch s holds
 positions ``s*B ... (s+1)*B - 1`` of the concatenated epochs. A run resumed at
-step s therefore sees exactly the batches an uninterrupted run would.
+step s therefore sees exactly the batches an uninterrupted run would; no
+iterator state needs saving (the step in the TrainState is the data position).
+
+Grain runs it: a ``grain.MapDataset`` over step numbers, mapped by
+``HostBatch`` (step -> this process's rows of global batch ``step``, read with
+``source.get``), turned into an iterator that prefetches in a background
+thread (``workers=0``) or in ``workers`` processes (``mp_prefetch``: worker
+i computes steps i, i+W, ... and Grain interleaves them back in step order,
+batches crossing in shared memory). Whatever the worker count, the batch of a
+step is the same, so ``config.data.workers`` may change when a run resumes.
+Workers receive the source pickled (a source that cannot be is one line).
+Augmentation is not done here: it runs on device, in the jitted step.
 """
 
 import functools
-import queue
-import threading
+import os
+import time
 
+import grain
 import jax
 import numpy as np
+
+from sslax.errors import UserError
+
+# Steps of a run without a known end (the dataset of step numbers needs a length).
+_NO_END = 2 ** 62
 
 
 @functools.lru_cache(maxsize=4)
@@ -50,54 +68,146 @@ def to_global(sharding, local_arrays):
       lambda x: jax.make_array_from_process_local_data(sharding, x), local_arrays)
 
 
-class BatchIterator:
-  """Yields ``(step, {'image', 'label'})`` global batches from ``start_step``.
+def resolve_workers(workers) -> int:
+  """``config.data.workers`` as a process count: ``n >= 0`` is itself (0: read
+  in this process, on a background thread); ``-1`` is one worker per CPU core
+  this process may use, less one for the trainer, at most 16."""
+  try:
+    workers = int(workers)
+  except (TypeError, ValueError):
+    raise UserError(f"config.data.workers must be an integer (0: no worker "
+                    f"processes, -1: one per CPU core), got {workers!r}") from None
+  if workers < -1:
+    raise UserError(f"config.data.workers must be >= 0 (or -1: one per CPU core), "
+                    f"got {workers}")
+  if workers == -1:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    workers = min(16, max(1, cores - 1))
+  return workers
 
-  Host reads run one batch ahead on a background thread.
+
+def _absl_flags_parsed():
+  """Grain 0.2.18 reads an absl flag (``--grain_enable_multiprocess_worker_profiling``)
+  when it starts worker processes with JAX loaded, and absl refuses to answer
+  before flags are parsed (google/grain#1355, fixed after 0.2.18). sslax
+  defines no absl flags: every one keeps its default."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
+class _Discard:
+  """A file that forgets what is written to it."""
+
+  def write(self, data):
+    return len(memoryview(data))
+
+
+def _check_picklable(source, workers):
+  """Worker processes receive the source pickled: a source that cannot be is
+  one line (the pickle streams into nothing, so no copy is made)."""
+  import cloudpickle  # pylint: disable=g-import-not-at-top
+  try:
+    cloudpickle.dump(source, _Discard())
+  except Exception as e:  # pylint: disable=broad-except
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise UserError(f"config.data.workers={workers} sends the data source to worker "
+                    f"processes, but {type(source).__name__} cannot be pickled "
+                    f"({first}); set --config.data.workers=0") from None
+
+
+class HostBatch(grain.transforms.Map):
+  """step -> ``(step, {'image', 'label'})``: this process's rows of global batch
+  ``step``, read from ``source``. The only host work of the pipeline; it runs
+  in the worker processes, which receive it (and the source) pickled."""
+
+  def __init__(self, source, *, seed, global_batch, rows):
+    self.source, self.seed, self.global_batch, self.rows = source, seed, global_batch, rows
+
+  def indices(self, step):
+    return global_batch_indices(self.seed, step, self.global_batch,
+                                len(self.source))[self.rows]
+
+  def map(self, element):
+    step = int(element)
+    images, labels = self.source.get(self.indices(step))
+    return step, {"image": np.asarray(images), "label": np.asarray(labels, np.int32)}
+
+
+def _plain(x):
+  """A batch read by a worker arrives in shared memory that Grain unlinks when
+  the array is collected; JAX may keep a zero-copy view of host memory, so the
+  batch is copied into ordinary memory first."""
+  return x if type(x) is np.ndarray else np.array(x)  # pylint: disable=unidiomatic-typecheck
+
+
+class BatchIterator:
+  """Yields ``(step, {'image', 'label'})`` global batches from ``start_step``
+  (to ``stop_step``, if given).
+
+  ``workers`` processes read the batches (0: a background thread of this
+  process), each up to ``prefetch`` batches ahead. ``close()`` stops and joins
+  them. ``wait_seconds`` counts the time spent in ``next``.
   """
 
   def __init__(self, source, *, seed, global_batch, sharding, start_step=0,
-               prefetch=2):
+               stop_step=None, workers=0, prefetch=2):
     self.source = source
     self.seed = seed
     self.global_batch = global_batch
     self.sharding = sharding
     self.rows = local_rows(sharding, global_batch)
-    self._step = start_step
-    self._queue = queue.Queue(maxsize=prefetch)
-    self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._produce, daemon=True)
-    self._thread.start()
+    self.workers = resolve_workers(workers)
+    self.transform = HostBatch(source, seed=seed, global_batch=global_batch,
+                               rows=self.rows)
+    self._next_step = start_step
+    self._stop = _NO_END if stop_step is None else max(int(stop_step), start_step)
+    # The steps never run out for Grain (its worker processes, exhausted,
+    # leave shared memory behind): the iterator stops itself at stop_step.
+    dataset = grain.MapDataset.range(start_step, _NO_END).map(self.transform)
+    # In-process: one thread reads ahead. With workers, each worker reads its
+    # steps in its main loop, ``prefetch`` batches ahead.
+    dataset = dataset.to_iter_dataset(grain.ReadOptions(
+        num_threads=0 if self.workers else 1, prefetch_buffer_size=prefetch))
+    if self.workers:
+      _check_picklable(source, self.workers)
+      _absl_flags_parsed()
+      dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
+          num_workers=self.workers, per_worker_buffer_size=prefetch))
+    self._iterator = iter(dataset)
+    # Seconds the consumer has spent in ``next``: waiting for a batch, and
+    # placing it on the devices (the trainer's ``data_wait``).
+    self.wait_seconds = 0.0
 
   def host_batch(self, step):
-    indices = global_batch_indices(self.seed, step, self.global_batch,
-                                   len(self.source))[self.rows]
-    images, labels = self.source.get(indices)
-    return {"image": images, "label": labels}
-
-  def _produce(self):
-    step = self._step
-    while not self._stop.is_set():
-      try:
-        item = (step, self.host_batch(step))
-      except Exception as e:  # surfaced to the consumer
-        item = (step, e)
-      while not self._stop.is_set():
-        try:
-          self._queue.put(item, timeout=0.1)
-          break
-        except queue.Full:
-          continue
-      step += 1
+    """This process's rows of batch ``step`` as numpy arrays, read here."""
+    return self.transform.map(step)[1]
 
   def __iter__(self):
     return self
 
   def __next__(self):
-    step, batch = self._queue.get()
-    if isinstance(batch, Exception):
-      raise batch
-    return step, to_global(self.sharding, batch)
+    start = time.perf_counter()
+    try:
+      if self._iterator is None or self._next_step >= self._stop:
+        raise StopIteration
+      step, batch = next(self._iterator)
+      self._next_step = step + 1
+      return step, to_global(self.sharding, jax.tree.map(_plain, batch))
+    finally:
+      self.wait_seconds += time.perf_counter() - start
 
   def close(self):
-    self._stop.set()
+    """Stops the reading; worker processes are joined (killed if they hang)."""
+    if self._iterator is not None:
+      self._iterator.close()
+      # Dropped now, while Grain's modules are alive: collected at interpreter
+      # exit, its iterators' finalizers would fail noisily.
+      self._iterator = None
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()

@@ -7,7 +7,7 @@ import os
 import ml_collections
 import numpy as np
 
-from sslax.data.sources import SOURCE_LABELLED, get_source
+from sslax.data.sources import SOURCE_LABELLED, labelled_source, require_labels
 from sslax.errors import UserError
 from sslax.eval import features as features_lib
 from sslax.eval import finetune as finetune_lib
@@ -77,7 +77,7 @@ def evaluate_linear(workdir: str, fraction: float = 1.0, kind: str = "encoder",
   fraction = check_fraction(fraction)
   config = load_classified_config(workdir, overrides)
   train_x, train_y, test_x, test_y, num_classes = features_lib.features(
-      config, kind, workdir)
+      config, kind, workdir, "the linear probe")
   subset = labelled_subset(workdir, train_y, fraction, seed)
   result = linear_probe(train_x, train_y, test_x, test_y, fraction=fraction,
                         seed=seed, num_classes=num_classes, subset=subset)
@@ -92,7 +92,7 @@ def evaluate_knn(workdir: str, ks=(20, 200), temperature: float = 0.07,
   ``WORKDIR/eval/knn.json`` (``knn_<kind>.json`` for the baselines)."""
   config = load_classified_config(workdir, overrides)
   train_x, train_y, test_x, test_y, num_classes = features_lib.features(
-      config, kind, workdir)
+      config, kind, workdir, "kNN evaluation")
   result = {f"top1_k{k}": knn_accuracy(train_x, train_y, test_x, test_y, k=k,
                                        num_classes=num_classes,
                                        temperature=temperature)
@@ -125,7 +125,10 @@ def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
   if epochs is not None:  # (the config's own value may be an int)
     config.finetune = ml_collections.ConfigDict({**config.finetune.to_dict(),
                                                  "epochs": float(epochs)})
-  train, test = get_source(config.data, "train"), get_source(config.data, "test")
+  train = labelled_source(config.data, "eval_train_split", "fine-tuning")
+  test = labelled_source(config.data, "eval_split", "fine-tuning")
+  require_labels(train.labels, config.data, "eval_train_split", "fine-tuning")
+  require_labels(test.labels, config.data, "eval_split", "fine-tuning")
   subset = labelled_subset(workdir, train.labels, fraction, seed)
   steps = finetune_lib.num_steps(len(subset), config.finetune)
   # The supervised run itself (checkpoints, metrics) beside eval/.

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sslax.data import inputs, speech
-from sslax.data.sources import get_source
+from sslax.data.sources import labelled_source, require_labels
 from sslax.errors import UserError
 from sslax.train import checkpoint
 
@@ -51,8 +51,10 @@ def raw_pixels(source, batch_size=1000):
   return np.concatenate(feats), np.concatenate(labels)
 
 
-def features(config, kind, workdir):
-  """``(train_x, train_y, test_x, test_y, num_classes)`` for one feature kind."""
+def features(config, kind, workdir, purpose="labelled evaluation"):
+  """``(train_x, train_y, test_x, test_y, num_classes)`` for one feature kind,
+  of the splits ``config.data.eval_train_split`` and ``eval_split``; one line
+  when either lacks labels (``purpose`` names what needs them)."""
   if kind not in FEATURE_KINDS:
     raise UserError(f"unknown feature kind {kind!r}; use one of {', '.join(FEATURE_KINDS)}")
   audio = inputs.modality(config.data) == "audio"
@@ -60,7 +62,8 @@ def features(config, kind, workdir):
     raise UserError("--features mfcc is for speech runs; use raw_pixels for images")
   if kind == "raw_pixels" and audio:
     raise UserError("--features raw_pixels is for image runs; use mfcc for speech")
-  train, test = get_source(config.data, "train"), get_source(config.data, "test")
+  train = labelled_source(config.data, "eval_train_split", purpose)
+  test = labelled_source(config.data, "eval_split", purpose)
   bs = config.eval.batch_size
   if kind == "mfcc":
     train_x, train_y = speech.mfcc_features(train.images), train.labels
@@ -71,4 +74,6 @@ def features(config, kind, workdir):
     encoder = load_run_encoder(workdir, random_init=kind == "random_init")
     train_x, train_y = encode_source(encoder, train, bs)
     test_x, test_y = encode_source(encoder, test, bs)
+  require_labels(train_y, config.data, "eval_train_split", purpose)
+  require_labels(test_y, config.data, "eval_split", purpose)
   return train_x, train_y, test_x, test_y, train.num_classes

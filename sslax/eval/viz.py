@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sslax.data import inputs
-from sslax.data.sources import get_source
+from sslax.data.sources import split_source
 from sslax.eval import features as features_lib
 from sslax.losses import l2_normalize
 from sslax.methods import build_method
@@ -44,8 +44,9 @@ def embed_2d(features, seed=0):
   from sklearn.manifold import TSNE  # pylint: disable=g-import-not-at-top
   x = np.asarray(features, np.float64)
   if x.shape[1] > 50:
-    x = PCA(n_components=50, random_state=seed).fit_transform(x)
-  return TSNE(n_components=2, init="pca", perplexity=30.0,
+    x = PCA(n_components=min(50, len(x)), random_state=seed).fit_transform(x)
+  # (a small evaluation split, e.g. a user's own folder, needs less perplexity)
+  return TSNE(n_components=2, init="pca", perplexity=min(30.0, max(1.0, (len(x) - 1) / 3)),
               random_state=seed).fit_transform(x)
 
 
@@ -142,15 +143,17 @@ def visualize(workdir: str, *, num_queries=8, seed=0, overrides=()):
   out = os.path.join(workdir, "viz")
   os.makedirs(out, exist_ok=True)
   train_x, train_y, test_x, test_y, num_classes = features_lib.features(
-      config, "encoder", workdir)
-  train, test = get_source(config.data, "train"), get_source(config.data, "test")
+      config, "encoder", workdir, "sslax viz")
+  train = split_source(config.data, "eval_train_split")
+  test = split_source(config.data, "eval_split")
   names = getattr(test, "class_names", None) or (
       FASHION_MNIST_CLASSES if config.data.name == "fashion_mnist"
       else tuple(str(c) for c in range(num_classes)))
   paths = [tsne_png(test_x, test_y, names, os.path.join(out, "tsne.png"), seed=seed,
                     num_points=config.eval.tsne_points)]
   if inputs.modality(config.data) == "image":  # no picture of a waveform's neighbours
-    queries = np.random.default_rng(seed).choice(len(test_y), num_queries, replace=False)
+    queries = np.random.default_rng(seed).choice(len(test_y), min(num_queries, len(test_y)),
+                                                 replace=False)
     query_images, _ = test.get(queries)
     paths.append(retrieval_png(
         query_images, test_y[queries], test_x[queries], _Lazy(train), train_y, train_x,

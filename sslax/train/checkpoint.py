@@ -34,18 +34,48 @@ def checkpoint_dir(workdir: str) -> epath.Path:
 
 
 def manager(workdir: str, *, keep: int = 3, read_only: bool = False):
-  return ocp.CheckpointManager(
-      checkpoint_dir(workdir),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
-                                           read_only=read_only))
+  """The training run's CheckpointManager. Readers need none (``latest_step``,
+  ``restore_encoder``, ``restore_model`` read the step directories directly):
+  Orbax warns on every read-only manager it opens."""
+  if read_only:
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                           save_interval_steps=0, max_to_keep=None,
+                                           cleanup_tmp_directories=False)
+  else:
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
 
 
 def latest_step(workdir: str):
-  """The newest saved step, or None if the workdir holds no checkpoint."""
-  if not checkpoint_dir(workdir).is_dir():
+  """The newest saved (finalized) step, or None if the workdir holds no
+  checkpoint: a listing of the checkpoint directory, as the manager's own
+  ``latest_step`` makes, without opening a manager."""
+  directory = checkpoint_dir(workdir)
+  if not directory.is_dir():
     return None
-  with manager(workdir, read_only=True) as mngr:
-    return mngr.latest_step()
+  found = ocp.step.latest_step_metadata(directory, ocp.step.standard_name_format())
+  return None if found is None else found.step
+
+
+def _item_dir(workdir: str, step: int) -> epath.Path:
+  """Where the manager saved the TrainState of ``step`` (its single item,
+  ``default``)."""
+  step_dir = ocp.step.build_step_path(checkpoint_dir(workdir),
+                                      ocp.step.standard_name_format(), int(step))
+  if not step_dir.is_dir():
+    raise UserError(f"{workdir} holds no checkpoint of step {step}; its steps: "
+                    f"{sorted(ocp.step.checkpoint_steps(checkpoint_dir(workdir)))}")
+  return step_dir / "default"
+
+
+def _restore_subtrees(workdir: str, step: int, item):
+  """The arrays of ``item`` (a dict of subtrees of the saved TrainState, as
+  ``jax.ShapeDtypeStruct`` with shardings) from ``step``'s checkpoint; the
+  rest of the state (optimizer, method state) is not read."""
+  restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), item)
+  with ocp.PyTreeCheckpointer() as ckptr:
+    return ckptr.restore(_item_dir(workdir, step), args=ocp.args.PyTreeRestore(
+        item=item, restore_args=restore_args, partial_restore=True))
 
 
 def save(mngr, state, *, force=False):
@@ -60,8 +90,17 @@ def restore(mngr, step, abstract_state):
   return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
+# Data keys that change how batches are read, never which: a run may resume
+# with another worker count; or that training never reads: the evaluation splits.
+RUN_CONTROL_DATA_KEYS = ("workers", "eval_train_split", "eval_split")
+
+
 def _comparable(config_dict):
-  return {k: v for k, v in config_dict.items() if k not in RUN_CONTROL_KEYS}
+  out = {k: v for k, v in config_dict.items() if k not in RUN_CONTROL_KEYS}
+  if isinstance(out.get("data"), dict):
+    out["data"] = {k: v for k, v in out["data"].items()
+                   if k not in RUN_CONTROL_DATA_KEYS}
+  return out
 
 
 def _read_json(path: epath.Path):
@@ -87,9 +126,8 @@ def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
   different config (only run-control keys may differ)."""
   path = workdir_path(workdir) / CONFIG_FILE
   new = json.loads(config.to_json())
-  # Every process takes the same branches (latest_step opens a manager, whose
-  # barriers all processes must reach): checkpoints are only created after the
-  # barrier below, while config.json may already be written by process 0.
+  # Every process takes the same branches: checkpoints are only created after
+  # the barrier below, while config.json may already be written by process 0.
   if latest_step(workdir) is not None and path.exists():
     old = _read_json(path)
     if _comparable(old) != _comparable(new):
@@ -158,11 +196,7 @@ def restore_encoder(workdir: str, *, random_init: bool = False, step=None, shard
     raise UserError(f"{workdir} holds no checkpoint; train first with "
                     f"`sslax train --config ... --workdir {workdir}`")
   params, model_state = definition.place(shapes)
-  item = {"params": params, "model_state": model_state}
-  restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), item)
-  with manager(workdir, read_only=True) as mngr:
-    restored = mngr.restore(step, args=ocp.args.PyTreeRestore(
-        item=item, restore_args=restore_args, partial_restore=True))
+  restored = _restore_subtrees(workdir, step, {"params": params, "model_state": model_state})
   return encoder_lib.Encoder(definition,
                              definition.select(restored["params"], restored["model_state"]))
 
@@ -184,12 +218,13 @@ def restore_model(workdir: str, step=None):
     raise UserError(f"{workdir} holds no checkpoint; train first with "
                     f"`sslax train --config ... --workdir {workdir}`")
   sharding = local_replicated()
-  with ocp.StandardCheckpointer() as ckptr:
-    tree = ckptr.metadata(checkpoint_dir(workdir) / str(step) / "default").item_metadata.tree
+  # The item's own metadata (the step's _CHECKPOINT_METADATA is not needed).
+  handler = ocp.PyTreeCheckpointHandler()
+  try:
+    tree = handler.metadata(_item_dir(workdir, step)).tree
+  finally:
+    handler.close()
   item = {k: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
                           tree[k]) for k in ("params", "model_state")}
-  with manager(workdir, read_only=True) as mngr:
-    restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), item)
-    restored = mngr.restore(step, args=ocp.args.PyTreeRestore(
-        item=item, restore_args=restore_args, partial_restore=True))
+  restored = _restore_subtrees(workdir, step, item)
   return jax.device_get((restored["params"], restored["model_state"]))

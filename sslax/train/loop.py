@@ -11,7 +11,7 @@ import numpy as np
 import optax
 
 from sslax.data import inputs, pipeline
-from sslax.data.sources import get_source
+from sslax.data.sources import split_source
 from sslax.errors import UserError
 from sslax import encoder as encoder_lib
 from sslax.methods import build_method
@@ -93,10 +93,10 @@ class Run(NamedTuple):
 def setup(config, *, source=None, method=None) -> Run:
   """The training source, the method, the optimizer and the mesh of
   ``config``: what the trainer, the throughput tool and the tests build on.
-  ``source`` (default: ``config.data``'s train split) and ``method``
+  ``source`` (default: the split ``config.data.train_split``) and ``method``
   (default: ``build_method(config)``) replace the config's own."""
   mesh = make_mesh(config.global_batch_size)
-  source = source if source is not None else get_source(config.data, "train")
+  source = source if source is not None else split_source(config.data, "train_split")
   validate_config(config, source)
   method = method if method is not None else build_method(config)
   tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
@@ -196,17 +196,40 @@ def _progress(total, initial, enabled):
   return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
 
 
+def log_line(done: int, num_steps: int, record: dict, global_batch: int) -> str:
+  """One plain line of a logged step, for logs without a terminal:
+  ``step 50/1000  loss 4.1234  images/s 651  data_wait 1.2%  eta 0:09:44``
+  (``data_wait`` and online evaluation figures when the record has them; the
+  ETA from the interval's images/s)."""
+  parts = [f"step {done}/{num_steps}", f"loss {float(record['loss']):.4f}"]
+  rate = float(record.get("images_per_second", 0.0))
+  parts.append(f"images/s {rate:.0f}")
+  if "data_wait" in record:
+    parts.append(f"data_wait {100 * float(record['data_wait']):.1f}%")
+  parts.extend(f"{k} {float(v):.4f}" for k, v in record.items() if k.startswith("online_"))
+  if rate > 0:
+    seconds = round((num_steps - done) * global_batch / rate)
+    parts.append(f"eta {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}")
+  return "  ".join(parts)
+
+
 def train_and_evaluate(config, workdir: str, *, source=None, method=None,
-                       stop_at: int = None):
+                       stop_at: int = None, eval_sources=None):
   """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
   ``source`` and ``method`` replace the config's own (see ``setup``): e.g.
   images held in memory as ``sslax.data.arrays.ArraySource``. ``stop_at``
   ends the run after that step's checkpoint, as a preemption would (used by
-  tests). Returns the final TrainState.
+  tests). ``eval_sources`` (train, test) are what online evaluation scores
+  (default: the config's ``data.eval_train_split`` and ``data.eval_split``;
+  off when ``source`` is given without them). Returns the final TrainState.
   """
+  own_source = source is not None
   run = setup(config, source=source, method=method)
   mesh, source = run.mesh, run.source
+  # Before anything is written: a refused evaluation split costs nothing.
+  evaluate = online.make_online_eval(config, run.method.encoder, mesh, source,
+                                     eval_sources, own_source=own_source)
   checkpoint.check_or_write_config(workdir, config)
 
   mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
@@ -217,15 +240,21 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
     state = checkpoint.restore(mngr, mngr.latest_step(), abstract_state(run))
   start = int(jax.device_get(state.step))
   train_step = compile_step(run, state)
-  evaluate = online.OnlineEval(config, run.method.encoder, mesh) if config.online_eval_every else None
 
   writer = MetricWriter(workdir, resume_step=start)
   batches = pipeline.BatchIterator(source, seed=config.seed,
                                    global_batch=config.global_batch_size,
-                                   sharding=data_sharding(mesh), start_step=start)
+                                   sharding=data_sharding(mesh), start_step=start,
+                                   stop_step=config.num_steps,
+                                   workers=config.data.get("workers", 0))
   show = config.progress_bar and sys.stderr.isatty() and jax.process_index() == 0
   bar = _progress(config.num_steps, start, show)
-  last_time, last_step = time.perf_counter(), start
+  # Without a progress bar (no terminal: a log file, a batch job), one line per
+  # logged step on stderr, from process 0 only.
+  print_lines = bar is None and jax.process_index() == 0
+  # data_wait: the fraction of each logged interval's wall time spent waiting
+  # for the next batch (BatchIterator.wait_seconds).
+  last_time, last_step, last_wait = time.perf_counter(), start, batches.wait_seconds
   try:
     for step, batch in batches:
       if step >= config.num_steps:
@@ -237,7 +266,8 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
         metrics = jax.device_get(metrics)
         now = time.perf_counter()
         rate = (done - last_step) * config.global_batch_size / (now - last_time)
-        record.update(metrics, images_per_second=rate)
+        data_wait = (batches.wait_seconds - last_wait) / (now - last_time)
+        record.update(metrics, images_per_second=rate, data_wait=data_wait)
         if bar is not None:
           bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.0f}")
       if evaluate is not None and (done % config.online_eval_every == 0 or
@@ -245,8 +275,11 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
         record.update(evaluate(state))
       if record:
         writer.write(done, record)
+        if print_lines and "loss" in record:
+          print(log_line(done, config.num_steps, record, config.global_batch_size),
+                file=sys.stderr, flush=True)
         # Evaluation time is not training time: the rate counts from here.
-        last_time, last_step = time.perf_counter(), done
+        last_time, last_step, last_wait = time.perf_counter(), done, batches.wait_seconds
       if bar is not None:
         bar.update(1)
       if done % config.checkpoint_every == 0 or done == config.num_steps:

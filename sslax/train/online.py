@@ -3,14 +3,20 @@
 * The online linear probe: a softmax classifier on stop-gradient features of
   each training batch, trained beside the method with its own Adam optimizer
   (as in BYOL, Grill et al. 2020), so it never changes the encoder.
+  Examples without a label (-1: STL-10's unlabelled images) do not train it.
 * Online evaluation every ``config.online_eval_every`` steps: the encoder (eval
-  mode) embeds a fixed, seed-chosen subset of the training set and of the test
-  set; the logged figures are the weighted kNN top-1 (Wu et al. 2018) and the
-  online probe's top-1 on those test examples.
+  mode) embeds a fixed, seed-chosen subset of the ``config.data.eval_train_split``
+  split and of the ``eval_split`` split; the logged figures are the weighted
+  kNN top-1 (Wu et al. 2018) and the online probe's top-1 on those examples.
+  Both splits must be labelled (one line otherwise). It is off, with a note,
+  when the training data has no labels at all (a flat image folder, arrays
+  without labels): there is nothing to score.
 
 Everything runs as global arrays over the run's data mesh, so it works the
 same on one device and across processes.
 """
+
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +24,8 @@ import numpy as np
 import optax
 
 from sslax.data import pipeline
-from sslax.data.sources import get_source
+from sslax.data.sources import labelled_source, require_labels
+from sslax.errors import UserError
 from sslax.probes.knn import knn_scores
 from sslax.sharding import data_sharding
 
@@ -28,6 +35,7 @@ def probe_optimizer(config):
 
 
 def init_probe(feature_dim: int, num_classes: int, tx):
+  num_classes = max(num_classes, 1)  # data without labels: an idle probe
   params = {"w": jnp.zeros((feature_dim, num_classes), jnp.float32),
             "b": jnp.zeros((num_classes,), jnp.float32)}
   return {"params": params, "opt_state": tx.init(params)}
@@ -38,18 +46,22 @@ def probe_logits(params, features):
 
 
 def update_probe(probe, tx, features, labels):
-  """One optimizer step of the probe on ``stop_gradient(features)``."""
+  """One optimizer step of the probe on ``stop_gradient(features)``, over the
+  examples that have a label (label -1: none)."""
   features = jax.lax.stop_gradient(features)
+  known = labels >= 0
+  count = jnp.maximum(jnp.sum(known), 1)
 
   def loss_of(params):
     logits = probe_logits(params, features)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    return loss, logits
+    losses = optax.softmax_cross_entropy_with_integer_labels(
+        logits, jnp.where(known, labels, 0))
+    return jnp.sum(jnp.where(known, losses, 0.0)) / count, logits
 
   (loss, logits), grads = jax.value_and_grad(loss_of, has_aux=True)(probe["params"])
   updates, opt_state = tx.update(grads, probe["opt_state"], probe["params"])
   metrics = {"probe_loss": loss,
-             "probe_train_top1": jnp.mean(jnp.argmax(logits, -1) == labels)}
+             "probe_train_top1": jnp.sum(known & (jnp.argmax(logits, -1) == labels)) / count}
   return {"params": optax.apply_updates(probe["params"], updates),
           "opt_state": opt_state}, metrics
 
@@ -60,30 +72,67 @@ def _subset(num_examples, size, chunk, seed):
   return np.sort(np.random.default_rng([seed, 1]).permutation(num_examples)[:size])
 
 
-class OnlineEval:
-  """Embeds fixed train (kNN bank) and test subsets and scores them."""
+OFF = " or turn online evaluation off with --config.online_eval_every=0"
 
-  def __init__(self, config, encoder_def, mesh):
+
+def make_online_eval(config, encoder_def, mesh, train_source, sources=None, *,
+                     own_source=False):
+  """The run's ``OnlineEval``, or None when it is off: ``online_eval_every``
+  is 0, or (with a note on stderr) the training data has no labels at all or
+  is the caller's own ``train_source`` given without ``sources``, the
+  (bank, test) sources to score against."""
+  if not config.online_eval_every:
+    return None
+  reason = None
+  if sources is None and own_source:
+    reason = "train_and_evaluate got its own source and no eval_sources"
+  elif sources is None and not train_source.num_classes:
+    where = config.data.get("data_dir")
+    reason = (f"the training data ({config.data.name}{' ' + where if where else ''}) "
+              "has no labels")
+  if reason:
+    if jax.process_index() == 0:
+      print(f"sslax: note: online evaluation is off: {reason}", file=sys.stderr)
+    return None
+  return OnlineEval(config, encoder_def, mesh, sources)
+
+
+class OnlineEval:
+  """Embeds fixed train (kNN bank) and test subsets and scores them: of
+  ``sources`` (bank, test), by default the config's ``eval_train_split`` and
+  ``eval_split``."""
+
+  def __init__(self, config, encoder_def, mesh, sources=None):
     self.encoder_def = encoder_def
     self.config = config
     sharding = data_sharding(mesh)
-    train, test = get_source(config.data, "train"), get_source(config.data, "test")
+    if sources is None:
+      sources = (labelled_source(config.data, "eval_train_split", "online evaluation",
+                                 fix=OFF),
+                 labelled_source(config.data, "eval_split", "online evaluation", fix=OFF))
+    train, test = sources
     self.num_classes = train.num_classes
     # Chunks of whole global batches, split over the mesh like training data.
     chunk = max(mesh.size, config.eval.batch_size // mesh.size * mesh.size)
     chunk = min(chunk, len(test) // mesh.size * mesh.size, len(train) // mesh.size * mesh.size)
+    if not chunk:
+      raise UserError(f"online evaluation needs at least {mesh.size} examples in each of "
+                      f"config.data.eval_train_split and eval_split, which have "
+                      f"{len(train)} and {len(test)}; turn online evaluation off with "
+                      "--config.online_eval_every=0")
     rows = pipeline.local_rows(sharding, chunk)
 
-    def chunks(source, size):
+    def chunks(source, size, key):
       idx = _subset(len(source), size, chunk, config.seed)
       out = []
       for start in range(0, len(idx), chunk):
         images, labels = source.get(idx[start:start + chunk][rows])
+        require_labels(labels, config.data, key, "online evaluation", fix=OFF)
         out.append(pipeline.to_global(sharding, (images, labels.astype(np.int32))))
       return out
 
-    self.train_chunks = chunks(train, config.eval.online_train_examples)
-    self.test_chunks = chunks(test, config.eval.online_test_examples)
+    self.train_chunks = chunks(train, config.eval.online_train_examples, "eval_train_split")
+    self.test_chunks = chunks(test, config.eval.online_test_examples, "eval_split")
 
     module = encoder_def.module()
 
