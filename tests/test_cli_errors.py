@@ -51,6 +51,17 @@ def test_bad_train_config(tmp_path, capsys, override, match):
   assert not (workdir / "checkpoints").exists()
 
 
+def test_tfds_on_gcs_without_gcsfs_names_it(tmp_path, capsys):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  if importlib.util.find_spec("gcsfs") is not None:
+    pytest.skip("gcsfs is installed here")
+  _fails_cleanly(capsys, [
+      "train", "--config", SMOKE, "--workdir", str(tmp_path / "run"),
+      "--config.data.name=cifar10", "--config.data.data_dir=gs://no-bucket/tfds"],
+      "needs gcsfs")
+  assert not (tmp_path / "run").exists()
+
+
 def test_unprepared_tfds_dataset_is_not_downloaded(tmp_path, capsys):
   err = _fails_cleanly(capsys, [
       "train", "--config", SMOKE, "--workdir", str(tmp_path / "run"),

@@ -86,6 +86,12 @@ class TFDSSource:
   load_size: Optional[int] = None  # square side for datasets of mixed image sizes
 
   def __post_init__(self):
+    if str(self.data_dir).startswith("gs://"):
+      try:
+        import gcsfs  # pylint: disable=g-import-not-at-top,unused-import
+      except ImportError:
+        raise UserError(f"reading {self.data_dir} needs gcsfs, which is not "
+                        "installed; pip install gcsfs") from None
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     how = (f"prepare it with `tfds build {self.name} --data_dir {self.data_dir} "
            "--file_format array_record` (needs TensorFlow and internet access: "
