@@ -19,11 +19,18 @@ Every command that reads a config (train, and eval, export and viz, which read
 the workdir's) takes ``--config.key=value`` overrides, e.g.
 ``--config.data.data_dir=DIR`` where the data moved or ``--config.eval.batch_size=N``.
 Mistakes (unknown config keys, missing data, bad fractions...) print one line
-and exit with status 2.
+and exit with status 2. A training run whose loss, gradient norm or state
+become non-finite (NaN or inf) stops at the first logged or checkpointed step
+that shows it, with one line naming the step, and exits with status 3; it saves
+nothing non-finite, so its last checkpoints are finite. ``eval`` and ``export``
+refuse a checkpoint with non-finite encoder parameters (one line, status 2).
+SIGTERM or Ctrl-C stops ``train`` at the next step boundary after saving that
+step, with one line saying how to resume: status 0 for SIGTERM, 130 for SIGINT.
 """
 
 import argparse
 import json
+import shlex
 import sys
 
 from sslax.errors import UserError
@@ -138,6 +145,7 @@ def build_parser():
 
 
 def run(argv):
+  given_argv = list(argv)
   argv, overrides = _split_config_overrides(argv)
   args = build_parser().parse_args(argv)
   if overrides and args.command in ("report", "data"):
@@ -163,8 +171,15 @@ def run(argv):
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UserError(f"jax.distributed.initialize failed: {first}; check the "
                         "coordinator address and process ids") from None
+    from sslax.train.interrupt import Interrupted  # pylint: disable=g-import-not-at-top
     from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
-    train_and_evaluate(config, args.workdir)
+    try:
+      train_and_evaluate(config, args.workdir)
+    except Interrupted as e:
+      # One line: where it stopped, how to resume; 0 for SIGTERM, 130 for SIGINT.
+      print(f"sslax: {e}; resume with the same command and --workdir: "
+            f"{shlex.join(['sslax', *given_argv])}", file=sys.stderr, flush=True)
+      sys.exit(e.exit_status)
   elif args.command == "data" and args.dataset == "make-photos":
     from sslax.data import photos  # pylint: disable=g-import-not-at-top
     photos.make_corpus(args.out, size=args.size, crops_per_image=args.crops_per_image,
@@ -228,7 +243,7 @@ def main(argv=None):
     run(sys.argv[1:] if argv is None else argv)
   except UserError as e:
     print(f"sslax: error: {e}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslax import encoder as encoder_lib
 from sslax.config_loading import apply_overrides
-from sslax.errors import UserError
+from sslax.errors import NonFinite, UserError
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -78,9 +78,53 @@ def _restore_subtrees(workdir: str, step: int, item):
         item=item, restore_args=restore_args, partial_restore=True))
 
 
-def save(mngr, state, *, force=False):
-  mngr.save(int(jax.device_get(state.step)), args=ocp.args.StandardSave(state),
-            force=force)
+def _inexact_leaves(tree):
+  return [x for x in jax.tree.leaves(tree)
+          if jax.numpy.issubdtype(jax.numpy.result_type(x), jax.numpy.inexact)]
+
+
+@jax.jit
+def _all_finite(parts):
+  """``{name: bool}``: whether every array of each list in ``parts`` is finite."""
+  return {name: jax.numpy.all(jax.numpy.stack([jax.numpy.isfinite(x).all() for x in leaves]))
+          for name, leaves in parts.items()}
+
+
+def non_finite_parts(parts: dict) -> list:
+  """The names of ``parts`` (a dict of pytrees) holding a NaN or inf in a
+  floating-point array: one reduction on the arrays' devices, a few booleans
+  fetched."""
+  leaves = {name: _inexact_leaves(tree) for name, tree in parts.items()}
+  leaves = {name: ls for name, ls in leaves.items() if ls}
+  finite = jax.device_get(_all_finite(leaves)) if leaves else {}
+  return [name for name in parts if name in finite and not bool(finite[name])]
+
+
+def all_finite(tree) -> bool:
+  """Whether every floating-point array of ``tree`` is free of NaN and inf."""
+  return not non_finite_parts({"tree": tree})
+
+
+# The TrainState's fields as a non-finite save names them.
+_STATE_PARTS = (("params", "parameters"),
+                ("model_state", "model state (e.g. BatchNorm statistics)"),
+                ("opt_state", "optimizer state"), ("method_state", "method state"),
+                ("probe", "online probe"))
+
+
+def save(mngr, state, *, force=False, check_finite=True):
+  """Saves ``state`` at its step. A state with a NaN or inf anywhere is never
+  saved (``check_finite``): ``NonFinite`` (exit status 3) instead, so the
+  checkpoints kept are the last finite ones."""
+  step = int(jax.device_get(state.step))
+  if check_finite:
+    bad = non_finite_parts({name: getattr(state, field) for field, name in _STATE_PARTS})
+    if bad:
+      raise NonFinite(f"step {step}: the {' and the '.join(bad)} went non-finite (NaN "
+                      "or inf); stopped without saving it (the checkpoints kept are "
+                      "finite); lower --config.optimizer.learning_rate and train into "
+                      "a new --workdir")
+  mngr.save(step, args=ocp.args.StandardSave(state), force=force)
 
 
 def restore(mngr, step, abstract_state):
@@ -197,8 +241,16 @@ def restore_encoder(workdir: str, *, random_init: bool = False, step=None, shard
                     f"`sslax train --config ... --workdir {workdir}`")
   params, model_state = definition.place(shapes)
   restored = _restore_subtrees(workdir, step, {"params": params, "model_state": model_state})
-  return encoder_lib.Encoder(definition,
-                             definition.select(restored["params"], restored["model_state"]))
+  variables = definition.select(restored["params"], restored["model_state"])
+  if not all_finite(variables):
+    older = sorted(s for s in ocp.step.checkpoint_steps(checkpoint_dir(workdir)) if s < step)
+    hint = (f"use an earlier checkpoint (steps {older}): move "
+            f"{checkpoint_dir(workdir) / str(step)} aside" if older else
+            "it holds no earlier checkpoint; train again with a lower "
+            "--config.optimizer.learning_rate in a new --workdir")
+    raise UserError(f"{workdir}: the encoder of checkpoint step {step} has non-finite "
+                    f"(NaN or inf) parameters; {hint}")
+  return encoder_lib.Encoder(definition, variables)
 
 
 def local_replicated():

@@ -12,11 +12,11 @@ import optax
 
 from sslax.data import inputs, pipeline
 from sslax.data.sources import split_source
-from sslax.errors import UserError
+from sslax.errors import NonFinite, UserError
 from sslax import encoder as encoder_lib
 from sslax.methods import build_method
 from sslax.methods.base import Method
-from sslax.train import checkpoint, online
+from sslax.train import checkpoint, interrupt, online
 from sslax.sharding import data_sharding, make_mesh, replicated
 from sslax.train.metrics import MetricWriter
 from sslax.train.optim import make_optimizer
@@ -70,7 +70,8 @@ def make_train_step(method, tx, schedule, probe_tx):
     method_state = method.after_update(method_state, params, state.step)
     probe, probe_metrics = online.update_probe(state.probe, probe_tx, aux.features,
                                                batch["label"])
-    metrics = {"loss": loss, "lr": schedule(state.step), **aux.metrics,
+    metrics = {"loss": loss, "lr": schedule(state.step),
+               "grad_norm": optax.global_norm(grads), **aux.metrics,
                **side_metrics, **probe_metrics}
     new_state = state.replace(step=state.step + 1, params=params,
                               model_state=aux.model_state, opt_state=opt_state,
@@ -78,6 +79,21 @@ def make_train_step(method, tx, schedule, probe_tx):
     return new_state, metrics
 
   return step
+
+
+def check_finite(done: int, metrics, config):
+  """Raises ``NonFinite`` (exit status 3) when step ``done``'s loss or gradient
+  norm (``metrics``' scalars, fetched) is NaN or infinite; the run then stops
+  before saving that step, so its checkpoints stay finite."""
+  bad = [name for key, name in (("loss", "loss"), ("grad_norm", "gradient norm"))
+         if key in metrics and not np.all(np.isfinite(np.asarray(metrics[key])))]
+  if bad:
+    values = ", ".join(f"{k} {float(np.asarray(metrics[k]))}" for k in ("loss", "grad_norm")
+                       if k in metrics)
+    raise NonFinite(f"step {done}: the {' and the '.join(bad)} went non-finite "
+                    f"({values}); stopped without saving it (the checkpoints kept "
+                    "are finite); lower --config.optimizer.learning_rate (now "
+                    f"{config.optimizer.learning_rate}) and train into a new --workdir")
 
 
 class Run(NamedTuple):
@@ -223,6 +239,8 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
   tests). ``eval_sources`` (train, test) are what online evaluation scores
   (default: the config's ``data.eval_train_split`` and ``data.eval_split``;
   off when ``source`` is given without them). Returns the final TrainState.
+  SIGTERM or SIGINT during the steps saves the step reached and raises
+  ``interrupt.Interrupted`` (its ``step``, ``signum`` and ``state``).
   """
   own_source = source is not None
   run = setup(config, source=source, method=method)
@@ -255,12 +273,20 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
   # data_wait: the fraction of each logged interval's wall time spent waiting
   # for the next batch (BatchIterator.wait_seconds).
   last_time, last_step, last_wait = time.perf_counter(), start, batches.wait_seconds
+  # SIGTERM/SIGINT: stop at the next step boundary, after saving that step.
+  stop, interrupted = interrupt.StopOnSignal(), None
   try:
     for step, batch in batches:
       if step >= config.num_steps:
         break
       state, metrics = train_step(state, batch)
       done = step + 1
+      # Non-finite guard: every logged step and every step about to be saved
+      # (two scalars fetched; checkpoint.save also checks the parameters).
+      if (done % config.log_every == 0 or done % config.checkpoint_every == 0 or
+          done == config.num_steps or (stop_at is not None and done >= stop_at)):
+        check_finite(done, jax.device_get({k: metrics[k] for k in ("loss", "grad_norm")
+                                           if k in metrics}), config)
       record = {}
       if done % config.log_every == 0 or done == config.num_steps:
         metrics = jax.device_get(metrics)
@@ -288,6 +314,12 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
         if mngr.latest_step() != done:
           checkpoint.save(mngr, state, force=True)
         break
+      signum = stop.agreed()  # the same on every process
+      if signum and done < config.num_steps:
+        if mngr.latest_step() != done:
+          checkpoint.save(mngr, state, force=True)
+        interrupted = interrupt.Interrupted(done, signum, state, workdir)
+        break
   finally:
     batches.close()
     mngr.wait_until_finished()
@@ -295,4 +327,7 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
     writer.close()
     if bar is not None:
       bar.close()
+    stop.restore()
+  if interrupted is not None:
+    raise interrupted
   return state
