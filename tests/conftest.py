@@ -33,3 +33,20 @@ collect_ignore = [] if os.environ.get("SSLAX_MULTIDEVICE") else ["multidevice"]
 def smoke_config():
   from sslax.config_loading import load_config_file  # pylint: disable=g-import-not-at-top
   return load_config_file(os.path.join(ROOT, "configs", "simclr.py:smoke"))
+
+
+def fails_cleanly(capsys, argv, match):
+  """Runs ``sslax`` in this process with ``argv``: it must exit with status 2
+  and one line on stderr, ``sslax: error: ...``, containing ``match``; returns
+  that line. What earlier commands printed (training's log lines) is cleared
+  first."""
+  from sslax import cli  # pylint: disable=g-import-not-at-top
+  capsys.readouterr()
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(argv)
+  assert exit_info.value.code == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("sslax: error: "), err
+  assert "\n" not in err, err
+  assert match in err, err
+  return err

@@ -7,22 +7,10 @@ import sys
 
 import pytest
 
-from conftest import ROOT, xla_flags
+from conftest import ROOT, fails_cleanly, xla_flags
 from sslax import cli
 
 SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
-
-
-def _fails_cleanly(capsys, argv, match):
-  capsys.readouterr()  # what earlier commands printed (training's log lines)
-  with pytest.raises(SystemExit) as exit_info:
-    cli.main(argv)
-  assert exit_info.value.code == 2
-  err = capsys.readouterr().err.strip()
-  assert err.startswith("sslax: error: "), err
-  assert "\n" not in err, err
-  assert match in err, err
-  return err
 
 
 def _snapshot(directory):
@@ -46,7 +34,7 @@ def _snapshot(directory):
 ])
 def test_bad_train_config(tmp_path, capsys, override, match):
   workdir = tmp_path / "run"
-  _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(workdir),
+  fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(workdir),
                           override], match)
   assert not (workdir / "checkpoints").exists()
 
@@ -55,7 +43,7 @@ def test_tfds_on_gcs_without_gcsfs_names_it(tmp_path, capsys):
   import importlib.util  # pylint: disable=g-import-not-at-top
   if importlib.util.find_spec("gcsfs") is not None:
     pytest.skip("gcsfs is installed here")
-  _fails_cleanly(capsys, [
+  fails_cleanly(capsys, [
       "train", "--config", SMOKE, "--workdir", str(tmp_path / "run"),
       "--config.data.name=cifar10", "--config.data.data_dir=gs://no-bucket/tfds"],
       "needs gcsfs")
@@ -63,7 +51,7 @@ def test_tfds_on_gcs_without_gcsfs_names_it(tmp_path, capsys):
 
 
 def test_unprepared_tfds_dataset_is_not_downloaded(tmp_path, capsys):
-  err = _fails_cleanly(capsys, [
+  err = fails_cleanly(capsys, [
       "train", "--config", SMOKE, "--workdir", str(tmp_path / "run"),
       "--config.data.name=cifar10", f"--config.data.data_dir={tmp_path / 'tfds'}"],
       "tfds build cifar10")
@@ -76,21 +64,21 @@ def test_unprepared_tfds_dataset_is_not_downloaded(tmp_path, capsys):
     (os.path.join(ROOT, "configs", "simclr.py:no_such_variant"), "no variant"),
 ])
 def test_bad_config_file(tmp_path, capsys, spec, match):
-  _fails_cleanly(capsys, ["train", "--config", spec, "--workdir", str(tmp_path)], match)
+  fails_cleanly(capsys, ["train", "--config", spec, "--workdir", str(tmp_path)], match)
 
 
 def test_unknown_command(capsys):
-  _fails_cleanly(capsys, ["tran"], "invalid choice")
+  fails_cleanly(capsys, ["tran"], "invalid choice")
 
 
 @pytest.mark.parametrize("fraction", ["0", "1.5", "-0.01"])
 def test_label_fraction_outside_unit_interval(tmp_path, capsys, fraction):
-  _fails_cleanly(capsys, ["eval", "linear", "--workdir", str(tmp_path),
+  fails_cleanly(capsys, ["eval", "linear", "--workdir", str(tmp_path),
                           "--label-fraction", fraction], "outside (0, 1]")
 
 
 def test_eval_without_a_run(tmp_path, capsys):
-  _fails_cleanly(capsys, ["eval", "linear", "--workdir", str(tmp_path)], "train")
+  fails_cleanly(capsys, ["eval", "linear", "--workdir", str(tmp_path)], "train")
 
 
 def test_workdir_of_a_different_config_is_left_untouched(tmp_path, capsys):
@@ -99,7 +87,7 @@ def test_workdir_of_a_different_config_is_left_untouched(tmp_path, capsys):
             "--config.checkpoint_every=2", "--config.progress_bar=False"])
   before = _snapshot(workdir)
   assert any(k.startswith("checkpoints") for k in before)
-  _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", workdir,
+  fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", workdir,
                           "--config.num_steps=2", "--config.seed=5"],
                  "different config (differs in seed)")
   assert _snapshot(workdir) == before
@@ -130,7 +118,7 @@ def test_batch_not_divisible_by_devices_from_the_real_command(tmp_path):
     ("--config.simclr.temperature=0.0", "temperature must be positive"),
 ])
 def test_bad_config_values(tmp_path, capsys, override, match):
-  _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path / "r"),
+  fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path / "r"),
                           override], match)
 
 
@@ -144,7 +132,7 @@ def test_bad_config_values(tmp_path, capsys, override, match):
 ])
 def test_bad_method_config_values(tmp_path, capsys, config, override, match):
   spec = os.path.join(ROOT, "configs", f"{config}.py:smoke")
-  _fails_cleanly(capsys, ["train", "--config", spec, "--workdir", str(tmp_path / "r"),
+  fails_cleanly(capsys, ["train", "--config", spec, "--workdir", str(tmp_path / "r"),
                           override], match)
   assert not (tmp_path / "r" / "checkpoints").exists()
 
@@ -157,9 +145,9 @@ def test_bad_method_config_values(tmp_path, capsys, config, override, match):
     (["eval", "knn"], "train"),
 ])
 def test_bad_eval_requests(tmp_path, capsys, argv, match):
-  _fails_cleanly(capsys, argv + ["--workdir", str(tmp_path)], match)
+  fails_cleanly(capsys, argv + ["--workdir", str(tmp_path)], match)
 
 
 def test_incomplete_distributed_flags(tmp_path, capsys):
-  _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path),
+  fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path),
                           "--coordinator", "127.0.0.1:1234"], "go together")

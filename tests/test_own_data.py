@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, fails_cleanly
 from sslax import cli
 
 SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
@@ -54,18 +54,6 @@ def make_flat_folder(root, n=24, seed=0):
   for i in range(n):
     _save(os.path.join(root, f"{i:03d}.{'jpg' if i % 2 else 'png'}"), _image(rng, i))
   return str(root)
-
-
-def _fails_cleanly(capsys, argv, match):
-  capsys.readouterr()  # what earlier commands printed (training's log lines)
-  with pytest.raises(SystemExit) as exit_info:
-    cli.main(argv)
-  assert exit_info.value.code == 2
-  err = capsys.readouterr().err.strip()
-  assert err.startswith("sslax: error: "), err
-  assert "\n" not in err, err
-  assert match in err, err
-  return err
 
 
 def _train(workdir, data_args, extra=()):
@@ -131,7 +119,7 @@ def test_train_and_evaluate_on_an_image_folder(tmp_path, capsys):
             "--config.data.eval_train_split=train+test", "--config.data.eval_split=train"])
   assert _last_json(capsys)["top1_k20"] > 0.5  # train images are in the bank
   # A split the folder does not have: one line listing those it has.
-  _fails_cleanly(capsys, ["eval", "knn", "--workdir", str(workdir),
+  fails_cleanly(capsys, ["eval", "knn", "--workdir", str(workdir),
                           "--config.data.eval_split=validation"],
                  "has splits test, train, not 'validation'; set config.data.eval_split")
   # Pictures of a small evaluation split (12 test images), legend from folder names.
@@ -150,7 +138,7 @@ def test_unlabelled_folder_trains_and_refuses_label_based_evaluation(tmp_path, c
   assert not any("online_knn_top1_k20" in r for r in records)
   assert all(np.isfinite(r["loss"]) and r["probe_loss"] == 0.0 for r in records)
   for protocol in ("linear", "knn", "finetune"):
-    _fails_cleanly(capsys, ["eval", protocol, "--workdir", str(workdir)],
+    fails_cleanly(capsys, ["eval", protocol, "--workdir", str(workdir)],
                    "needs labels but split 'train' of image_folder "
                    "(config.data.eval_train_split) has examples without one")
   # The encoder is probed on a labelled folder instead.
@@ -181,11 +169,11 @@ def test_arrays_train_and_evaluate(tmp_path, capsys):
   cli.main(["eval", "knn", "--workdir", str(workdir)])
   assert 0.0 <= _last_json(capsys)["top1_k20"] <= 1.0
   # An evaluation split whose labels are all -1: one line naming the fix.
-  _fails_cleanly(capsys, ["eval", "linear", "--workdir", str(workdir),
+  fails_cleanly(capsys, ["eval", "linear", "--workdir", str(workdir),
                           "--config.data.eval_split=unlabelled"],
                  "set --config.data.eval_split to a labelled split")
   # ...and one partly labelled (kNN reads every label): the same.
-  _fails_cleanly(capsys, ["eval", "knn", "--workdir", str(workdir),
+  fails_cleanly(capsys, ["eval", "knn", "--workdir", str(workdir),
                           "--config.data.eval_train_split=train+unlabelled"],
                  "config.data.eval_train_split")
 
@@ -273,7 +261,7 @@ def test_bad_image_folders(tmp_path, capsys, damage, match):
   elif damage == "loose":
     _gray_image(os.path.join(data_dir, "stray.png"))
   workdir = tmp_path / "run"
-  err = _fails_cleanly(capsys, [
+  err = fails_cleanly(capsys, [
       "train", "--config", SMOKE, "--workdir", str(workdir), *RGB,
       "--config.data.name=image_folder", f"--config.data.data_dir={data_dir}",
       "--config.online_eval_every=0"], match)
@@ -309,7 +297,7 @@ def _npz(path, **arrays):
 ])
 def test_bad_arrays(tmp_path, capsys, arrays, match):
   path = _npz(tmp_path / "data.npz", **arrays)
-  _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path / "run"),
+  fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path / "run"),
                           *RGB, "--config.data.name=arrays",
                           f"--config.data.data_dir={path}"], match)
 
@@ -319,12 +307,12 @@ def test_bad_split_names(tmp_path, capsys):
   argv = ["train", "--config", SMOKE, "--workdir", str(tmp_path / "run"), *RGB,
           "--config.data.name=image_folder", f"--config.data.data_dir={data_dir}"]
   # Labelled, without a test split: online evaluation names both fixes.
-  err = _fails_cleanly(capsys, argv, "has splits train, not 'test'; set config.data.eval_split")
+  err = fails_cleanly(capsys, argv, "has splits train, not 'test'; set config.data.eval_split")
   assert "--config.online_eval_every=0" in err
-  _fails_cleanly(capsys, argv + ["--config.data.train_split=unlabelled"],
+  fails_cleanly(capsys, argv + ["--config.data.train_split=unlabelled"],
                  "has splits train, not 'unlabelled'; set config.data.train_split")
   path = _npz(tmp_path / "data.npz", images=np.zeros((4, 8, 8, 3), np.uint8))
-  _fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path / "r2"),
+  fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path / "r2"),
                           *RGB, "--config.data.name=arrays", f"--config.data.data_dir={path}",
                           "--config.data.train_split=train+extra"],
                  "have splits train, not 'extra'")
