@@ -156,6 +156,7 @@ def run(argv):
   # not the user's to act on; errors still show.
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   absl_logging.set_verbosity(absl_logging.ERROR)
+  absl_logging.get_absl_logger().addFilter(_drop_system_error_records)
   if args.command == "train":
     from sslax.config_loading import apply_overrides, load_config_file  # pylint: disable=g-import-not-at-top
     config = apply_overrides(load_config_file(args.config), overrides)
@@ -238,7 +239,37 @@ def run(argv):
                                        args.seed, args.epochs, overrides)))
 
 
+def _drop_system_error_records(record) -> bool:
+  """A logging filter: Orbax logs a full disk or unwritable path with its
+  traceback from its save threads; sslax reports it itself in one line."""
+  from sslax.train.workdir import system_error  # pylint: disable=g-import-not-at-top
+  exc = record.exc_info[1] if record.exc_info else None
+  while exc is not None:
+    if system_error(exc):
+      return False
+    exc = exc.__cause__ or exc.__context__
+  return True
+
+
+def _quiet_orbax_shutdown_noise():
+  """After a failed Orbax read or write, its background threads and pending
+  coroutines print tracebacks of their own ("Event loop is closed", "Exception
+  ignored in <coroutine ...>") below sslax's one line; those, and only those,
+  are dropped. Every other exception prints as before."""
+  unraisablehook = sys.unraisablehook
+
+  def on_unraisable(info):
+    value = info.exc_value
+    closed_loop = isinstance(value, RuntimeError) and str(value) == "Event loop is closed"
+    code = getattr(info.object, "cr_code", None)
+    if not (closed_loop or (code is not None and "orbax" in code.co_filename)):
+      unraisablehook(info)
+
+  sys.unraisablehook = on_unraisable
+
+
 def main(argv=None):
+  _quiet_orbax_shutdown_noise()
   try:
     run(sys.argv[1:] if argv is None else argv)
   except UserError as e:

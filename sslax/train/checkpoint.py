@@ -1,11 +1,11 @@
 """Orbax checkpoints of the TrainState, and the run's saved config."""
 
 import json
-import os
 
 from etils import epath
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -13,6 +13,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from sslax import encoder as encoder_lib
 from sslax.config_loading import apply_overrides
 from sslax.errors import NonFinite, UserError
+from sslax.train.workdir import system_error, workdir_path
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -20,13 +21,6 @@ CHECKPOINT_DIR = "checkpoints"
 # between a run and its resumption.
 RUN_CONTROL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints",
                     "progress_bar", "online_eval_every")
-
-
-def workdir_path(workdir: str) -> epath.Path:
-  """Local directories are made absolute; gs:// and other URLs pass through."""
-  if "://" not in str(workdir):
-    workdir = os.path.abspath(workdir)
-  return epath.Path(workdir)
 
 
 def checkpoint_dir(workdir: str) -> epath.Path:
@@ -40,9 +34,12 @@ def manager(workdir: str, *, keep: int = 3, read_only: bool = False):
   if read_only:
     options = ocp.CheckpointManagerOptions(read_only=True, create=False,
                                            save_interval_steps=0, max_to_keep=None,
-                                           cleanup_tmp_directories=False)
+                                           cleanup_tmp_directories=True)
   else:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    # A save cut short (a killed run, a full disk) leaves N.orbax-checkpoint-tmp:
+    # removed when the next run starts.
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           cleanup_tmp_directories=True)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
 
 
@@ -55,6 +52,12 @@ def latest_step(workdir: str):
     return None
   found = ocp.step.latest_step_metadata(directory, ocp.step.standard_name_format())
   return None if found is None else found.step
+
+
+def saved_steps(workdir: str) -> list:
+  """The steps of the workdir's finalized checkpoints, oldest first."""
+  directory = checkpoint_dir(workdir)
+  return sorted(ocp.step.checkpoint_steps(directory)) if directory.is_dir() else []
 
 
 def _item_dir(workdir: str, step: int) -> epath.Path:
@@ -73,9 +76,20 @@ def _restore_subtrees(workdir: str, step: int, item):
   ``jax.ShapeDtypeStruct`` with shardings) from ``step``'s checkpoint; the
   rest of the state (optimizer, method state) is not read."""
   restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), item)
-  with ocp.PyTreeCheckpointer() as ckptr:
-    return ckptr.restore(_item_dir(workdir, step), args=ocp.args.PyTreeRestore(
-        item=item, restore_args=restore_args, partial_restore=True))
+  try:
+    with ocp.PyTreeCheckpointer() as ckptr:
+      return ckptr.restore(_item_dir(workdir, step), args=ocp.args.PyTreeRestore(
+          item=item, restore_args=restore_args, partial_restore=True))
+  except UserError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise _unreadable(workdir, step, e) from None
+
+
+def _unreadable(workdir: str, step: int, exc: BaseException) -> UserError:
+  return UserError(f"checkpoint step {step} in {workdir} cannot be read "
+                   f"({_first_line(exc)}); `sslax train` on this --workdir moves it "
+                   f"aside into {DAMAGED_DIR}/ and resumes from the newest one that reads")
 
 
 def _inexact_leaves(tree):
@@ -127,11 +141,120 @@ def save(mngr, state, *, force=False, check_finite=True):
   mngr.save(step, args=ocp.args.StandardSave(state), force=force)
 
 
-def restore(mngr, step, abstract_state):
-  """Restores onto the shardings carried by ``abstract_state`` (arrays or
-  ``jax.ShapeDtypeStruct`` with shardings), so any device count works."""
+DAMAGED_DIR = "damaged_checkpoints"
+
+
+def _key_name(key) -> str:
+  for attr in ("key", "name", "idx"):
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  return str(key)
+
+
+def _leaf_specs(tree) -> dict:
+  """``{"params.encoder.Conv_0.kernel": (shape, dtype)}`` of a tree's arrays
+  (a state, its abstract form, or a checkpoint's metadata tree)."""
+  return {".".join(_key_name(k) for k in path): (tuple(leaf.shape), str(np.dtype(leaf.dtype)))
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+          if leaf is not None}
+
+
+def _first_line(exc: BaseException) -> str:
+  text = str(exc).strip().splitlines()
+  text = text[0].split(" See full TensorStore details")[0][:200] if text else ""
+  return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_matches(workdir: str, step: int, saved_tree, abstract):
+  """One line when the checkpoint's arrays are not the ones the config builds."""
+  saved, wanted = _leaf_specs(saved_tree), _leaf_specs(abstract)
+  if saved == wanted:
+    return
+  only_saved = sorted(set(saved) - set(wanted))
+  only_wanted = sorted(set(wanted) - set(saved))
+  reshaped = sorted(k for k in set(saved) & set(wanted) if saved[k] != wanted[k])
+  parts = []
+  if reshaped:
+    k = reshaped[0]
+    parts.append(f"{len(reshaped)} arrays differ in shape or dtype, e.g. {k} "
+                 f"{saved[k]} saved vs {wanted[k]} now")
+  if only_saved:
+    parts.append(f"{len(only_saved)} saved arrays are not in this config's state, "
+                 f"e.g. {only_saved[0]}")
+  if only_wanted:
+    parts.append(f"{len(only_wanted)} arrays of this config's state are not saved, "
+                 f"e.g. {only_wanted[0]}")
+  raise UserError(f"{workdir}: checkpoint step {step} does not match the state this "
+                  f"config builds ({'; '.join(parts)}); resume it with the sslax version "
+                  "and config that wrote it, or train into a new --workdir")
+
+
+def _move_aside(workdir: str, step: int) -> epath.Path:
+  """Moves a step's checkpoint directory into ``WORKDIR/damaged_checkpoints``
+  (never deleted: its files may still be recovered by hand)."""
+  source = ocp.step.build_step_path(checkpoint_dir(workdir), ocp.step.standard_name_format(),
+                                    int(step))
+  aside = workdir_path(workdir) / DAMAGED_DIR
+  aside.mkdir(parents=True, exist_ok=True)
+  target, n = aside / str(step), 1
+  while target.exists():
+    target, n = aside / f"{step}.{n}", n + 1
+  source.rename(target)
+  return target
+
+
+def _agreed(ok: bool) -> bool:
+  """Whether ``ok`` holds on every process (one all-gather with several)."""
+  if jax.process_count() == 1:
+    return ok
+  return bool(np.all(multihost_utils.process_allgather(np.asarray([ok]))))
+
+
+def restore_newest(workdir: str, abstract_state, report=None):
+  """The TrainState of the newest checkpoint that reads, restored onto the
+  shardings of ``abstract_state`` (arrays or ``jax.ShapeDtypeStruct`` with
+  shardings, so any device count works); None when the workdir holds none.
+
+  A checkpoint that fails to read (a truncated or missing file, an empty or
+  half-removed step directory) is reported in one line through ``report``,
+  moved into ``WORKDIR/damaged_checkpoints/`` and the next older one is tried.
+  A checkpoint that reads but holds other arrays than the config builds is a
+  ``UserError``: it is not damaged, and nothing is moved."""
+  directory = checkpoint_dir(workdir)
+  if not directory.is_dir():
+    return None
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-  return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+  for step in sorted(ocp.step.checkpoint_steps(directory), reverse=True):
+    state, error = None, None
+    try:
+      item_dir = _item_dir(workdir, step)
+      handler = ocp.PyTreeCheckpointHandler()
+      try:
+        saved_tree = handler.metadata(item_dir).tree
+      finally:
+        handler.close()
+      _check_matches(workdir, step, saved_tree, abstract)
+      with ocp.StandardCheckpointer() as ckptr:
+        state = ckptr.restore(item_dir, abstract)
+    except UserError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      if system_error(e) == "permission denied":
+        raise UserError(f"cannot read checkpoint step {step} of {workdir}: permission "
+                        "denied; run as a user who can read it") from None
+      error = e
+    if _agreed(error is None):
+      return state
+    where = None
+    if jax.process_index() == 0:
+      where = _move_aside(workdir, step)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"sslax:move_aside_{step}")
+    if report is not None:
+      reason = _first_line(error) if error is not None else "another process could not read it"
+      report(f"sslax: checkpoint step {step} in {workdir} cannot be read ({reason}); "
+             f"moved it to {where or DAMAGED_DIR}; trying the next older one")
+  return None
 
 
 # Data keys that change how batches are read, never which: a run may resume
@@ -172,6 +295,10 @@ def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
   new = json.loads(config.to_json())
   # Every process takes the same branches: checkpoints are only created after
   # the barrier below, while config.json may already be written by process 0.
+  if latest_step(workdir) is not None and not path.exists():
+    raise UserError(f"{workdir} holds checkpoints but no {CONFIG_FILE}, so nothing "
+                    "says which config made them; put back its config.json, or train "
+                    "into a new --workdir")
   if latest_step(workdir) is not None and path.exists():
     old = _read_json(path)
     if _comparable(old) != _comparable(new):
@@ -274,6 +401,10 @@ def restore_model(workdir: str, step=None):
   handler = ocp.PyTreeCheckpointHandler()
   try:
     tree = handler.metadata(_item_dir(workdir, step)).tree
+  except UserError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise _unreadable(workdir, step, e) from None
   finally:
     handler.close()
   item = {k: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),

@@ -1,6 +1,7 @@
 """The trainer: one jitted, donated ``train_step`` over a data mesh, and
 ``train_and_evaluate(config, workdir)`` around it."""
 
+import contextlib
 import sys
 import time
 from typing import Any, NamedTuple
@@ -17,6 +18,7 @@ from sslax import encoder as encoder_lib
 from sslax.methods import build_method
 from sslax.methods.base import Method
 from sslax.train import checkpoint, interrupt, online
+from sslax.train import workdir as workdir_lib
 from sslax.sharding import data_sharding, make_mesh, replicated
 from sslax.train.metrics import MetricWriter
 from sslax.train.optim import make_optimizer
@@ -244,18 +246,51 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
   """
   own_source = source is not None
   run = setup(config, source=source, method=method)
-  mesh, source = run.mesh, run.source
   # Before anything is written: a refused evaluation split costs nothing.
-  evaluate = online.make_online_eval(config, run.method.encoder, mesh, source,
+  evaluate = online.make_online_eval(config, run.method.encoder, run.mesh, run.source,
                                      eval_sources, own_source=own_source)
-  checkpoint.check_or_write_config(workdir, config)
+  with workdir_lib.claim(workdir):
+    try:
+      return _train(run, workdir, evaluate, stop_at)
+    except (OSError, ValueError) as e:
+      problem = workdir_lib.system_error(e)
+      if problem is None:
+        raise
+      raise UserError(_system_error_line(workdir, problem, e)) from None
 
-  mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
-  if mngr.latest_step() is None:
+
+def _system_error_line(workdir, problem, exc) -> str:
+  """One line for a full disk or an unwritable path met while training."""
+  try:
+    steps = sorted(checkpoint.saved_steps(workdir))
+  except OSError:
+    steps = []
+  where = getattr(exc, "filename", None) or workdir
+  kept = (f"the checkpoints of steps {steps} are intact; rerun the same command to "
+          f"resume from step {steps[-1]}" if steps else "no checkpoint was saved yet")
+  fix = {"the disk is full": "free space on its disk",
+         "the disk quota is exceeded": "free space within your quota"}.get(
+             problem, "make it writable")
+  return (f"cannot write {where}: {problem}; {fix} or use another --workdir; {kept}")
+
+
+def _report(line: str):
+  if jax.process_index() == 0:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _train(run: Run, workdir: str, evaluate, stop_at):
+  """The steps of ``train_and_evaluate``, with ``workdir`` claimed."""
+  config, mesh, source = run.config, run.mesh, run.source
+  checkpoint.check_or_write_config(workdir, config)
+  state = None
+  if checkpoint.latest_step(workdir) is not None:
+    state = checkpoint.restore_newest(workdir, abstract_state(run), report=_report)
+  if state is None:
     state = init_state(run)
     checkpoint.write_encoder(workdir, run.method.encoder, state, config)
-  else:
-    state = checkpoint.restore(mngr, mngr.latest_step(), abstract_state(run))
+  # Made after the restore: a damaged checkpoint moved aside is not listed.
+  mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
   start = int(jax.device_get(state.step))
   train_step = compile_step(run, state)
 
@@ -321,13 +356,16 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
         interrupted = interrupt.Interrupted(done, signum, state, workdir)
         break
   finally:
-    batches.close()
-    mngr.wait_until_finished()
-    mngr.close()
-    writer.close()
-    if bar is not None:
-      bar.close()
-    stop.restore()
+    # Each cleanup runs even when one before it raises (a failed async save
+    # surfaces in wait_until_finished); callbacks run last-registered first.
+    with contextlib.ExitStack() as cleanup:
+      cleanup.callback(stop.restore)
+      if bar is not None:
+        cleanup.callback(bar.close)
+      cleanup.callback(writer.close)
+      cleanup.callback(mngr.close)
+      cleanup.callback(mngr.wait_until_finished)
+      cleanup.callback(batches.close)
   if interrupted is not None:
     raise interrupted
   return state

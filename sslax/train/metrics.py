@@ -2,7 +2,11 @@
 and TensorBoard event files under ``WORKDIR/tensorboard``. Only process 0
 writes."""
 
+import contextlib
+import io
 import json
+import os
+import re
 
 import jax
 
@@ -11,8 +15,19 @@ from sslax.train.checkpoint import workdir_path
 METRICS_FILE = "metrics.jsonl"
 
 
+# One complete "key": number pair of a row.
+_PAIR = re.compile(r'"([^"]+)":\s*(-?(?:[0-9][0-9.eE+-]*|Infinity)|NaN)(?=\s*[,}])')
+
+
+def _salvage(line: str):
+  """The complete ``"key": value`` pairs of a torn row (a process killed while
+  writing it), or None when not even its step is readable."""
+  record = {k: (int(v) if k == "step" else float(v)) for k, v in _PAIR.findall(line)}
+  return record if "step" in record else None
+
+
 def read_metrics(workdir: str):
-  """The logged records; a line torn by a killed process is skipped."""
+  """The logged records; of a line torn by a killed process, what is readable."""
   path = workdir_path(workdir) / METRICS_FILE
   if not path.exists():
     return []
@@ -21,13 +36,25 @@ def read_metrics(workdir: str):
     try:
       records.append(json.loads(line))
     except json.JSONDecodeError:
-      continue
+      torn = _salvage(line)
+      if torn is not None:
+        records.append(torn)
   return records
 
 
+def _sync(f):
+  """Makes a written row durable before the step's checkpoint can be (local files)."""
+  f.flush()
+  with contextlib.suppress(AttributeError, OSError, io.UnsupportedOperation):
+    os.fsync(f.fileno())
+
+
 class MetricWriter:
-  """Appends records; on resume, first drops records past the restored step so
-  the file reads as one uninterrupted run."""
+  """Appends records, each synced to disk before the trainer saves that step's
+  checkpoint, so a crash loses no row of a saved step: at worst it tears the
+  row of a step after the last checkpoint, which the resumed run recomputes
+  and writes whole. On resume, first drops records past the restored step
+  (rewriting the file atomically) so it reads as one uninterrupted run."""
 
   def __init__(self, workdir: str, resume_step: int = 0):
     self.active = jax.process_index() == 0
@@ -37,7 +64,13 @@ class MetricWriter:
       return
     self.path.parent.mkdir(parents=True, exist_ok=True)
     kept = [r for r in read_metrics(workdir) if r.get("step", 0) <= resume_step]
-    self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    if not self.path.exists() or self.path.read_text() != text:
+      tmp = self.path.parent / (METRICS_FILE + ".tmp")
+      with tmp.open("w") as f:
+        f.write(text)
+        _sync(f)
+      tmp.replace(self.path)
     try:
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
       self._tb = SummaryWriter(str(workdir_path(workdir) / "tensorboard"))
@@ -50,6 +83,7 @@ class MetricWriter:
     record = {"step": int(step), **{k: float(v) for k, v in values.items()}}
     with self.path.open("a") as f:
       f.write(json.dumps(record) + "\n")
+      _sync(f)
     if self._tb is not None:
       for k, v in values.items():
         self._tb.add_scalar(k, float(v), int(step))
