@@ -26,6 +26,9 @@ nothing non-finite, so its last checkpoints are finite. ``eval`` and ``export``
 refuse a checkpoint with non-finite encoder parameters (one line, status 2).
 SIGTERM or Ctrl-C stops ``train`` at the next step boundary after saving that
 step, with one line saying how to resume: status 0 for SIGTERM, 130 for SIGINT.
+A checkpoint that fails to read is moved into WORKDIR/damaged_checkpoints and
+the next older one resumes; a second run on a workdir, a full disk, a
+read-only or unwritable workdir print one line and exit with status 2.
 """
 
 import argparse
