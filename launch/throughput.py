@@ -1,8 +1,14 @@
 """Training throughput of configs on this machine: compiles each config's
 train step, then times ``--steps`` steps on real batches (after ``--warmup``
-steps) and prints images/s (examples, not views) and the step time.
+steps) and prints images/s (examples, not views), the step time, the step's
+FLOPs as XLA's cost analysis counts them (model and augmentation, forward and
+backward) and the model FLOPs utilisation (MFU) against the devices' peak.
 
   python launch/throughput.py configs/simclr.py:fashion_mnist configs/byol.py:fashion_mnist
+  python launch/throughput.py configs/simclr.py:imagenet --config.data.name=fake ...
+
+The peak is known for common accelerators (``PEAK_TFLOPS``, dense bf16 and
+fp32 per device); elsewhere (CPUs) give ``--peak-tflops`` or MFU is not shown.
 """
 
 import argparse
@@ -10,16 +16,47 @@ import time
 
 import jax
 
+from sslax.config_loading import apply_overrides
+from sslax.train import online
+
 from sslax.config_loading import load_config_file
 from sslax.data import pipeline
 from sslax.sharding import data_sharding
-from sslax.train.loop import compile_step, init_state, setup
+from sslax.train.loop import compile_step, global_batch, init_state, make_train_step, setup
+
+# Dense peak TFLOP/s per device: (bfloat16, float32), from the vendors' data
+# sheets (NVIDIA: tensor cores without sparsity, float32 as TF32).
+PEAK_TFLOPS = {"H100": (989.0, 494.0), "H200": (989.0, 494.0), "A100": (312.0, 156.0),
+               "L4": (121.0, 60.0), "TPU v4": (275.0, 275.0), "TPU v5 lite": (197.0, 197.0),
+               "TPU v5e": (197.0, 197.0), "TPU v5p": (459.0, 459.0),
+               "TPU v6 lite": (918.0, 918.0), "TPU v6e": (918.0, 918.0)}
 
 
-def measure(spec, steps, warmup):
-  config = load_config_file(spec)
+def peak_tflops(device_kind: str, dtype: str):
+  """The per-device peak for ``device_kind`` (e.g. "NVIDIA H100 80GB HBM3"), or None."""
+  for name, (bf16, fp32) in PEAK_TFLOPS.items():
+    if name.lower() in device_kind.lower():
+      return bf16 if dtype == "bfloat16" else fp32
+  return None
+
+
+def step_flops(run, state):
+  """FLOPs of one train step on one device, from XLA's cost analysis of the
+  compiled (partitioned) step: the global batch's FLOPs / device count."""
+  pure = make_train_step(run.method, run.tx, run.schedule, online.probe_optimizer(run.config))
+  with jax.set_mesh(run.mesh):
+    compiled = jax.jit(pure).lower(state, global_batch(run, 0)).compile()
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0]
+  return float(analysis.get("flops", 0.0)) if analysis else 0.0
+
+
+def measure(spec, steps, warmup, overrides=()):
+  config = apply_overrides(load_config_file(spec), overrides)
   run = setup(config)
   state = init_state(run)
+  flops = step_flops(run, state)
   train_step = compile_step(run, state)
   batches = pipeline.BatchIterator(run.source, seed=config.seed,
                                    global_batch=config.global_batch_size,
@@ -38,7 +75,7 @@ def measure(spec, steps, warmup):
     seconds = time.perf_counter() - start
   finally:
     batches.close()
-  return config.global_batch_size * steps / seconds, seconds / steps
+  return config.global_batch_size * steps / seconds, seconds / steps, flops, config.compute_dtype
 
 
 def main():
@@ -47,13 +84,24 @@ def main():
   parser.add_argument("configs", nargs="+")
   parser.add_argument("--steps", type=int, default=20)
   parser.add_argument("--warmup", type=int, default=3)
-  args = parser.parse_args()
-  print(f"{jax.device_count()} x {jax.devices()[0].device_kind}")
-  print("| config | images/s | ms/step |")
-  print("|---|---|---|")
+  parser.add_argument("--peak-tflops", type=float,
+                      help="peak TFLOP/s per device, for MFU where the device is not known")
+  args, rest = parser.parse_known_args()
+  overrides = [a[len("--config."):] for a in rest if a.startswith("--config.")]
+  if len(overrides) != len(rest):
+    parser.error(f"unknown arguments: {[a for a in rest if not a.startswith('--config.')]}")
+  kind = jax.devices()[0].device_kind
+  print(f"{jax.device_count()} x {kind}")
+  print("| config | dtype | images/s | ms/step | GFLOP/step | TFLOP/s (all devices) | MFU |")
+  print("|---|---|---|---|---|---|---|")
   for spec in args.configs:
-    rate, step_time = measure(spec, args.steps, args.warmup)
-    print(f"| {spec} | {rate:.0f} | {1000 * step_time:.0f} |", flush=True)
+    rate, step_time, flops, dtype = measure(spec, args.steps, args.warmup, overrides)
+    achieved = flops / step_time / 1e12  # per device
+    peak = args.peak_tflops or peak_tflops(kind, dtype)
+    mfu = f"{100 * achieved / peak:.1f}%" if peak else "n/a"
+    print(f"| {spec} | {dtype} | {rate:.0f} | {1000 * step_time:.0f} "
+          f"| {flops * jax.device_count() / 1e9:.1f} | {achieved * jax.device_count():.2f} "
+          f"| {mfu} |", flush=True)
 
 
 if __name__ == "__main__":
