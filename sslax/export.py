@@ -9,9 +9,7 @@ variables, placed on the devices of the process that loads them.
 """
 
 import json
-import os
 
-from etils import epath
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,7 +83,7 @@ def load_encoder(path: str, sharding=None):
   Variables are restored onto ``sharding`` (default: replicated over this
   process's devices), whatever device count the export was saved from.
   """
-  path = epath.Path(path if "://" in str(path) else os.path.abspath(path))
+  path = checkpoint.workdir_path(path)
   if not (path / INFO_FILE).exists():
     raise UserError(f"{path} is not an exported encoder (no {INFO_FILE}); make one "
                     "with `sslax export --workdir DIR --out PATH`")

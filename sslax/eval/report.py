@@ -1,8 +1,10 @@
-"""One Markdown table from the eval JSONs of several runs."""
+"""One Markdown table from the eval JSONs of several runs (local directories
+or URLs such as ``gs://``, read through ``etils.epath``)."""
 
 import json
-import os
 import re
+
+from etils import epath
 
 from sslax.errors import UserError
 
@@ -12,29 +14,36 @@ _FRACTION_PROTOCOLS = re.compile(
 _KNN = re.compile(r"^knn(?:_(random_init|raw_pixels|mfcc))?\.json$")
 
 
+def _read_json(path):
+  """The JSON in ``path``, or None where it is not valid JSON."""
+  try:
+    return json.loads(path.read_text())
+  except json.JSONDecodeError:
+    return None
+
+
 def collect(run_dir: str):
   """Rows ``(run, method, features, protocol, label fraction, top-1 %)``."""
-  config_path = os.path.join(run_dir, "config.json")
-  eval_dir = os.path.join(run_dir, "eval")
-  if not os.path.exists(config_path) or not os.path.isdir(eval_dir):
+  run = epath.Path(run_dir)
+  config_path = run / "config.json"
+  eval_dir = run / "eval"
+  if not config_path.exists() or not eval_dir.is_dir():
     raise UserError(f"{run_dir} has no config.json and eval/ results; run `sslax eval "
                     f"linear --workdir {run_dir}` first")
-  with open(config_path) as f:
-    method = json.load(f).get("method", "?")
+  method = json.loads(config_path.read_text()).get("method", "?")
   rows = []
-  for name in sorted(os.listdir(eval_dir)):
-    with open(os.path.join(eval_dir, name)) as f:
-      try:
-        result = json.load(f)
-      except json.JSONDecodeError:
-        continue
-    if m := _FRACTION_PROTOCOLS.match(name):
-      rows.append((run_dir, method, m.group(2) or "encoder", m.group(1),
-                   float(m.group(3)), 100 * result["top1"]))
-    elif m := _KNN.match(name):
+  for name in sorted(p.name for p in eval_dir.iterdir()):
+    fraction, knn = _FRACTION_PROTOCOLS.match(name), _KNN.match(name)
+    result = _read_json(eval_dir / name) if fraction or knn else None
+    if result is None:  # another file, or one torn or not JSON
+      continue
+    if fraction:
+      rows.append((run_dir, method, fraction.group(2) or "encoder", fraction.group(1),
+                   float(fraction.group(3)), 100 * result["top1"]))
+    else:
       for key, value in sorted(result.items()):
         if key.startswith("top1_k"):
-          rows.append((run_dir, method, m.group(1) or "encoder", f"kNN k={key[6:]}",
+          rows.append((run_dir, method, knn.group(1) or "encoder", f"kNN k={key[6:]}",
                        1.0, 100 * value))
   return rows
 

@@ -9,11 +9,14 @@
   e.g. test images, the corrupted or masked input and the reconstruction, or
   the L channel, the predicted colours and the truth.
 
-Figures are drawn with matplotlib's object API (no pyplot state).
+Figures are drawn with matplotlib's object API (no pyplot state) and written
+through ``etils.epath``, so a ``gs://`` workdir gets its pictures in the bucket.
 """
 
+import io
 import os
 
+from etils import epath
 import jax
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -33,8 +36,12 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 
 def _save(fig, path):
+  """Writes ``fig`` as a PNG to ``path`` (a local path or a URL such as
+  ``gs://...``); returns ``path``."""
   FigureCanvasAgg(fig)
-  fig.savefig(path, dpi=110, bbox_inches="tight")
+  buffer = io.BytesIO()  # rendered in memory: remote files may not seek
+  fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+  epath.Path(path).write_bytes(buffer.getvalue())
   return path
 
 
@@ -140,8 +147,12 @@ def image_rows_png(rows, path, title):
 def visualize(workdir: str, *, num_queries=8, seed=0, overrides=()):
   """Writes the PNGs of a trained workdir; returns their paths."""
   config = checkpoint.load_config(workdir, overrides)
-  out = os.path.join(workdir, "viz")
-  os.makedirs(out, exist_ok=True)
+  viz_dir = epath.Path(workdir) / "viz"
+  viz_dir.mkdir(parents=True, exist_ok=True)
+
+  def out(name):  # the workdir as given: relative, absolute or a URL
+    return os.fspath(viz_dir / name)
+
   train_x, train_y, test_x, test_y, num_classes = features_lib.features(
       config, "encoder", workdir, "sslax viz")
   train = split_source(config.data, "eval_train_split")
@@ -149,7 +160,7 @@ def visualize(workdir: str, *, num_queries=8, seed=0, overrides=()):
   names = getattr(test, "class_names", None) or (
       FASHION_MNIST_CLASSES if config.data.name == "fashion_mnist"
       else tuple(str(c) for c in range(num_classes)))
-  paths = [tsne_png(test_x, test_y, names, os.path.join(out, "tsne.png"), seed=seed,
+  paths = [tsne_png(test_x, test_y, names, out("tsne.png"), seed=seed,
                     num_points=config.eval.tsne_points)]
   if inputs.modality(config.data) == "image":  # no picture of a waveform's neighbours
     queries = np.random.default_rng(seed).choice(len(test_y), min(num_queries, len(test_y)),
@@ -157,8 +168,8 @@ def visualize(workdir: str, *, num_queries=8, seed=0, overrides=()):
     query_images, _ = test.get(queries)
     paths.append(retrieval_png(
         query_images, test_y[queries], test_x[queries], _Lazy(train), train_y, train_x,
-        os.path.join(out, "retrieval.png")))
-  paths.append(curves_png(read_metrics(workdir), os.path.join(out, "curves.png")))
+        out("retrieval.png")))
+  paths.append(curves_png(read_metrics(workdir), out("curves.png")))
   method = build_method(config)
   if method.pictures is not None:  # the method's own: reconstructions, colours
     params, model_state = checkpoint.restore_model(workdir)
@@ -167,7 +178,7 @@ def visualize(workdir: str, *, num_queries=8, seed=0, overrides=()):
     images, _ = test.get(idx)
     drawn = method.pictures(params, model_state, images, jax.random.PRNGKey(seed))
     for name, (rows, title) in drawn.items():
-      paths.append(image_rows_png(rows, os.path.join(out, f"{name}.png"),
+      paths.append(image_rows_png(rows, out(f"{name}.png"),
                                   f"{config.method}: {title}"))
   return paths
 
