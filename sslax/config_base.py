@@ -54,9 +54,22 @@ def base_config(method: str) -> ml_collections.ConfigDict:
       name="lars", learning_rate=0.3, lr_scaling="linear", schedule="cosine",
       warmup_steps=100, weight_decay=1e-6, momentum=0.9, trust_coefficient=0.001,
       nesterov=False, b1=0.9, b2=0.999))
+  # Evaluation. Features are extracted batch_size examples at a time, each
+  # batch split over every device. The linear probe (`sslax eval linear`):
+  # linear_probe="lbfgs", full-batch L-BFGS with the L2 penalty chosen on a
+  # validation split (features on one device), or "sgd", the mini-batch
+  # protocol of SimCLR (Chen et al. 2020, appendix B.6) for features that do
+  # not fit one device: Nesterov SGD (sgd_momentum), peak rate
+  # sgd_learning_rate * sgd_batch_size / 256 decayed on a cosine over
+  # sgd_epochs, L2 penalty sgd_weight_decay; with linear_augment its training
+  # features are recomputed every step from random resized crops
+  # (linear_crop_scale) and flips of the images.
   c.eval = ml_collections.ConfigDict(dict(
       batch_size=1000, knn_temperature=0.07, online_knn_k=20,
-      online_train_examples=10000, online_test_examples=10000, tsne_points=3000))
+      online_train_examples=10000, online_test_examples=10000, tsne_points=3000,
+      linear_probe="lbfgs", sgd_epochs=90, sgd_batch_size=4096, sgd_learning_rate=0.1,
+      sgd_momentum=0.9, sgd_weight_decay=0.0, linear_augment=False,
+      linear_crop_scale=(0.08, 1.0)))
   # Fine-tuning with a fraction of the labels (`sslax eval finetune`): Nesterov
   # SGD, peak lr learning_rate * batch_size / 256, warmup then cosine decay, no
   # weight decay (as SimCLR fine-tunes); the same for the from-scratch baseline.
@@ -121,8 +134,11 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str, config_file: str) -> s
     c.checkpoint_every = 2000
     c.log_every = 100
     c.online_eval_every = 5000
+    # The linear probe as SimCLR's: 90 epochs of SGD in batches of 4096 on
+    # random crops and flips (features of 1.28M images do not fit one device).
     c.eval.update(batch_size=512, online_train_examples=50000,
-                  online_test_examples=10000)
+                  online_test_examples=10000, linear_probe="sgd", sgd_epochs=90,
+                  sgd_batch_size=4096, linear_augment=True)
   elif arg == "image_folder":
     # Your own photos (--config.data.data_dir=DIR; sslax.data.folder): any
     # sizes, colour or gray, scaled on the host to cover 72x72 and cut to its centre; random

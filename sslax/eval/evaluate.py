@@ -13,6 +13,7 @@ from sslax.eval import features as features_lib
 from sslax.eval import finetune as finetune_lib
 from sslax.probes.knn import knn_accuracy
 from sslax.probes.linear import check_fraction, linear_probe, stratified_subset
+from sslax.probes.sgd import check_probe, sgd_linear_probe
 from sslax.train import checkpoint
 
 
@@ -22,9 +23,9 @@ def fraction_name(fraction: float) -> str:
 
 def write_eval(workdir: str, name: str, result: dict):
   """Writes ``WORKDIR/eval/<name>.json``."""
-  os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
-  with open(os.path.join(workdir, "eval", f"{name}.json"), "w") as f:
-    json.dump(result, f, indent=2)
+  out = checkpoint.workdir_path(workdir) / "eval"
+  out.mkdir(parents=True, exist_ok=True)
+  (out / f"{name}.json").write_text(json.dumps(result, indent=2))
 
 
 def linear_name(kind: str, fraction: float) -> str:
@@ -42,17 +43,17 @@ def labelled_subset(workdir: str, labels: np.ndarray, fraction: float, seed: int
   ``WORKDIR/eval/labels_<fraction>_seed<seed>.json`` the first time it is used
   and read back afterwards, so every protocol on this workdir (linear probe,
   fine-tuning, the baselines) sees the same labelled examples."""
-  path = os.path.join(workdir, "eval", f"labels_{fraction_name(fraction)}_seed{seed}.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
+  path = (checkpoint.workdir_path(workdir) / "eval" /
+          f"labels_{fraction_name(fraction)}_seed{seed}.json")
+  if path.exists():
+    saved = json.loads(path.read_text())
     indices = np.asarray(saved["indices"], np.int64)
     if saved.get("num_examples") != len(labels) or (len(indices) and indices.max() >= len(labels)):
       raise UserError(f"{path} was made for a different training set; move it away "
                       "to draw a new subset")
     return indices
   indices = stratified_subset(labels, fraction, seed)
-  write_eval(workdir, os.path.basename(path)[:-5], {
+  write_eval(workdir, path.stem, {
       "label_fraction": fraction, "seed": seed, "num_examples": int(len(labels)),
       "indices": indices.tolist()})
   return indices
@@ -69,18 +70,54 @@ def load_classified_config(workdir: str, overrides=()):
   return config
 
 
+def probe_name(config) -> str:
+  """``config.eval.linear_probe`` ("lbfgs" for configs saved without it),
+  refused with one line when it names no probe."""
+  return check_probe(config.eval.get("linear_probe", "lbfgs"))
+
+
+def run_linear_probe(config, train_x, train_y, test_x, test_y, *, fraction: float,
+                     num_classes: int, seed: int = 0, subset=None, recompute=None):
+  """The linear probe ``config.eval.linear_probe`` names on frozen features:
+  ``lbfgs``, the full-batch L-BFGS logistic regression with its L2 penalty
+  chosen on a validation split (``sslax.probes.linear``), or ``sgd``, the
+  mini-batch protocol of SimCLR (Chen et al. 2020, appendix B.6) with
+  ``config.eval.sgd_*`` (``sslax.probes.sgd``; ``recompute``: its training
+  features from augmented images). Returns the dict for the eval JSON."""
+  probe = probe_name(config)
+  if probe == "lbfgs":
+    result = linear_probe(train_x, train_y, test_x, test_y, fraction=fraction, seed=seed,
+                          num_classes=num_classes, subset=subset)
+    result["probe"] = "lbfgs"
+    return result
+  e = config.eval
+  return sgd_linear_probe(
+      train_x, train_y, test_x, test_y, fraction=fraction, seed=seed,
+      num_classes=num_classes, subset=subset, epochs=float(e.get("sgd_epochs", 90)),
+      batch_size=int(e.get("sgd_batch_size", 4096)),
+      learning_rate=float(e.get("sgd_learning_rate", 0.1)),
+      momentum=float(e.get("sgd_momentum", 0.9)),
+      weight_decay=float(e.get("sgd_weight_decay", 0.0)), recompute=recompute)
+
+
 def evaluate_linear(workdir: str, fraction: float = 1.0, kind: str = "encoder",
                     seed: int = 0, overrides=()):
-  """Linear probe of a workdir's features; writes and returns
-  ``WORKDIR/eval/linear_<fraction>.json`` (``linear_<kind>_<fraction>.json`` for
-  the baselines ``raw_pixels`` and ``random_init``)."""
+  """Linear probe of a workdir's features (``config.eval.linear_probe``);
+  writes and returns ``WORKDIR/eval/linear_<fraction>.json``
+  (``linear_<kind>_<fraction>.json`` for the baselines ``raw_pixels`` and
+  ``random_init``)."""
   fraction = check_fraction(fraction)
   config = load_classified_config(workdir, overrides)
+  probe = probe_name(config)  # (checked before the features are computed)
+  recompute = None
+  if probe == "sgd" and config.eval.get("linear_augment", False):
+    recompute = features_lib.augmented_inputs(config, kind, workdir)
   train_x, train_y, test_x, test_y, num_classes = features_lib.features(
       config, kind, workdir, "the linear probe")
   subset = labelled_subset(workdir, train_y, fraction, seed)
-  result = linear_probe(train_x, train_y, test_x, test_y, fraction=fraction,
-                        seed=seed, num_classes=num_classes, subset=subset)
+  result = run_linear_probe(config, train_x, train_y, test_x, test_y, fraction=fraction,
+                            seed=seed, num_classes=num_classes, subset=subset,
+                            recompute=recompute)
   result.update(features=kind, feature_dim=int(train_x.shape[1]))
   write_eval(workdir, linear_name(kind, fraction), result)
   return result

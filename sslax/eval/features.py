@@ -7,37 +7,58 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sslax.data import inputs, speech
+from sslax.data import augment, inputs, pipeline, speech
 from sslax.data.sources import labelled_source, require_labels
 from sslax.errors import UserError
+from sslax.probes import sgd, sharded
+from sslax.sharding import replicated
 from sslax.train import checkpoint
 
 FEATURE_KINDS = ("encoder", "random_init", "raw_pixels", "mfcc")
 
 
-def load_run_encoder(workdir: str, *, random_init: bool = False):
+def load_run_encoder(workdir: str, *, random_init: bool = False, sharding=None):
   """The ``Encoder`` of a workdir: its newest checkpoint's, or at
-  initialisation (the random-init baseline)."""
-  return checkpoint.restore_encoder(workdir, random_init=random_init)
+  initialisation (the random-init baseline); its variables on ``sharding``
+  (default: replicated over this process's devices)."""
+  return checkpoint.restore_encoder(workdir, random_init=random_init, sharding=sharding)
 
 
-def encode_source(encoder, source, batch_size=1000):
-  """Encoder features (eval mode, float32) and labels of a whole source, read
-  and encoded a batch at a time."""
+def encoder_apply(encoder):
+  """``apply(variables, examples)``: the features (eval mode, float32) of raw
+  examples, to jit."""
   module, prepare = encoder.module, encoder.definition.prepare
 
-  @jax.jit
   def apply(variables, x):
     return module.apply(variables, prepare(x), train=False).astype(jnp.float32)
 
+  return apply
+
+
+def encode_source(encoder, source, batch_size=1000, mesh=None):
+  """Encoder features (eval mode, float32) and labels of a whole source, read
+  and encoded a batch at a time, each batch split over ``mesh`` (default:
+  every device of every process) with the encoder's variables replicated.
+
+  Each process reads only its devices' rows of a batch; the features come back
+  whole, as host numpy, on every process (the probes take host arrays and
+  stream their own batches from them). The batch is ``batch_size`` rounded up
+  to a multiple of the device count; the last batch is padded with repeats of
+  the last example, dropped from the result."""
+  mesh = mesh or sharded.eval_mesh()
+  feeder = sharded.Feeder(mesh, sharded.padded_size(batch_size, mesh))
+  apply = jax.jit(encoder_apply(encoder), out_shardings=feeder.sharding)
+  variables = sharded.replicate(encoder.variables, mesh)
+  n, size = len(source), feeder.size
   feats, labels = [], []
-  for start in range(0, len(source), batch_size):
-    images, y = source.get(np.arange(start, min(start + batch_size, len(source))))
-    pad = batch_size - len(images)
-    if pad:  # one compiled shape for every batch
-      images = np.concatenate([images, np.repeat(images[-1:], pad, axis=0)])
-    feats.append(np.asarray(apply(encoder.variables, jnp.asarray(images)))[:batch_size - pad])
-    labels.append(y)
+  for start in range(0, n, size):
+    # One compiled shape for every batch: the tail repeats the last example.
+    idx = np.minimum(np.arange(start, start + size), n - 1)
+    images, y = source.get(feeder.local(idx))
+    x, y = feeder((np.asarray(images), np.asarray(y, np.int32)))
+    keep = min(size, n - start)
+    feats.append(sharded.gather(apply(variables, x))[:keep])
+    labels.append(sharded.gather(y)[:keep])
   return np.concatenate(feats), np.concatenate(labels)
 
 
@@ -71,9 +92,50 @@ def features(config, kind, workdir, purpose="labelled evaluation"):
   elif kind == "raw_pixels":
     (train_x, train_y), (test_x, test_y) = raw_pixels(train, bs), raw_pixels(test, bs)
   else:
-    encoder = load_run_encoder(workdir, random_init=kind == "random_init")
-    train_x, train_y = encode_source(encoder, train, bs)
-    test_x, test_y = encode_source(encoder, test, bs)
+    mesh = sharded.eval_mesh()
+    encoder = load_run_encoder(workdir, random_init=kind == "random_init",
+                               sharding=replicated(mesh))
+    train_x, train_y = encode_source(encoder, train, bs, mesh)
+    test_x, test_y = encode_source(encoder, test, bs, mesh)
   require_labels(train_y, config.data, "eval_train_split", purpose)
   require_labels(test_y, config.data, "eval_split", purpose)
   return train_x, train_y, test_x, test_y, train.num_classes
+
+
+def augmented_features(encoder, crop_scale=(0.08, 1.0)):
+  """``features(variables, images, key)``: the encoder's features (eval mode,
+  float32) of random resized crops (area fraction in ``crop_scale``) and
+  horizontal flips of raw images, the augmentation SimCLR trains its linear
+  classifier with (Chen et al. 2020, appendix B.6); to jit."""
+  definition, module = encoder.definition, encoder.module
+  if definition.preprocess["kind"] == "waveform":
+    raise UserError("config.eval.linear_augment crops and flips images; set "
+                    "--config.eval.linear_augment=False for speech runs")
+  size = tuple(int(n) for n in definition.preprocess["image_size"])
+  params = augment.AugmentParams(crop_scale=tuple(crop_scale), flip_prob=0.5,
+                                 jitter_prob=0.0, grayscale_prob=0.0)
+
+  def features(variables, images, key):
+    views = augment.augment_batch(key, images, params, size)
+    return module.apply(variables, definition.prepare(views), train=False).astype(jnp.float32)
+
+  return features
+
+
+def augmented_inputs(config, kind, workdir, mesh=None, purpose="the linear probe"):
+  """What the SGD probe needs to recompute the training features of
+  ``config.data.eval_train_split`` from augmented images at every step
+  (``config.eval.linear_augment``): a ``sslax.probes.sgd.Recompute``."""
+  if kind not in ("encoder", "random_init"):
+    raise UserError(f"config.eval.linear_augment recomputes encoder features; the "
+                    f"{kind} features have none: set --config.eval.linear_augment=False")
+  mesh = mesh or sharded.eval_mesh()
+  train = labelled_source(config.data, "eval_train_split", purpose)
+  encoder = load_run_encoder(workdir, random_init=kind == "random_init",
+                             sharding=replicated(mesh))
+  return sgd.Recompute(
+      read=lambda indices: np.asarray(train.get(indices)[0]),
+      features=augmented_features(encoder, config.eval.get("linear_crop_scale",
+                                                           (0.08, 1.0))),
+      variables=encoder.variables,
+      threads=max(1, pipeline.resolve_workers(config.data.get("workers", 0))))

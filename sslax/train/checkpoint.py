@@ -20,7 +20,8 @@ CHECKPOINT_DIR = "checkpoints"
 # Keys that control how a run is watched, not what it computes: they may change
 # between a run and its resumption.
 RUN_CONTROL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints",
-                    "progress_bar", "online_eval_every")
+                    "progress_bar", "online_eval_every",
+                    "eval")  # evaluation settings: never what training computes
 
 
 def checkpoint_dir(workdir: str) -> epath.Path:
