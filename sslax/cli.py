@@ -33,6 +33,7 @@ read-only or unwritable workdir print one line and exit with status 2.
 
 import argparse
 import json
+import logging
 import shlex
 import sys
 
@@ -160,6 +161,8 @@ def run(argv):
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   absl_logging.set_verbosity(absl_logging.ERROR)
   absl_logging.get_absl_logger().addFilter(_drop_system_error_records)
+  # Orbax's save tasks that failed the same way, collected after sslax stopped.
+  logging.getLogger("asyncio").addFilter(_drop_system_error_records)
   if args.command == "train":
     from sslax.config_loading import apply_overrides, load_config_file  # pylint: disable=g-import-not-at-top
     config = apply_overrides(load_config_file(args.config), overrides)
@@ -243,8 +246,9 @@ def run(argv):
 
 
 def _drop_system_error_records(record) -> bool:
-  """A logging filter: Orbax logs a full disk or unwritable path with its
-  traceback from its save threads; sslax reports it itself in one line."""
+  """A logging filter: Orbax (and asyncio, for Orbax's save tasks) log a full
+  disk or unwritable path with its traceback from background threads; sslax
+  reports it itself in one line."""
   from sslax.train.workdir import system_error  # pylint: disable=g-import-not-at-top
   exc = record.exc_info[1] if record.exc_info else None
   while exc is not None:
