@@ -161,8 +161,9 @@ def run(argv):
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   absl_logging.set_verbosity(absl_logging.ERROR)
   absl_logging.get_absl_logger().addFilter(_drop_system_error_records)
-  # Orbax's save tasks that failed the same way, collected after sslax stopped.
-  logging.getLogger("asyncio").addFilter(_drop_system_error_records)
+  # Orbax's read and save tasks whose failure sslax already reported in one
+  # line (asyncio logs each such task again when it is collected).
+  logging.getLogger("asyncio").addFilter(_drop_orbax_task_records)
   if args.command == "train":
     from sslax.config_loading import apply_overrides, load_config_file  # pylint: disable=g-import-not-at-top
     config = apply_overrides(load_config_file(args.config), overrides)
@@ -258,6 +259,12 @@ def _drop_system_error_records(record) -> bool:
   return True
 
 
+def _drop_orbax_task_records(record) -> bool:
+  """A logging filter for asyncio's "Task exception was never retrieved" of
+  Orbax's coroutines: the failure reached sslax's main thread already."""
+  return _drop_system_error_records(record) and "/orbax/checkpoint/" not in record.getMessage()
+
+
 def _quiet_orbax_shutdown_noise():
   """After a failed Orbax read or write, its background threads and pending
   coroutines print tracebacks of their own ("Event loop is closed", "Exception
@@ -269,7 +276,12 @@ def _quiet_orbax_shutdown_noise():
     value = info.exc_value
     closed_loop = isinstance(value, RuntimeError) and str(value) == "Event loop is closed"
     code = getattr(info.object, "cr_code", None)
-    if not (closed_loop or (code is not None and "orbax" in code.co_filename)):
+    from_orbax = code is not None and "orbax" in code.co_filename
+    tb = info.exc_traceback
+    while tb is not None and not from_orbax:
+      from_orbax = "/orbax/checkpoint/" in tb.tb_frame.f_code.co_filename
+      tb = tb.tb_next
+    if not (closed_loop or from_orbax):
       unraisablehook(info)
 
   sys.unraisablehook = on_unraisable
