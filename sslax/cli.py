@@ -155,15 +155,7 @@ def run(argv):
   if overrides and args.command in ("report", "data"):
     raise UserError(f"--config.KEY=VALUE overrides apply to commands that read a "
                     f"config (train, eval, export, viz), not `sslax {args.command}`")
-  # The one place sslax quiets the absl loggers of its libraries (Orbax, TFDS:
-  # e.g. "OpenCV is not installed ... Defaulting to PIL"): their warnings are
-  # not the user's to act on; errors still show.
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  absl_logging.set_verbosity(absl_logging.ERROR)
-  absl_logging.get_absl_logger().addFilter(_drop_system_error_records)
-  # Orbax's read and save tasks whose failure sslax already reported in one
-  # line (asyncio logs each such task again when it is collected).
-  logging.getLogger("asyncio").addFilter(_drop_orbax_task_records)
+  _filter_library_logs()
   if args.command == "train":
     from sslax.config_loading import apply_overrides, load_config_file  # pylint: disable=g-import-not-at-top
     config = apply_overrides(load_config_file(args.config), overrides)
@@ -246,6 +238,18 @@ def run(argv):
                                        args.seed, args.epochs, overrides)))
 
 
+def _filter_library_logs():
+  """The one place sslax quiets the loggers of its libraries. absl (Orbax,
+  TFDS: e.g. "OpenCV is not installed ... Defaulting to PIL"): warnings are not
+  the user's to act on, errors still show, system errors sslax reports itself.
+  asyncio: Orbax's read and save tasks whose failure sslax already reported in
+  one line (asyncio logs each such task again when it is collected)."""
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  absl_logging.get_absl_logger().addFilter(_drop_system_error_records)
+  logging.getLogger("asyncio").addFilter(_drop_orbax_task_records)
+
+
 def _drop_system_error_records(record) -> bool:
   """A logging filter: Orbax (and asyncio, for Orbax's save tasks) log a full
   disk or unwritable path with its traceback from background threads; sslax
@@ -261,8 +265,27 @@ def _drop_system_error_records(record) -> bool:
 
 def _drop_orbax_task_records(record) -> bool:
   """A logging filter for asyncio's "Task exception was never retrieved" of
-  Orbax's coroutines: the failure reached sslax's main thread already."""
-  return _drop_system_error_records(record) and "/orbax/checkpoint/" not in record.getMessage()
+  Orbax's coroutines and of the TensorStore reads and writes they wrap: the
+  failure reached sslax's main thread already and was reported there."""
+  if not _drop_system_error_records(record):
+    return False
+  if "/orbax/checkpoint/" in record.getMessage():
+    return False
+  exc = record.exc_info[1] if record.exc_info else None
+  return exc is None or not _raised_by_orbax_or_tensorstore(exc)
+
+
+def _raised_by_orbax_or_tensorstore(exc: BaseException) -> bool:
+  """Whether ``exc`` is a TensorStore error (its message carries the
+  ``tensorstore_spec``) or was raised inside Orbax's checkpoint code."""
+  if "tensorstore_spec=" in str(exc):
+    return True
+  tb = exc.__traceback__
+  while tb is not None:
+    if "/orbax/checkpoint/" in tb.tb_frame.f_code.co_filename:
+      return True
+    tb = tb.tb_next
+  return False
 
 
 def _quiet_orbax_shutdown_noise():
@@ -276,11 +299,8 @@ def _quiet_orbax_shutdown_noise():
     value = info.exc_value
     closed_loop = isinstance(value, RuntimeError) and str(value) == "Event loop is closed"
     code = getattr(info.object, "cr_code", None)
-    from_orbax = code is not None and "orbax" in code.co_filename
-    tb = info.exc_traceback
-    while tb is not None and not from_orbax:
-      from_orbax = "/orbax/checkpoint/" in tb.tb_frame.f_code.co_filename
-      tb = tb.tb_next
+    from_orbax = ((code is not None and "orbax" in code.co_filename) or
+                  (value is not None and _raised_by_orbax_or_tensorstore(value)))
     if not (closed_loop or from_orbax):
       unraisablehook(info)
 
