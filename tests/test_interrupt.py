@@ -113,6 +113,8 @@ def _mp_run(workdir, port):
              os.path.join(ROOT, "configs", "simclr.py:smoke"), "--workdir", workdir,
              f"--config.num_steps={MP_STEPS}", f"--config.checkpoint_every={MP_STEPS}",
              "--config.log_every=1", "--config.progress_bar=False",
+             # Online evaluation (tested elsewhere) would be 80% of each run.
+             "--config.online_eval_every=0",
              "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
   return [subprocess.Popen(command + ["--process-id", str(i)], env=_env(4), cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
