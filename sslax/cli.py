@@ -34,6 +34,7 @@ read-only or unwritable workdir print one line and exit with status 2.
 import argparse
 import json
 import logging
+import re
 import shlex
 import sys
 
@@ -275,10 +276,20 @@ def _drop_orbax_task_records(record) -> bool:
   return exc is None or not _raised_by_orbax_or_tensorstore(exc)
 
 
+# TensorStore raises its errors as ValueError("<absl status code>: ...").
+_TENSORSTORE_ERROR = re.compile(
+    r"(CANCELLED|UNKNOWN|INVALID_ARGUMENT|DEADLINE_EXCEEDED|NOT_FOUND|ALREADY_EXISTS|"
+    r"PERMISSION_DENIED|RESOURCE_EXHAUSTED|FAILED_PRECONDITION|ABORTED|OUT_OF_RANGE|"
+    r"UNIMPLEMENTED|INTERNAL|UNAVAILABLE|DATA_LOSS|UNAUTHENTICATED): ")
+
+
 def _raised_by_orbax_or_tensorstore(exc: BaseException) -> bool:
-  """Whether ``exc`` is a TensorStore error (its message carries the
-  ``tensorstore_spec``) or was raised inside Orbax's checkpoint code."""
-  if "tensorstore_spec=" in str(exc):
+  """Whether ``exc`` is a TensorStore error (a ValueError whose message starts
+  with a status code, or carries a ``tensorstore_spec``) or was raised inside
+  Orbax's checkpoint code."""
+  text = str(exc)
+  if "tensorstore_spec=" in text or (isinstance(exc, ValueError) and
+                                     _TENSORSTORE_ERROR.match(text)):
     return True
   tb = exc.__traceback__
   while tb is not None:

@@ -372,7 +372,8 @@ def test_eval_of_a_damaged_checkpoint_is_one_line_and_moves_nothing(runs, tmp_pa
 
 
 _UNRETRIEVED_TASKS = r"""
-import asyncio, gc, sys
+import asyncio, gc, os, sys
+import numpy as np
 import tensorstore as ts
 from sslax import cli
 cli._quiet_orbax_shutdown_noise()
@@ -382,17 +383,37 @@ spec = {"driver": "zarr", "kvstore": {"driver": "ocdbt", "base": "file://%s/"}, 
 async def read():
   return await ts.open(spec, open=True)
 
+# An array whose data file goes missing after it was opened: its read fails
+# with an error that names no spec ("NOT_FOUND: Error reading ...").
+kept = "%s"
+kept_spec = {"driver": "zarr", "kvstore": {"driver": "ocdbt", "base": f"file://{kept}/"},
+             "path": "x", "recheck_cached_data": False}
+written = ts.open({**kept_spec, "metadata": {"shape": [4096], "chunks": [4096], "dtype": "<f4"}},
+                  create=True).result()
+written.write(np.random.default_rng(0).random(4096, dtype=np.float32)).result()
+array = ts.open(kept_spec).result()
+for d, _, files in os.walk(kept):
+  for name in files:
+    if os.path.basename(d) == "d":
+      os.remove(os.path.join(d, name))
+
+async def read_data():
+  return await array.read()
+
 async def ours():
   raise ValueError("an error of sslax's own")
 
 async def main():
-  tasks = [asyncio.ensure_future(ts.open(spec, open=True)), asyncio.ensure_future(read())]
-  try:
-    await read()
-  except ValueError as e:  # a bare future holding the error, without a traceback
-    bare = asyncio.get_running_loop().create_future()
-    bare.set_exception(e.with_traceback(None))
-    tasks.append(bare)
+  tasks = [asyncio.ensure_future(ts.open(spec, open=True)), asyncio.ensure_future(read()),
+           asyncio.ensure_future(read_data())]
+  for failing in (read, read_data):
+    try:
+      await failing()
+      raise AssertionError(f"{failing.__name__} did not fail")
+    except ValueError as e:  # a bare future holding the error, without a traceback
+      bare = asyncio.get_running_loop().create_future()
+      bare.set_exception(e.with_traceback(None))
+      tasks.append(bare)
   if sys.argv[1] == "also-ours":
     tasks.append(asyncio.ensure_future(ours()))
   await asyncio.sleep(0.5)
@@ -410,11 +431,12 @@ def test_unretrieved_tensorstore_tasks_print_nothing_other_failures_still_print(
   """The copies of a failed checkpoint read that asyncio logs when Orbax's
   TensorStore tasks are collected stay quiet (sslax printed its one line);
   any other never-retrieved failure still prints."""
-  code = _UNRETRIEVED_TASKS % (tmp_path / "missing")
+  code = _UNRETRIEVED_TASKS % (tmp_path / "missing", tmp_path / "kept")
   proc = subprocess.run([sys.executable, "-c", code, "also-ours" if also_ours else "-"],
                         cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "tensorstore_spec" not in proc.stderr, proc.stderr[-3000:]
+  assert "Error reading" not in proc.stderr, proc.stderr[-3000:]
   if also_ours:
     assert "an error of sslax's own" in proc.stderr
   else:
