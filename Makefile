@@ -37,8 +37,11 @@ data:
 	@[ -d /usr/share/wallpapers/Path ] && [ -d /usr/share/backgrounds/mate/nature ] || \
 	  { $(call apt_get,$(WALLPAPERS),photographs for the colourisation corpus); }
 
+# In parallel on every core, then the tests that time signals, kill processes
+# or take locks, alone.
 test: install data
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 demo: install data
 	$(BIN)/python launch/demo.py --workdir runs/demo

@@ -19,16 +19,17 @@ import subprocess
 import sys
 import time
 
-import jax
-import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
+import states
 from conftest import ROOT
 from sslax.config_loading import load_config_file
 from sslax.train import checkpoint, workdir as workdir_lib
 from sslax.train.loop import train_and_evaluate
 from sslax.train.metrics import read_metrics
+
+# Signals, kills and locks: run apart from the parallel tests (setup.cfg).
+pytestmark = pytest.mark.serial
 
 NUM_STEPS, EVERY, BASE_STEP = 16, 4, 12
 OVERRIDES = {"num_steps": NUM_STEPS, "checkpoint_every": EVERY, "keep_checkpoints": 5,
@@ -74,18 +75,11 @@ def _train(workdir, *extra, wait=True):
   return proc.returncode, [l for l in err.splitlines() if not l.startswith("step ")]
 
 
-def _arrays(workdir, step):
-  with ocp.StandardCheckpointer() as ckptr:
-    restored = ckptr.restore(os.path.join(workdir, "checkpoints", str(step), "default"))
-  return jax.tree_util.tree_flatten_with_path(jax.device_get(restored))[0]
-
-
 def _assert_step_equal(workdir, reference, step):
-  """Checkpoint ``step`` of ``workdir`` equals the reference's, leaf for leaf."""
-  got, want = _arrays(workdir, step), _arrays(reference, step)
-  assert [p for p, _ in got] == [p for p, _ in want]
-  for (path, a), (_, b) in zip(got, want):
-    assert np.array_equal(np.asarray(a), np.asarray(b)), f"step {step}: {path} differs"
+  """Checkpoint ``step`` of ``workdir`` equals the reference's, every leaf of
+  the TrainState bitwise."""
+  states.assert_states_equal(states.read_checkpoint(workdir, step),
+                             states.read_checkpoint(reference, step), context=f"step {step}:")
 
 
 def _assert_like_uninterrupted(workdir, full):
@@ -373,7 +367,6 @@ def test_eval_of_a_damaged_checkpoint_is_one_line_and_moves_nothing(runs, tmp_pa
 
 _UNRETRIEVED_TASKS = r"""
 import asyncio, gc, os, sys
-import numpy as np
 import tensorstore as ts
 from sslax import cli
 cli._quiet_orbax_shutdown_noise()

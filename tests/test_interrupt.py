@@ -15,7 +15,10 @@ from conftest import ROOT
 from sslax.train import checkpoint
 from sslax.train.loop import train_and_evaluate
 from sslax.train.metrics import read_metrics
-from test_resume import _assert_states_equal
+import states
+
+# Signals, kills and locks: run apart from the parallel tests (setup.cfg).
+pytestmark = pytest.mark.serial
 
 NUM_STEPS = 400
 # Only the signal-triggered save can exist.
@@ -74,7 +77,7 @@ def test_signal_saves_the_step_and_resumes_to_the_same_state(tmp_path, smoke_con
   target = stopped + 3
   resumed = train_and_evaluate(config, workdir, stop_at=target)
   full = train_and_evaluate(config, str(tmp_path / "full"), stop_at=target)
-  _assert_states_equal(full, resumed)
+  states.assert_states_equal(resumed, full)
   assert ([r["loss"] for r in read_metrics(workdir)] ==
           [r["loss"] for r in read_metrics(str(tmp_path / "full"))])
 
@@ -157,8 +160,9 @@ def test_two_processes_stop_at_the_same_step(tmp_path):
     errs = [p.communicate(timeout=300)[1] for p in procs]
     for p, err in zip(procs, errs):
       assert p.returncode == 0, err[-3000:]
-  import chex  # pylint: disable=g-import-not-at-top
-  chex.assert_trees_all_equal(checkpoint.restore_model(workdir, MP_STEPS),
-                              checkpoint.restore_model(full, MP_STEPS))
+  states.assert_states_equal(states.read_checkpoint(workdir, MP_STEPS),
+                             states.read_checkpoint(full, MP_STEPS))
+  states.assert_moved(states.read_checkpoint(workdir, stopped),
+                      states.read_checkpoint(workdir, MP_STEPS), "params")
   assert ([r["loss"] for r in read_metrics(workdir)] ==
           [r["loss"] for r in read_metrics(full)])

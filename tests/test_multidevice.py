@@ -1,20 +1,31 @@
-"""Runs tests/multidevice/ in a pytest process that sees 8 CPU devices."""
+"""Runs each module of tests/multidevice/ in a pytest process that sees 8 CPU
+devices (one process a module, so that parallel test workers share them out)."""
 
 import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, xla_flags
 
+MODULES = sorted(f for f in os.listdir(os.path.join(ROOT, "tests", "multidevice"))
+                 if f.startswith("test_") and f.endswith(".py"))
 
-def test_multidevice_suite():
+
+def test_every_module_is_run():
+  assert "test_sharded_methods.py" in MODULES and len(MODULES) >= 5
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_multidevice_module(module):
   env = dict(os.environ, SSLAX_MULTIDEVICE="1",
              XLA_FLAGS=xla_flags(8),
              JAX_PLATFORMS="cpu")
   proc = subprocess.run(
-      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-       os.path.join(ROOT, "tests", "multidevice")],
+      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+       os.path.join(ROOT, "tests", "multidevice", module)],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
   print(proc.stdout[-6000:], proc.stderr[-3000:])
   assert proc.returncode == 0, proc.stdout[-6000:]
-  assert " passed" in proc.stdout
+  assert " passed" in proc.stdout and " failed" not in proc.stdout

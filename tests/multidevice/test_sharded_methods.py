@@ -1,7 +1,8 @@
-"""On 8 simulated devices, one training step of every method with extra state
-or collectives (MoCo v2, Barlow Twins, BYOL, VICReg, SimSiam, image CPC) and of every pretext
-task equals the step on one device with the same global batch, and the sharded
-Barlow Twins and CPC losses equal the single-device ones."""
+"""On 8 simulated devices, two training steps of every registered method (every
+config file's smoke variant, and the supervised method as fine-tuning runs
+it) equal the steps on one device with the same global batches: every leaf of
+the whole TrainState and every metric; and the sharded Barlow Twins and CPC
+losses equal the single-device ones."""
 
 import functools
 import os
@@ -9,29 +10,27 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from PIL import Image
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslax import losses
 from sslax.config_loading import load_config_file
-from sslax.data import photos
+from sslax.data import photos, speech
+from sslax.eval.finetune import finetune_config
+from sslax.methods import METHODS
+from sslax.train import optim
 from sslax.train.loop import compile_step, global_batch, init_state, setup
 from sslax.sharding import DATA_AXIS, make_mesh, over_global_batch
+import states
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def _one_step(config, mesh):
-  run = setup(config)._replace(mesh=mesh)
-  state = init_state(run)
-  return compile_step(run, state)(state, global_batch(run, 0))
-
-
-# Config overrides that exercise a method's less common path.
+# Config file -> overrides that exercise a method's less common path.
 STEP_CASES = {
-    "moco_v2": {}, "barlow_twins": {}, "byol": {}, "cpc_image": {}, "vicreg": {},
-    "simsiam": {},
+    "simclr": {}, "moco_v1": {}, "moco_v2": {}, "byol": {}, "barlow_twins": {},
+    "vicreg": {}, "simsiam": {}, "cpc_image": {}, "cpc_speech": {},
     "rotation": {}, "relative_patch": {}, "jigsaw": {},
     # the seed gather and the bank scatter; the parametric variant differs
     # only in its head
@@ -40,8 +39,49 @@ STEP_CASES = {
     "context_encoder": {"context_encoder": {"adversarial_weight": 0.001}},
     "colorization": {"colorization": {"rebalance": True}},
     "split_brain": {"split_brain": {"rebalance": True}},
+    "supervised": {},  # fine-tuning's classifier, from simclr.py:smoke
 }
 COLOUR = ("colorization", "split_brain")
+# Method-state leaves that are constants computed from the data (the colour
+# rebalancing weights): the only leaves a step must leave as they are.
+CONSTANTS = {name: ("method_state.weights",) for name in COLOUR}
+STEPS = 2
+# float32 leaves: the sharded step sums gradients and batch statistics in
+# another order, a rounding of ~1e-7 relative per step (measured at most 3e-6
+# on leaves of order 1 after two steps; 5e-4 on AdamW second moments of order
+# 1e3); integers (step, counts, queue pointers) and keys are compared exactly.
+FLOAT32 = (1e-4, 2e-6)
+
+
+# Adam's eps for the steps compared (the same state trees as the configs'):
+# with eps 1e-8 Adam's first update is lr * g / (|g| + eps), so an entry whose
+# gradient is of the order of eps moves by anything in (-lr, lr) on rounding
+# alone (measured 3.8e-6 on one GRU weight of cpc_speech, 7e-4 on the online
+# probe's); with eps 1e-3 the update is a smooth function of the gradient.
+ADAM_EPS = 1e-3
+
+
+def _smooth_adam(run):
+  """``run`` with the online probe's Adam, and the method's AdamW if it has
+  one, at ``ADAM_EPS``."""
+  c = run.config.optimizer
+  if c.name == "adamw":
+    run = run._replace(tx=optax.adamw(run.schedule, b1=c.b1, b2=c.b2, eps=ADAM_EPS,
+                                      weight_decay=c.weight_decay, mask=optim.decay_mask))
+  return run, optax.adam(run.config.online_probe.learning_rate, eps=ADAM_EPS)
+
+
+def _steps(config, mesh):
+  """(state before, state after, metrics of each step) of STEPS steps."""
+  run, probe_tx = _smooth_adam(setup(config)._replace(mesh=mesh))
+  state = init_state(run)
+  before = states.leaves(state)
+  step = compile_step(run, state, probe_tx=probe_tx)
+  metrics = []
+  for i in range(STEPS):
+    state, m = step(state, global_batch(run, i))
+    metrics.append(jax.device_get(m))
+  return before, states.leaves(state), metrics
 
 
 @pytest.fixture(scope="module")
@@ -61,32 +101,67 @@ def photo_corpus(tmp_path_factory):
   return out
 
 
-@pytest.mark.parametrize("name", sorted(STEP_CASES))
-def test_one_step_on_eight_devices_equals_one_device(name, request):
-  """Loss, every metric, and every parameter, statistic and method-state leaf
-  (queues, targets, discriminators, memory banks) after one step."""
-  config = load_config_file(os.path.join(ROOT, "configs", f"{name}.py:smoke"))
+@pytest.fixture(scope="module")
+def speech_corpus(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp("speech") / "corpus")
+  speech.make_corpus(out, num_speakers=4, train_per_speaker=4, test_per_speaker=1,
+                     clip_seconds=1.0, log=lambda *_: None)
+  return out
+
+
+def _config(name, request):
+  if name == "supervised":
+    base = load_config_file(os.path.join(ROOT, "configs", "simclr.py:smoke"))
+    config = finetune_config(base, steps=base.num_steps, seed=0, num_classes=10)
+  else:
+    config = load_config_file(os.path.join(ROOT, "configs", f"{name}.py:smoke"))
   for group, values in STEP_CASES[name].items():
     config[group].update(values)
   if name in COLOUR:
     config.data.data_dir = request.getfixturevalue("photo_corpus")
+  if name == "cpc_speech":
+    config.data.data_dir = request.getfixturevalue("speech_corpus")
+  # The smoke configs warm up from a learning rate of 0: from the first step
+  # here, so that the steps compared move every parameter.
+  config.optimizer.warmup_steps = 0
+  return config
+
+
+def test_every_registered_method_has_a_step_case():
+  covered = {"cpc_image": "cpc", "cpc_speech": "cpc"}
+  assert {covered.get(n, n) for n in STEP_CASES} == set(METHODS)
+
+
+@pytest.mark.parametrize("name", sorted(STEP_CASES))
+def test_steps_on_eight_devices_equal_one_device(name, request):
+  """Every metric of each step, and every leaf of the TrainState after them:
+  params, opt_state, model_state, method_state (queues, targets,
+  discriminators and their optimizer, memory banks, constants), the online
+  probe and the rng."""
+  config = _config(name, request)
   one = jax.make_mesh((1,), (DATA_AXIS,), devices=jax.devices()[:1],
                       axis_types=(jax.sharding.AxisType.Auto,))
   eight = make_mesh(config.global_batch_size)
   assert eight.size == 8
-  state1, metrics1 = _one_step(config, one)
-  state8, metrics8 = _one_step(config, eight)
-  assert set(metrics1) == set(metrics8)
-  for key in metrics1:
-    np.testing.assert_allclose(float(metrics8[key]), float(metrics1[key]), rtol=1e-5,
-                               atol=1e-6, err_msg=key)
-  # (Not the online probe: Adam's first step is sign-like, so its gradients'
-  # rounding flips near-zero entries; test_online covers the probe.)
-  trees1 = (state1.params, state1.model_state, state1.method_state)
-  trees8 = (state8.params, state8.model_state, state8.method_state)
-  assert jax.tree.structure(trees1) == jax.tree.structure(trees8)
-  for a, b in zip(jax.tree.leaves(trees1), jax.tree.leaves(trees8)):
-    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=2e-6)
+  start1, state1, metrics1 = _steps(config, one)
+  start8, state8, metrics8 = _steps(config, eight)
+  states.assert_states_equal(start8, start1, context=f"{name} at step 0:")
+  # The steps moved every parameter, every non-constant method-state leaf
+  # and the probe: the equality below is not that of two untouched states.
+  states.assert_moved(start1, state1, "params")
+  states.assert_moved(start1, state1, "probe.params")
+  changes = states.moved(start1, state1, "method_state")
+  for path, change in changes.items():
+    assert (change == 0.0) == (path in CONSTANTS.get(name, ())), (path, change)
+  assert int(state1["step"]) == STEPS
+  for i, (m1, m8) in enumerate(zip(metrics1, metrics8)):
+    assert set(m1) == set(m8)
+    for key in m1:
+      np.testing.assert_allclose(float(m8[key]), float(m1[key]), rtol=1e-5,
+                                 atol=1e-6, err_msg=f"step {i + 1}: {key}")
+  count = states.assert_states_equal(state8, state1, float_tolerance=FLOAT32,
+                                     context=f"{name} after {STEPS} steps:")
+  assert count > 10
 
 
 def test_sharded_barlow_twins_value_and_gradient_equal_single_device():
