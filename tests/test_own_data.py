@@ -107,13 +107,15 @@ def test_train_and_evaluate_on_an_image_folder(tmp_path, capsys):
   _train(workdir, data)
   records = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
   assert [r["step"] for r in records] == [2, 4]
-  assert 0.0 <= records[-1]["online_knn_top1_k20"] <= 1.0  # test/ scored online
+  # test/ scored online. Each class has its own colour (_image): on the 12
+  # test images (chance 1/3) online kNN, the linear probe and kNN measured 1.0.
+  assert records[-1]["online_knn_top1_k20"] >= 0.75
   capsys.readouterr()
   cli.main(["eval", "linear", "--workdir", str(workdir)])
   linear = _last_json(capsys)
-  assert linear["num_labels"] == 24 and 0.0 <= linear["top1"] <= 1.0
+  assert linear["num_labels"] == 24 and linear["top1"] >= 0.75
   cli.main(["eval", "knn", "--workdir", str(workdir)])
-  assert 0.0 <= _last_json(capsys)["top1_k20"] <= 1.0
+  assert _last_json(capsys)["top1_k20"] >= 0.75
   # Evaluation splits are config: probing on train+test and scoring train works.
   cli.main(["eval", "knn", "--workdir", str(workdir),
             "--config.data.eval_train_split=train+test", "--config.data.eval_split=train"])
@@ -167,7 +169,8 @@ def test_arrays_train_and_evaluate(tmp_path, capsys):
   cli.main(["eval", "linear", "--workdir", str(workdir)])
   assert _last_json(capsys)["num_labels"] == 36
   cli.main(["eval", "knn", "--workdir", str(workdir)])
-  assert 0.0 <= _last_json(capsys)["top1_k20"] <= 1.0
+  # Colour-coded classes, 12 test images: chance 1/3, measured 1.0.
+  assert _last_json(capsys)["top1_k20"] >= 0.75
   # An evaluation split whose labels are all -1: one line naming the fix.
   fails_cleanly(capsys, ["eval", "linear", "--workdir", str(workdir),
                           "--config.data.eval_split=unlabelled"],

@@ -138,12 +138,23 @@ CASES = {  # name -> (config, exemplar overrides, number of classes)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_loss_at_init_gradients_and_features(case, images):
+def test_loss_at_init_gradients_and_features(case, images, monkeypatch):
   name, overrides, classes = CASES[case]
   c = _config(name, **overrides)
   method = build_method(c)
   assert method.name == name
   params, model_state, state = _init(method, c, images)
+  # The logits and labels the method's loss is computed from, as they pass.
+  module = {"rotation": rotation, "relative_patch": relative_patch, "jigsaw": jigsaw,
+            "exemplar": exemplar}[name]
+  seen = []
+
+  def classification(logits, labels):
+    jax.debug.callback(lambda *a: seen.append([np.asarray(x) for x in a]), logits, labels)
+    return real_classification(logits, labels)
+
+  real_classification = module.classification
+  monkeypatch.setattr(module, "classification", classification)
 
   def run(params):  # eager: its small compiled ops are shared by every case
     return jax.value_and_grad(lambda p: method.loss_fn(
@@ -154,7 +165,22 @@ def test_loss_at_init_gradients_and_features(case, images):
   assert np.isfinite(float(loss))
   # At initialisation, about a uniform guess over the classes.
   assert abs(float(loss) - math.log(classes)) < 0.6, (float(loss), math.log(classes))
-  assert 0.0 <= float(aux.metrics["pretext_top1"]) <= 1.0
+  # Loss and top-1 against numpy's cross-entropy and accuracy of those logits.
+  assert len(seen) == 1
+  logits, labels = seen[0]
+  assert labels.shape == logits.shape[:1] and logits.shape[1] == classes
+  log_softmax = logits - logits.max(1, keepdims=True)
+  log_softmax -= np.log(np.exp(log_softmax).sum(1, keepdims=True))
+  np.testing.assert_allclose(float(loss), -np.mean(log_softmax[np.arange(len(labels)), labels]),
+                             rtol=1e-5)
+  np.testing.assert_allclose(float(aux.metrics["pretext_top1"]),
+                             np.mean(np.argmax(logits, 1) == labels), rtol=1e-6)
+  # (At initialisation that is 0 for some cases: the same logits against
+  # labels that make every other prediction right score one half.)
+  half = np.where(np.arange(len(labels)) % 2, np.argmax(logits, 1),
+                  (np.argmax(logits, 1) + 1) % classes)
+  _, metrics = real_classification(jnp.asarray(logits), jnp.asarray(half))
+  assert float(metrics["pretext_top1"]) == len(labels) // 2 / len(labels)
   assert set(grads) == {"encoder", "head"}
   for part in ("encoder", "head"):
     assert float(optax.global_norm(grads[part])) > 0, part
@@ -279,7 +305,8 @@ def test_jigsaw_trains_in_the_trainer_and_saves_its_permutations(tmp_path):
   assert int(state.step) == 2
   records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["step"] for r in records] == [1, 2]
-  assert all(np.isfinite(r["loss"]) and 0 <= r["pretext_top1"] <= 1 for r in records)
+  # (pretext_top1 is checked against its logits in test_loss_at_init_gradients_and_features.)
+  assert all(np.isfinite(r["loss"]) and "pretext_top1" in r for r in records)
   assert all("probe_loss" in r for r in records)  # the probe fits the features
   with checkpoint.manager(workdir, read_only=True) as mngr:
     saved = mngr.restore(2)

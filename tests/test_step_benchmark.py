@@ -1,6 +1,7 @@
-"""launch/step_benchmark.py: the sslax side's table line, the one-line refusal
-without PyTorch, and (with PyTorch) that its twin of the step matches sslax's
-model size, NT-Xent and LARS."""
+"""launch/step_benchmark.py: the sslax side's table line, the ratio column
+against the two rates, the one-line refusal without PyTorch, and (with
+PyTorch) that its twin of the step matches sslax's model size, NT-Xent and
+LARS."""
 
 import importlib.util
 import os
@@ -38,6 +39,16 @@ def _row(out, *cells):
   return rows[0]
 
 
+def _check_ratio(row):
+  """The row's last cell is its sslax rate over its PyTorch rate: the rates
+  are printed to units and the ratio to hundredths, so the ratio lies within
+  those roundings of the printed rates' quotient."""
+  ours, theirs, ratio = row.strip("|").split("|")[3:6]
+  ours, theirs, ratio = float(ours), float(theirs), float(ratio)
+  low, high = (ours - 0.5) / (theirs + 0.5), (ours + 0.5) / (theirs - 0.5)
+  assert low - 0.005 <= ratio <= high + 0.005, row
+
+
 def test_sslax_side_prints_its_table_line_and_profile(capsys):
   bench.main(["--only", "sslax", "--configs", SMOKE, "--batch", "8", "--dtypes",
               "float32", "--steps", "1", "--warmup", "1", "--profile"])
@@ -49,6 +60,66 @@ def test_sslax_side_prints_its_table_line_and_profile(capsys):
   share = r"-?\d+\.\d \(-?\d+%\)"
   _row(out, "sslax", re.escape(SMOKE), "float32", "8", share, share, share, share,
        r"\d+\.\d")
+
+
+# Rates (images/s) the stand-in sides below run at, by (side, dtype, batch):
+# a ratio above 1, one below, and one whose printed rates' quotient (100 / 100)
+# rounds otherwise than the rates' (1.0080...).
+RATES = {("sslax", "float32", 8): 1234.4, ("PyTorch", "float32", 8): 567.6,
+         ("sslax", "float32", 16): 250.0, ("PyTorch", "float32", 16): 1003.0,
+         ("sslax", "bfloat16", 8): 100.4, ("PyTorch", "bfloat16", 8): 99.6,
+         ("sslax", "bfloat16", 16): 3000.0, ("PyTorch", "bfloat16", 16): 7.0}
+
+
+def test_ratio_column_is_sslax_rate_over_pytorch_rate(capsys, monkeypatch):
+  """The table of main() from stand-in sides whose timed steps take
+  batch / RATES seconds (no PyTorch, nothing trained or timed)."""
+  trained = []
+
+  class Side:
+    def __init__(self, name, config):
+      self.name, self.config = name, config
+
+    def train(self, steps):
+      trained.append(self)
+
+    def seconds(self):
+      c = self.config
+      return c.global_batch_size / RATES[(self.name, c.compute_dtype, c.global_batch_size)]
+
+  class SslaxSide(Side):
+    def __init__(self, config, compile_now=True):
+      super().__init__("sslax", config)
+
+    def learning_rates(self, count):
+      return np.zeros(count)
+
+    def numpy_batches(self):
+      return []
+
+  class TorchSide(Side):
+    def __init__(self, config, batches, learning_rates, **kwargs):
+      super().__init__("PyTorch", config)
+
+  def timed(fn, count):
+    fn()
+    return trained[-1].seconds()
+
+  stub = type("torch", (), dict(__version__="stub", get_num_threads=staticmethod(lambda: 1),
+                                set_num_threads=staticmethod(lambda n: None)))
+  monkeypatch.setattr(bench, "torch", stub)
+  monkeypatch.setattr(bench, "SslaxSide", SslaxSide)
+  monkeypatch.setattr(bench, "TorchSide", TorchSide)
+  monkeypatch.setattr(bench, "timed", timed)
+  bench.main(["--configs", SMOKE, "--batch", "8,16", "--dtypes", "float32,bfloat16",
+              "--steps", "1", "--warmup", "1"])
+  out = capsys.readouterr().out
+  for dtype in ("float32", "bfloat16"):
+    for batch in (8, 16):
+      ours, theirs = RATES[("sslax", dtype, batch)], RATES[("PyTorch", dtype, batch)]
+      row = _row(out, re.escape(SMOKE), dtype, str(batch), f"{ours:.0f}", f"{theirs:.0f}",
+                 re.escape(f"{ours / theirs:.2f}"))
+      _check_ratio(row)
 
 
 def test_without_pytorch_it_says_how_to_install_it(capsys, monkeypatch):
@@ -109,4 +180,4 @@ def test_both_sides_in_one_table(capsys):
   bench.main(["--configs", SMOKE, "--batch", "8", "--dtypes", "bfloat16", "--steps", "1",
               "--warmup", "1"])
   out = capsys.readouterr().out
-  _row(out, re.escape(SMOKE), "bfloat16", "8", RATE, RATE, r"\d+\.\d\d")
+  _check_ratio(_row(out, re.escape(SMOKE), "bfloat16", "8", RATE, RATE, r"\d+\.\d\d"))

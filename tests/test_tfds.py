@@ -102,10 +102,12 @@ def test_train_and_evaluate_on_tfds(tfds_dir, tmp_path, capsys):
 
   cli.main(["eval", "linear", "--workdir", workdir])
   linear = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-  assert linear["num_labels"] == 64 and 0.0 <= linear["top1"] <= 1.0
+  # The classes are tints (CLASSES): 32 test images, chance 0.25; measured 1.0
+  # for both (zero features: 0.25; training labels shuffled: 0.53 and 0.66).
+  assert linear["num_labels"] == 64 and linear["top1"] >= 0.75
   cli.main(["eval", "knn", "--workdir", workdir])
   knn = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-  assert 0.0 <= knn["top1_k20"] <= 1.0
+  assert knn["top1_k20"] >= 0.75
   assert os.path.exists(os.path.join(workdir, "eval", "knn.json"))
   cli.main(["viz", "--workdir", workdir])
   pictures = capsys.readouterr().out.split()
