@@ -40,7 +40,7 @@ data:
 # In parallel on every core, then the tests that time signals, kill processes
 # or take locks, alone.
 test: install data
-	$(BIN)/python -m pytest -n auto --dist worksteal -m "not serial"
+	$(BIN)/python -m pytest -n auto --dist worksteal -m "not serial" --durations=12
 	$(BIN)/python -m pytest -m serial
 
 demo: install data

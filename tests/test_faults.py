@@ -367,6 +367,7 @@ def test_eval_of_a_damaged_checkpoint_is_one_line_and_moves_nothing(runs, tmp_pa
 
 _UNRETRIEVED_TASKS = r"""
 import asyncio, gc, os, sys
+import numpy as np
 import tensorstore as ts
 from sslax import cli
 cli._quiet_orbax_shutdown_noise()

@@ -111,7 +111,8 @@ MP_STEPS = 30
 
 
 def _mp_run(workdir, port):
-  from test_multiprocess import _env  # pylint: disable=g-import-not-at-top
+  from conftest import xla_flags  # pylint: disable=g-import-not-at-top
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(4))
   command = [sys.executable, "-m", "sslax", "train", "--config",
              os.path.join(ROOT, "configs", "simclr.py:smoke"), "--workdir", workdir,
              f"--config.num_steps={MP_STEPS}", f"--config.checkpoint_every={MP_STEPS}",
@@ -119,7 +120,7 @@ def _mp_run(workdir, port):
              # Online evaluation (tested elsewhere) would be 80% of each run.
              "--config.online_eval_every=0",
              "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
-  return [subprocess.Popen(command + ["--process-id", str(i)], env=_env(4), cwd=ROOT,
+  return [subprocess.Popen(command + ["--process-id", str(i)], env=env, cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
           for i in range(2)]
 

@@ -1,5 +1,6 @@
 """Runs each module of tests/multidevice/ in a pytest process that sees 8 CPU
-devices (one process a module, so that parallel test workers share them out)."""
+devices, compiled at XLA's default optimisation level (``xla_flags``); one
+process a module, so that parallel test workers share them out."""
 
 import os
 import subprocess
@@ -20,7 +21,7 @@ def test_every_module_is_run():
 @pytest.mark.parametrize("module", MODULES)
 def test_multidevice_module(module):
   env = dict(os.environ, SSLAX_MULTIDEVICE="1",
-             XLA_FLAGS=xla_flags(8),
+             XLA_FLAGS=xla_flags(8, exact=True),
              JAX_PLATFORMS="cpu")
   proc = subprocess.run(
       [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
