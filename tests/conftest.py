@@ -37,6 +37,15 @@ if EXACT_COMPILE not in os.environ.get("XLA_FLAGS", ""):
 collect_ignore = [] if os.environ.get("SSLAX_MULTIDEVICE") else ["multidevice"]
 
 
+def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+  """``SSLAX_TEST_SHARD=i/n`` keeps every n-th test from the i-th on (how
+  test_multidevice.py splits a long module over parallel workers)."""
+  shard = os.environ.get("SSLAX_TEST_SHARD")
+  if shard:
+    i, n = (int(x) for x in shard.split("/"))
+    items[:] = [item for k, item in enumerate(items) if k % n == i]
+
+
 @pytest.fixture
 def smoke_config():
   from sslax.config_loading import load_config_file  # pylint: disable=g-import-not-at-top
