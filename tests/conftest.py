@@ -46,6 +46,17 @@ def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argu
     items[:] = [item for k, item in enumerate(items) if k % n == i]
 
 
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+  """An espeak-ng speaker corpus: 4 speakers, 6 training and 2 test clips of
+  1 s each."""
+  from sslax.data import speech  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path_factory.mktemp("speech") / "corpus")
+  speech.make_corpus(out, num_speakers=4, train_per_speaker=6, test_per_speaker=2,
+                     clip_seconds=1.0, log=lambda *_: None)
+  return out
+
+
 @pytest.fixture
 def smoke_config():
   from sslax.config_loading import load_config_file  # pylint: disable=g-import-not-at-top

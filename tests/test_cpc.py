@@ -239,13 +239,7 @@ def test_cpc_config_errors():
 
 # ------------------------------------------------------------ speech corpus
 
-@pytest.fixture(scope="module")
-def tiny_corpus(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp("speech") / "corpus")
-  speech.make_corpus(out, num_speakers=4, train_per_speaker=6, test_per_speaker=2,
-                     clip_seconds=1.0, log=lambda *_: None)
-  return out
-
+# (tiny_corpus: tests/conftest.py)
 
 def test_speech_corpus_split_and_shapes(tiny_corpus):
   import json

@@ -17,7 +17,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslax import losses
 from sslax.config_loading import load_config_file
-from sslax.data import photos, speech
+from sslax.data import photos
 from sslax.eval.finetune import finetune_config
 from sslax.methods import METHODS
 from sslax.train import optim
@@ -101,14 +101,6 @@ def photo_corpus(tmp_path_factory):
   return out
 
 
-@pytest.fixture(scope="module")
-def speech_corpus(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp("speech") / "corpus")
-  speech.make_corpus(out, num_speakers=4, train_per_speaker=4, test_per_speaker=1,
-                     clip_seconds=1.0, log=lambda *_: None)
-  return out
-
-
 def _config(name, request):
   if name == "supervised":
     base = load_config_file(os.path.join(ROOT, "configs", "simclr.py:smoke"))
@@ -120,7 +112,7 @@ def _config(name, request):
   if name in COLOUR:
     config.data.data_dir = request.getfixturevalue("photo_corpus")
   if name == "cpc_speech":
-    config.data.data_dir = request.getfixturevalue("speech_corpus")
+    config.data.data_dir = request.getfixturevalue("tiny_corpus")
   # The smoke configs warm up from a learning rate of 0: from the first step
   # here, so that the steps compared move every parameter.
   config.optimizer.warmup_steps = 0
