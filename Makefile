@@ -8,8 +8,12 @@ BIN := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 WALLPAPERS := plasma-workspace-wallpapers mate-backgrounds
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# English prose for the word2vec text corpus (sslax/data/text_corpus.py).
+TEXT_PACKAGES := dict-gcide wordnet-base sword-text-kjv sword-text-web sword-comm-mhcc \
+  sword-comm-tdavid sword-comm-scofield dict-foldoc dict-jargon dict-devil python3-doc \
+  perl-doc linux-doc postgresql-doc fortunes
 
-.PHONY: demo test install data speech photos smoke clean
+.PHONY: demo test install data speech photos text smoke clean
 
 $(BIN)/sslax: setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -53,6 +57,14 @@ speech: install data
 # The wallpaper photo corpus for configs/colorization.py and split_brain.py.
 photos: install data
 	$(BIN)/sslax data make-photos --out data/wallpaper_photos
+
+# The English text corpus for word2vec, from Debian packages (about a minute
+# once they are installed): data/text/{train,heldout}.txt.
+text: install
+	@[ "$$(dpkg-query -W -f='$${Status}\n' $(TEXT_PACKAGES) 2>/dev/null | grep -c 'ok installed')" = \
+	  "$(words $(TEXT_PACKAGES))" ] || { $(call apt_get,$(TEXT_PACKAGES),English text for word2vec); }
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[words]'
+	$(BIN)/sslax data make-text --out data/text
 
 smoke: install data
 	bash launch/local_smoke.sh

@@ -39,8 +39,8 @@ def images_per_second(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     for line in f:
       record = json.loads(line)
-      if "images_per_second" in record:
-        rates.append(record["images_per_second"])
+      if "examples_per_second" in record:
+        rates.append(record["examples_per_second"])
   rates = rates[1:] or rates  # the first interval includes compilation
   return sum(rates) / len(rates)
 

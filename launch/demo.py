@@ -36,8 +36,8 @@ def main():
   train_seconds = time.perf_counter() - start
   logged = read_metrics(run_dir)
   # The first logged interval includes compilation; leave it out of the rate.
-  rates = [r["images_per_second"] for r in logged if "images_per_second" in r][1:]
-  rates = rates or [logged[-1]["images_per_second"]]
+  rates = [r["examples_per_second"] for r in logged if "examples_per_second" in r][1:]
+  rates = rates or [logged[-1]["examples_per_second"]]
   images_per_second = sum(rates) / len(rates)
 
   results = {"linear_top1": {}, "details": {}}

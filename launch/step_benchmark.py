@@ -88,7 +88,7 @@ def sslax_param_count(config) -> int:
   method = build_method(config)
   h, w = (int(n) for n in config.data.image_size)
   images = jnp.zeros((2, h, w, len(config.data.mean)), jnp.uint8)
-  params, _, _ = jax.eval_shape(lambda: method.init(jax.random.PRNGKey(0), images))
+  params, _, _ = jax.eval_shape(lambda: method.init(jax.random.PRNGKey(0), {"image": images}))
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
 
 

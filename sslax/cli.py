@@ -6,12 +6,14 @@
   sslax eval knn --workdir DIR [--temperature T] [--features ...]
   sslax eval transfer --workdir DIR [--label-fraction F] [--features encoder|random_init]
   sslax eval finetune --workdir DIR [--label-fraction F] [--init encoder|random_init] [--epochs E]
-  sslax export --workdir DIR --out PATH
+  sslax eval words --workdir DIR [--encoder NAME] [--data-dir DIR]
+  sslax export --workdir DIR --out PATH [--encoder NAME]
   sslax viz --workdir DIR
   sslax report RUN_DIR [RUN_DIR ...]
   sslax data make-speech --out DIR [--speakers N] [--train-per-speaker N]
                          [--test-per-speaker N] [--words FILE] [--seed S]
   sslax data make-photos --out DIR [--size 32] [--crops-per-image N] [--seed S]
+  sslax data make-text --out DIR
   sslax data make-tfds --from image_folder|arrays --data-dir DIR --name NAME --out TFDS_DIR
                        [--size S] [--splits train,test] [--channels C] [--encoding png|jpeg]
 
@@ -33,11 +35,10 @@ read-only or unwritable workdir print one line and exit with status 2.
 
 import argparse
 import json
-import logging
-import re
 import shlex
 import sys
 
+from sslax import logs
 from sslax.errors import UserError
 
 
@@ -75,6 +76,8 @@ def build_parser():
   export = sub.add_parser("export", help="write the encoder for downstream use")
   export.add_argument("--workdir", required=True)
   export.add_argument("--out", required=True)
+  export.add_argument("--encoder", help="one of the run's encoders (default: all of "
+                      "them, the primary at --out)")
 
   viz = sub.add_parser("viz", help="PNGs: t-SNE of test features, retrieval grid, "
                        "training curves (WORKDIR/viz)")
@@ -115,37 +118,18 @@ def build_parser():
   make_tfds.add_argument("--channels", type=int, default=0,
                          help="image folder: 0 as the images are, 1 gray, 3 RGB")
   make_tfds.add_argument("--encoding", default="png", choices=("png", "jpeg"))
+  text = data_sub.add_parser("make-text", help="build the English text corpus of "
+                             "configs/word2vec.py from installed Debian packages")
+  text.add_argument("--out", required=True)
+  text.add_argument("--seed", type=int, default=0)
 
   ev = sub.add_parser("eval", help="evaluate a trained workdir")
   ev_sub = ev.add_subparsers(dest="protocol", required=True, parser_class=_Parser)
-  linear = ev_sub.add_parser("linear", help="linear probe on frozen features")
-  linear.add_argument("--workdir", required=True)
-  linear.add_argument("--label-fraction", type=float, default=1.0)
-  linear.add_argument("--features", default="encoder",
-                      help="encoder (default), random_init, raw_pixels (images) "
-                      "or mfcc (speech)")
-  linear.add_argument("--seed", type=int, default=0)
-  knn = ev_sub.add_parser("knn", help="weighted kNN on frozen features (k=20, 200)")
-  knn.add_argument("--workdir", required=True)
-  knn.add_argument("--temperature", type=float, default=0.07)
-  knn.add_argument("--features", default="encoder",
-                   help="encoder (default), random_init or raw_pixels")
-  tr = ev_sub.add_parser("transfer", help="linear probe of an L-channel encoder "
-                         "(colorization, split_brain) on grayscale Fashion-MNIST")
-  tr.add_argument("--workdir", required=True)
-  tr.add_argument("--label-fraction", type=float, default=1.0)
-  tr.add_argument("--features", default="encoder", help="encoder (default) or random_init")
-  tr.add_argument("--seed", type=int, default=0)
-  ft = ev_sub.add_parser("finetune", help="fine-tune encoder + linear head on a "
-                        "fraction of the labels (or train from scratch: --init random_init)")
-  ft.add_argument("--workdir", required=True)
-  ft.add_argument("--label-fraction", type=float, default=0.01)
-  ft.add_argument("--init", default="encoder",
-                  help="encoder (the trained one, default) or random_init (the "
-                  "supervised baseline on the same subset and budget)")
-  ft.add_argument("--epochs", type=float,
-                  help="passes over the labelled subset (default: config.finetune.epochs)")
-  ft.add_argument("--seed", type=int, default=0)
+  from sslax.eval.protocols import EVALUATIONS  # pylint: disable=g-import-not-at-top
+  for name, evaluation in EVALUATIONS.items():
+    one = ev_sub.add_parser(name, help=evaluation.HELP)
+    one.add_argument("--workdir", required=True)
+    evaluation.add_arguments(one)
   return parser
 
 
@@ -156,7 +140,7 @@ def run(argv):
   if overrides and args.command in ("report", "data"):
     raise UserError(f"--config.KEY=VALUE overrides apply to commands that read a "
                     f"config (train, eval, export, viz), not `sslax {args.command}`")
-  _filter_library_logs()
+  logs.filter_library_logs()
   if args.command == "train":
     from sslax.config_loading import apply_overrides, load_config_file  # pylint: disable=g-import-not-at-top
     config = apply_overrides(load_config_file(args.config), overrides)
@@ -181,29 +165,8 @@ def run(argv):
       print(f"sslax: {e}; resume with the same command and --workdir: "
             f"{shlex.join(['sslax', *given_argv])}", file=sys.stderr, flush=True)
       sys.exit(e.exit_status)
-  elif args.command == "data" and args.dataset == "make-photos":
-    from sslax.data import photos  # pylint: disable=g-import-not-at-top
-    photos.make_corpus(args.out, size=args.size, crops_per_image=args.crops_per_image,
-                       seed=args.seed)
-  elif args.command == "data" and args.dataset == "make-tfds":
-    from sslax.data import tfds_prepare  # pylint: disable=g-import-not-at-top
-    splits = [s for s in args.splits.split(",") if s] if args.splits else None
-    print(tfds_prepare.prepare_from(args.kind, args.data_dir, args.name, args.out,
-                                    splits=splits, size=args.size,
-                                    channels=args.channels, encoding=args.encoding))
   elif args.command == "data":
-    from sslax.data import speech  # pylint: disable=g-import-not-at-top
-    words = None
-    if args.words:
-      try:
-        with open(args.words) as f:
-          words = f.read().split()
-      except OSError as e:
-        raise UserError(f"cannot read --words {args.words}: {e.strerror}") from None
-    speech.make_corpus(args.out, num_speakers=args.speakers,
-                       train_per_speaker=args.train_per_speaker,
-                       test_per_speaker=args.test_per_speaker, words=words,
-                       seed=args.seed)
+    DATA_COMMANDS[args.dataset](args)
   elif args.command == "report":
     from sslax.eval.report import markdown  # pylint: disable=g-import-not-at-top
     print(markdown(args.run_dirs))
@@ -213,113 +176,53 @@ def run(argv):
       print(path)
   elif args.command == "export":
     from sslax.export import export_encoder  # pylint: disable=g-import-not-at-top
-    print(json.dumps(export_encoder(args.workdir, args.out, overrides)))
-  elif args.command == "eval" and args.protocol == "linear":
-    from sslax.eval.evaluate import evaluate_linear  # pylint: disable=g-import-not-at-top
-    from sslax.probes.linear import check_fraction  # pylint: disable=g-import-not-at-top
-    check_fraction(args.label_fraction)
-    result = evaluate_linear(args.workdir, args.label_fraction, args.features, args.seed,
-                             overrides)
-    print(json.dumps(result))
-  elif args.command == "eval" and args.protocol == "knn":
-    if args.temperature <= 0:
-      raise UserError(f"--temperature must be positive, got {args.temperature}")
-    from sslax.eval.evaluate import evaluate_knn  # pylint: disable=g-import-not-at-top
-    print(json.dumps(evaluate_knn(args.workdir, temperature=args.temperature,
-                                  kind=args.features, overrides=overrides)))
-  elif args.command == "eval" and args.protocol == "transfer":
-    from sslax.eval.transfer import transfer_linear  # pylint: disable=g-import-not-at-top
-    print(json.dumps(transfer_linear(args.workdir, args.label_fraction, args.seed,
-                                     args.features, overrides=overrides)))
-  elif args.command == "eval" and args.protocol == "finetune":
-    from sslax.eval.evaluate import evaluate_finetune  # pylint: disable=g-import-not-at-top
-    from sslax.probes.linear import check_fraction  # pylint: disable=g-import-not-at-top
-    check_fraction(args.label_fraction)
-    print(json.dumps(evaluate_finetune(args.workdir, args.label_fraction, args.init,
-                                       args.seed, args.epochs, overrides)))
+    print(json.dumps(export_encoder(args.workdir, args.out, overrides, args.encoder)))
+  elif args.command == "eval":
+    from sslax.eval import protocols  # pylint: disable=g-import-not-at-top
+    protocols.check_encoder(args.protocol, args.workdir, getattr(args, "encoder", None))
+    print(json.dumps(protocols.EVALUATIONS[args.protocol].run(args, overrides)))
 
 
-def _filter_library_logs():
-  """The one place sslax quiets the loggers of its libraries. absl (Orbax,
-  TFDS: e.g. "OpenCV is not installed ... Defaulting to PIL"): warnings are not
-  the user's to act on, errors still show, system errors sslax reports itself.
-  asyncio: Orbax's read and save tasks whose failure sslax already reported in
-  one line (asyncio logs each such task again when it is collected)."""
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  absl_logging.set_verbosity(absl_logging.ERROR)
-  absl_logging.get_absl_logger().addFilter(_drop_system_error_records)
-  logging.getLogger("asyncio").addFilter(_drop_orbax_task_records)
+def _make_speech(args):
+  from sslax.data import speech  # pylint: disable=g-import-not-at-top
+  words = None
+  if args.words:
+    try:
+      with open(args.words) as f:
+        words = f.read().split()
+    except OSError as e:
+      raise UserError(f"cannot read --words {args.words}: {e.strerror}") from None
+  speech.make_corpus(args.out, num_speakers=args.speakers,
+                     train_per_speaker=args.train_per_speaker,
+                     test_per_speaker=args.test_per_speaker, words=words, seed=args.seed)
 
 
-def _drop_system_error_records(record) -> bool:
-  """A logging filter: Orbax (and asyncio, for Orbax's save tasks) log a full
-  disk or unwritable path with its traceback from background threads; sslax
-  reports it itself in one line."""
-  from sslax.train.workdir import system_error  # pylint: disable=g-import-not-at-top
-  exc = record.exc_info[1] if record.exc_info else None
-  while exc is not None:
-    if system_error(exc):
-      return False
-    exc = exc.__cause__ or exc.__context__
-  return True
+def _make_photos(args):
+  from sslax.data import photos  # pylint: disable=g-import-not-at-top
+  photos.make_corpus(args.out, size=args.size, crops_per_image=args.crops_per_image,
+                     seed=args.seed)
 
 
-def _drop_orbax_task_records(record) -> bool:
-  """A logging filter for asyncio's "Task exception was never retrieved" of
-  Orbax's coroutines and of the TensorStore reads and writes they wrap: the
-  failure reached sslax's main thread already and was reported there."""
-  if not _drop_system_error_records(record):
-    return False
-  if "/orbax/checkpoint/" in record.getMessage():
-    return False
-  exc = record.exc_info[1] if record.exc_info else None
-  return exc is None or not _raised_by_orbax_or_tensorstore(exc)
+def _make_tfds(args):
+  from sslax.data import tfds_prepare  # pylint: disable=g-import-not-at-top
+  splits = [s for s in args.splits.split(",") if s] if args.splits else None
+  print(tfds_prepare.prepare_from(args.kind, args.data_dir, args.name, args.out,
+                                  splits=splits, size=args.size, channels=args.channels,
+                                  encoding=args.encoding))
 
 
-# TensorStore raises its errors as ValueError("<absl status code>: ...").
-_TENSORSTORE_ERROR = re.compile(
-    r"(CANCELLED|UNKNOWN|INVALID_ARGUMENT|DEADLINE_EXCEEDED|NOT_FOUND|ALREADY_EXISTS|"
-    r"PERMISSION_DENIED|RESOURCE_EXHAUSTED|FAILED_PRECONDITION|ABORTED|OUT_OF_RANGE|"
-    r"UNIMPLEMENTED|INTERNAL|UNAVAILABLE|DATA_LOSS|UNAUTHENTICATED): ")
+def _make_text(args):
+  from sslax.data import text_corpus  # pylint: disable=g-import-not-at-top
+  text_corpus.build(args.out, seed=args.seed)
 
 
-def _raised_by_orbax_or_tensorstore(exc: BaseException) -> bool:
-  """Whether ``exc`` is a TensorStore error (a ValueError whose message starts
-  with a status code, or carries a ``tensorstore_spec``) or was raised inside
-  Orbax's checkpoint code."""
-  text = str(exc)
-  if "tensorstore_spec=" in text or (isinstance(exc, ValueError) and
-                                     _TENSORSTORE_ERROR.match(text)):
-    return True
-  tb = exc.__traceback__
-  while tb is not None:
-    if "/orbax/checkpoint/" in tb.tb_frame.f_code.co_filename:
-      return True
-    tb = tb.tb_next
-  return False
-
-
-def _quiet_orbax_shutdown_noise():
-  """After a failed Orbax read or write, its background threads and pending
-  coroutines print tracebacks of their own ("Event loop is closed", "Exception
-  ignored in <coroutine ...>") below sslax's one line; those, and only those,
-  are dropped. Every other exception prints as before."""
-  unraisablehook = sys.unraisablehook
-
-  def on_unraisable(info):
-    value = info.exc_value
-    closed_loop = isinstance(value, RuntimeError) and str(value) == "Event loop is closed"
-    code = getattr(info.object, "cr_code", None)
-    from_orbax = ((code is not None and "orbax" in code.co_filename) or
-                  (value is not None and _raised_by_orbax_or_tensorstore(value)))
-    if not (closed_loop or from_orbax):
-      unraisablehook(info)
-
-  sys.unraisablehook = on_unraisable
+# `sslax data NAME`: the function building it.
+DATA_COMMANDS = {"make-speech": _make_speech, "make-photos": _make_photos,
+                 "make-tfds": _make_tfds, "make-text": _make_text}
 
 
 def main(argv=None):
-  _quiet_orbax_shutdown_noise()
+  logs.quiet_orbax_shutdown_noise()
   try:
     run(sys.argv[1:] if argv is None else argv)
   except UserError as e:

@@ -76,6 +76,13 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.finetune = ml_collections.ConfigDict(dict(
       batch_size=256, epochs=30, min_steps=200, learning_rate=0.02, momentum=0.9,
       weight_decay=0.0, warmup_steps=20, crop_scale=(0.5, 1.0)))
+  # Each evaluation's own data (`sslax eval NAME`), apart from the training
+  # data: transfer's labelled target images (a config.data-like group), the
+  # word-embedding test files (words: "" reads those of the gensim wheel).
+  c.evals = ml_collections.ConfigDict(dict(
+      transfer=dict(data=dict(name="fashion_mnist", data_dir="", train_split="train",
+                              test_split="test")),
+      words=dict(data_dir="", neighbours=("king", "water", "run", "good", "france"))))
   return c
 
 

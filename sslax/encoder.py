@@ -20,9 +20,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax.data import augment, color, inputs
+from sslax.data import modality as modalities
 from sslax.errors import UserError
 from sslax.models import make_encoder
+from sslax.models.embedding import TokenEmbedding
 from sslax.models.readout import MeanContext, PooledCodeGrid
 
 INFO_FILE = "encoder.json"
@@ -42,10 +43,19 @@ NETWORKS = {
     # A backbone emitting a code sequence, then a GRU; the mean context.
     "mean_context": lambda n: MeanContext(encoder=_backbone(n),
                                           context_dim=int(n["context_dim"])),
+    # A table of vocab_size vectors of dim, applied to token ids.
+    "embedding": lambda n: TokenEmbedding(vocab_size=int(n["vocab_size"]),
+                                          dim=int(n["dim"])),
 }
 
-# How examples (uint8 or float in [0, 1]) become the network's input.
-PREPROCESSING = ("normalize", "lab_l", "waveform")
+# How examples become the network's input: each modality's kinds
+# (``sslax.data.modality``): normalize, lab_l, waveform, token_ids.
+PREPROCESSING = modalities.preprocessing_kinds()
+
+# What the network gives: one vector per example, a dense map [h, w, d] per
+# example, one vector per position of a sequence [t, d], or one vector per
+# entry of a vocabulary (the network applied to ids).
+OUTPUT_KINDS = ("vector", "dense", "sequence", "table")
 
 # A path into a pytree of nested dicts: its keys from the root.
 Path = Tuple[str, ...]
@@ -64,23 +74,35 @@ class EncoderDef:
   preprocess: {"kind": one of PREPROCESSING, "image_size": [H, W],
       "mean": [...], "std": [...]} (mean and std for ``normalize`` only).
   input_shape: one example as the network sees it ([H, W, C] or [samples]).
+  input_key: the name of the examples it takes (``"image"``, ``"audio"``).
+  input_dtype: the network input's dtype (float32; int32 for token ids).
+  output: one of OUTPUT_KINDS.
+  assets: names of the files saved beside its description (a vocabulary).
   """
   network: dict
   selection: Tuple[Tuple[Path, Path], ...]
   preprocess: dict
   input_shape: Tuple[int, ...]
+  input_key: str = ""  # "": the modality's (``KEY``)
+  input_dtype: str = "float32"
+  output: str = "vector"
+  assets: Tuple[str, ...] = ()
 
   def __post_init__(self):
     if self.network.get("kind") not in NETWORKS:
       raise UserError(f"unknown encoder network {self.network.get('kind')!r}; use one "
                       f"of {sorted(NETWORKS)}")
-    if self.preprocess.get("kind") not in PREPROCESSING:
-      raise UserError(f"unknown encoder preprocessing {self.preprocess.get('kind')!r}; "
-                      f"use one of {', '.join(PREPROCESSING)}")
+    owner = modalities.owning(self.preprocess.get("kind"))
+    if not self.input_key:
+      object.__setattr__(self, "input_key", owner.KEY)
+    if self.output not in OUTPUT_KINDS:
+      raise UserError(f"unknown encoder output {self.output!r}; use one of "
+                      f"{', '.join(OUTPUT_KINDS)}")
 
   @property
   def modality(self) -> str:
-    return "audio" if self.preprocess["kind"] == "waveform" else "image"
+    """The modality whose examples it takes (``sslax.data.modality``)."""
+    return modalities.owning(self.preprocess["kind"]).NAME
 
   def module(self) -> nn.Module:
     return NETWORKS[self.network["kind"]](self.network)
@@ -114,27 +136,24 @@ class EncoderDef:
     return params, model_state
 
   def prepare(self, examples):
-    """Raw examples -> the network's input: uint8 or [0, 1] float images
-    [n, H, W, C] (resized to ``image_size`` if they differ), or waveforms
-    [n, samples]."""
+    """Raw examples -> the network's input, by the preprocessing's modality:
+    uint8 or [0, 1] float images [n, H, W, C] (resized to ``image_size`` if
+    they differ), waveforms [n, samples], token ids [n, ...]."""
     kind = self.preprocess["kind"]
-    if kind == "waveform":
-      return inputs.standardize_audio(jnp.asarray(examples))
-    images = augment.center_view(jnp.asarray(examples), tuple(self.preprocess["image_size"]))
-    if kind == "lab_l":
-      return color.l_input(images)
-    return augment.normalize(images, self.preprocess["mean"], self.preprocess["std"])
+    return modalities.owning(kind).PREPROCESSING[kind](examples, self.preprocess)
 
   def abstract_variables(self):
     """The network's variables as shapes and dtypes, computing nothing."""
-    x = jnp.zeros((1, *self.input_shape), jnp.float32)
+    x = jnp.zeros((1, *self.input_shape), self.input_dtype)
     return jax.eval_shape(lambda: self.module().init(jax.random.PRNGKey(0), x,
                                                      train=False))
 
   def to_json(self) -> dict:
     return {"network": self.network,
             "selection": [[list(s), list(t)] for s, t in self.selection],
-            "preprocess": self.preprocess, "input_shape": list(self.input_shape)}
+            "preprocess": self.preprocess, "input_shape": list(self.input_shape),
+            "input_key": self.input_key, "input_dtype": self.input_dtype,
+            "output": self.output, "assets": list(self.assets)}
 
   @classmethod
   def from_json(cls, d: dict) -> "EncoderDef":
@@ -142,7 +161,13 @@ class EncoderDef:
       return cls(network=d["network"],
                  selection=tuple((tuple(s), tuple(t)) for s, t in d["selection"]),
                  preprocess=d["preprocess"],
-                 input_shape=tuple(int(n) for n in d["input_shape"]))
+                 input_shape=tuple(int(n) for n in d["input_shape"]),
+                 # Descriptions written before these fields: the modality's key,
+                 # float input, a vector per example, no assets.
+                 input_key=d.get("input_key", ""),
+                 input_dtype=d.get("input_dtype", "float32"),
+                 output=d.get("output", "vector"),
+                 assets=tuple(d.get("assets", ())))
     except (KeyError, TypeError, ValueError) as e:
       raise UserError(f"not an encoder description ({e!r}); was it written by an "
                       "older sslax? Retrain, or export with this version") from None
@@ -191,9 +216,11 @@ def backbone_def(config, submodule: Path = ("encoder",), *,
 @dataclasses.dataclass(frozen=True)
 class Encoder:
   """An encoder definition with its variables: ``encoder(examples)`` gives
-  the representation [n, d] of raw examples (eval mode)."""
+  the representation of raw examples (eval mode): [n, d] for a ``vector``
+  encoder. ``assets``: {file name: path} of the files saved beside it."""
   definition: EncoderDef
   variables: Any
+  assets: Any = None
 
   @property
   def module(self) -> nn.Module:
@@ -208,8 +235,9 @@ class Encoder:
 
 
 def feature_dim(definition: EncoderDef, variables=None) -> int:
+  """The size of the last axis of the network's output."""
   variables = variables if variables is not None else definition.abstract_variables()
-  x = jnp.zeros((1, *definition.input_shape), jnp.float32)
+  x = jnp.zeros((1, *definition.input_shape), definition.input_dtype)
   return int(jax.eval_shape(lambda v: definition.module().apply(v, x, train=False),
                             variables).shape[-1])
 

@@ -16,36 +16,58 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from sslax import encoder as encoder_lib
+from sslax.data import modality as modalities
 from sslax.errors import UserError
-from sslax.train import checkpoint
+from sslax.train import artifact, checkpoint, run_config
 
 INFO_FILE = encoder_lib.INFO_FILE
 VARIABLES_DIR = "variables"
+ENCODERS_DIR = "encoders"
 
 
-def export_encoder(workdir: str, out: str, overrides=()):
-  """Writes the encoder of ``workdir``'s newest checkpoint to ``out``; returns
-  the info dict. Refuses to overwrite an existing ``out``."""
+def export_encoder(workdir: str, out: str, overrides=(), encoder=None):
+  """Writes the encoders of ``workdir``'s newest checkpoint to ``out``: the
+  primary at ``out`` itself, every other one at ``out/encoders/<name>``
+  (each: ``encoder.json``, ``variables/`` and its assets); with ``encoder``
+  (a name), that one alone at ``out``. Returns the info dict of the one at
+  ``out``. Refuses to overwrite an existing ``out``."""
   out_path = checkpoint.workdir_path(out)
   if out_path.exists():
     raise UserError(f"{out} already exists; choose a new --out path")
-  config = checkpoint.load_config(workdir, overrides)
+  config = run_config.load_config(workdir, overrides)
   step = checkpoint.latest_step(workdir)
-  encoder = checkpoint.restore_encoder(workdir, step=step)
+  names = artifact.encoder_names(workdir)
+  if encoder is not None:
+    artifact.read_encoder_definition(workdir, encoder)  # an unknown name: one line
+    names = [encoder]
+  info = None
+  for i, name in enumerate(names):
+    where = out_path if i == 0 else out_path / ENCODERS_DIR / name
+    written = _export_one(workdir, name, where, config, step)
+    info = info or written
+  return info
+
+
+def _export_one(workdir, name, out_path, config, step):
+  encoder = artifact.restore_encoder(workdir, name=name, step=step)
   definition = encoder.definition
   info = {
       **definition.to_json(),
+      "name": name,
       "modality": definition.modality,
-      "feature_dim": encoder_lib.feature_dim(definition, encoder.variables),
       "method": config.method,
       "dataset": config.data.name,
       "step": int(step),
       "config": config.to_dict(),
   }
+  if definition.output == "vector":
+    info["feature_dim"] = encoder_lib.feature_dim(definition, encoder.variables)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(out_path / VARIABLES_DIR, jax.device_get(encoder.variables))
   if jax.process_index() == 0:
     encoder_lib.write_definition(out_path / INFO_FILE, definition, **info)
+    for file_name, path in (encoder.assets or {}).items():
+      (out_path / file_name).write_text(path.read_text())
   return info
 
 
@@ -75,8 +97,10 @@ def _definition(info) -> encoder_lib.EncoderDef:
   return _legacy_definition(info)
 
 
-def load_encoder(path: str, sharding=None):
-  """``(module, variables, info)`` of an exported encoder.
+def load_encoder(path: str, sharding=None, name=None):
+  """``(module, variables, info)`` of an exported encoder: the primary one,
+  or ``name`` of an export holding several (``info["assets"]`` lists the
+  files saved beside it, e.g. a vocabulary).
 
   ``module.apply(variables, preprocess(images, info), train=False)`` gives
   the features of images (or waveforms) of the exported input shape.
@@ -84,6 +108,14 @@ def load_encoder(path: str, sharding=None):
   process's devices), whatever device count the export was saved from.
   """
   path = checkpoint.workdir_path(path)
+  if name is not None and (path / INFO_FILE).exists() and _read_info(path).get(
+      "name", "encoder") != name:
+    others = sorted(p.name for p in (path / ENCODERS_DIR).glob("*")) if (
+        path / ENCODERS_DIR).exists() else []
+    if name not in others:
+      have = [_read_info(path).get("name", "encoder"), *others]
+      raise UserError(f"{path} has no encoder {name!r}; it has {', '.join(have)}")
+    path = path / ENCODERS_DIR / name
   if not (path / INFO_FILE).exists():
     raise UserError(f"{path} is not an exported encoder (no {INFO_FILE}); make one "
                     "with `sslax export --workdir DIR --out PATH`")
@@ -112,16 +144,7 @@ def preprocess(images, info):
   is a UserError."""
   definition = _definition(info)
   images = images if isinstance(images, jax.Array) else np.asarray(images)
-  if definition.modality == "image":
-    height, width, channels = definition.input_shape
-    lab = definition.preprocess["kind"] == "lab_l"
-    ok_channels = (1, 3) if lab else (channels,)
-    if images.ndim != 4 or tuple(images.shape[1:3]) != (height, width) or \
-        images.shape[-1] not in ok_channels:
-      want = (f"({height}, {width}, 3) RGB or ({height}, {width}, 1) gray" if lab
-              else str((height, width, channels)))
-      raise UserError(f"inputs of shape {tuple(images.shape[1:])} do not match the "
-                      f"exported encoder's input {want}; resize them first")
+  modalities.owning(definition.preprocess["kind"]).check_input(images, definition)
   return definition.prepare(jnp.asarray(images))
 
 

@@ -7,6 +7,7 @@ pytest process with XLA_FLAGS set, so the main run skips collecting them.
 
 import os
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,6 +56,38 @@ def tiny_corpus(tmp_path_factory):
   speech.make_corpus(out, num_speakers=4, train_per_speaker=6, test_per_speaker=2,
                      clip_seconds=1.0, log=lambda *_: None)
   return out
+
+
+TINY_TEXT_TOPICS = (("king", "queen", "prince", "crown", "throne", "royal"),
+                    ("cat", "dog", "horse", "cow", "sheep", "goat"),
+                    ("red", "blue", "green", "yellow", "white", "black"),
+                    ("one", "two", "three", "four", "five", "six"))
+TINY_TEXT_FILLER = ("the", "a", "and", "of", "is", "was", "to", "in")
+
+
+@pytest.fixture(scope="module")
+def tiny_text(tmp_path_factory):
+  """A text corpus in the layout of ``sslax data make-text``: 2000 sentences
+  (and 200 held out) each mixing filler words with the words of one of four
+  topics, so that words of a topic share their contexts."""
+  import json  # pylint: disable=g-import-not-at-top
+  out = tmp_path_factory.mktemp("text")
+  rng = np.random.default_rng(0)
+
+  def sentence():
+    topic = TINY_TEXT_TOPICS[rng.integers(len(TINY_TEXT_TOPICS))]
+    words = [rng.choice(topic) if rng.random() < 0.6 else rng.choice(TINY_TEXT_FILLER)
+             for _ in range(rng.integers(5, 13))]
+    return " ".join(words)
+
+  lines = [sentence() for _ in range(2200)]
+  (out / "train.txt").write_text("\n".join(lines[:2000]) + "\n")
+  (out / "heldout.txt").write_text("\n".join(lines[2000:]) + "\n")
+  words = {split: sum(len(l.split()) for l in part)
+           for split, part in (("train", lines[:2000]), ("heldout", lines[2000:]))}
+  (out / "meta.json").write_text(json.dumps(
+      {"splits": {k: {"words": v} for k, v in words.items()}}))
+  return str(out)
 
 
 @pytest.fixture

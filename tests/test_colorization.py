@@ -201,10 +201,10 @@ def _init_and_grads(method, images, config):
   """As the trainer does it: constants (rebalancing weights) from the
   training source, then init, then one loss and gradient."""
   if method.constants is None:
-    params, state, mstate = jax.jit(method.init)(jax.random.PRNGKey(0), images[:2])
+    params, state, mstate = jax.jit(method.init)(jax.random.PRNGKey(0), {"image": images[:2]})
   else:
     constants = method.constants(get_source(config.data, "train"))
-    params, state, mstate = jax.jit(method.init)(jax.random.PRNGKey(0), images[:2],
+    params, state, mstate = jax.jit(method.init)(jax.random.PRNGKey(0), {"image": images[:2]},
                                                  constants)
   (loss, aux), grads = jax.jit(jax.value_and_grad(
       lambda p: method.loss_fn(p, state, mstate, {"image": images}, jax.random.PRNGKey(1)), has_aux=True))(params)
@@ -263,7 +263,7 @@ def test_rebalanced_loss_at_init_and_gradients(corpus):
   assert aux.features.shape == (16, feats.shape[-1]) and x.shape[-1] == 1
   # The L2 baseline: 2 outputs per pixel, a scalar loss (shapes only).
   method = build_method(_config("colorization", corpus, colorization=dict(loss="l2")))
-  params, state, mstate = jax.eval_shape(method.init, jax.random.PRNGKey(0), images[:2])
+  params, state, mstate = jax.eval_shape(method.init, jax.random.PRNGKey(0), {"image": images[:2]})
   assert params["decoder"]["Conv_0"]["kernel"].shape[-1] == 2
   loss, _ = jax.eval_shape(lambda *a: method.loss_fn(*a), params, state, mstate,
                            {"image": images}, jax.random.PRNGKey(1))
@@ -375,7 +375,7 @@ def test_train_transfer_and_picture(corpus, tmp_path):
       evaluate(workdir)
   assert sorted(os.listdir(os.path.join(workdir, "eval"))) == [
       "transfer_fashion_mnist_linear_1.0.json"]
-  test_images = get_source(config.data, "test").get(np.arange(8))[0]
+  test_images = get_source(config.data, "test").get(np.arange(8))["image"]
   # Exported, the L encoder loads without the method (so without the photo
   # corpus) and gives the training-time features of RGB and of gray images.
   from sslax.export import export_encoder, load_encoder, preprocess

@@ -213,8 +213,8 @@ def test_image_cpc_step_compiles_once_and_learns():
 def test_cpc_gradients_reach_encoder_context_and_predictors():
   config = _image_smoke()
   method = build_method(config)
-  images = jnp.asarray(get_source(config.data, "train").get(np.arange(8))[0])
-  params, model_state, method_state = method.init(jax.random.PRNGKey(0), images)
+  images = jnp.asarray(get_source(config.data, "train").get(np.arange(8))["image"])
+  params, model_state, method_state = method.init(jax.random.PRNGKey(0), {"image": images})
   grads = jax.grad(lambda p: method.loss_fn(p, model_state, method_state,
                                             {"image": images}, jax.random.PRNGKey(1))[0])(params)
   assert set(grads) == {"encoder", "autoregressor", "predictors"}
@@ -244,8 +244,8 @@ def test_cpc_config_errors():
 def test_speech_corpus_split_and_shapes(tiny_corpus):
   import json
   train, test = speech.load_split(tiny_corpus, "train"), speech.load_split(tiny_corpus, "test")
-  assert train.images.shape == (24, 16000) and train.images.dtype == np.int16
-  assert test.images.shape == (8, 16000)
+  assert train.arrays["audio"].shape == (24, 16000) and train.arrays["audio"].dtype == np.int16
+  assert test.arrays["audio"].shape == (8, 16000)
   assert np.bincount(train.labels).tolist() == [6] * 4
   assert train.num_classes == 4
   with open(os.path.join(tiny_corpus, "meta.json")) as f:
@@ -253,7 +253,7 @@ def test_speech_corpus_split_and_shapes(tiny_corpus):
   # No sentence is spoken in both splits.
   assert not set(meta["sentences"]["train"]) & set(meta["sentences"]["test"])
   # Real speech: clips are not silent and speakers differ in pitch.
-  assert float(np.std(train.images)) > 300
+  assert float(np.std(train.arrays["audio"])) > 300
   # Built again with the same settings: found, not rebuilt.
   messages = []
   speech.make_corpus(tiny_corpus, num_speakers=4, train_per_speaker=6, test_per_speaker=2,
@@ -312,7 +312,7 @@ def test_speech_cpc_end_to_end(tiny_corpus, tmp_path):
   proc = _sslax("export", "--workdir", work, "--out", str(tmp_path / "enc"))
   assert proc.returncode == 0, proc.stderr[-3000:]
   module, variables, info = sslax.load_encoder(str(tmp_path / "enc"))
-  clips = speech.load_split(tiny_corpus, "test").images[:3]
+  clips = speech.load_split(tiny_corpus, "test").arrays["audio"][:3]
   feats = module.apply(variables, sslax.preprocess(clips, info), train=False)
   # The training window; the encoder takes clips of any length (here 16000).
   assert info["input_shape"] == [2560] and feats.shape == (3, info["feature_dim"])
@@ -329,8 +329,8 @@ def test_speech_cpc_end_to_end(tiny_corpus, tmp_path):
   train, test = speech.load_split(tiny_corpus, "train"), speech.load_split(tiny_corpus, "test")
   keys = ("top1", "train_top1", "weight_decay", "validation_top1")
   for features, encode in encoders.items():
-    again = linear_probe(np.asarray(encode(train.images)), train.labels,
-                         np.asarray(encode(test.images)), test.labels, fraction=1.0,
+    again = linear_probe(np.asarray(encode(train.arrays["audio"])), train.labels,
+                         np.asarray(encode(test.arrays["audio"])), test.labels, fraction=1.0,
                          num_classes=4)
     assert {k: again[k] for k in keys} == {k: linear[features][k] for k in keys}, features
 

@@ -147,7 +147,7 @@ def test_extraction_pads_and_drops_the_last_batch(tiny):
 def test_augmented_training_features(tiny):
   encoder, source = tiny
   feats, labels = features_lib.encode_source(encoder, source)
-  recompute = sgd.Recompute(read=lambda rows: source.get(rows)[0],
+  recompute = sgd.Recompute(read=lambda rows: source.get(rows)["image"],
                             features=features_lib.augmented_features(encoder, (0.5, 1.0)),
                             variables=encoder.variables, threads=2)
   args = (feats, labels, feats, labels)

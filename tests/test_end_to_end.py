@@ -18,7 +18,8 @@ def _top1_of_finetuned(state, config):
   the encoder on the normalised images in eval mode, the head in numpy."""
   from sslax.data.sources import get_source  # pylint: disable=g-import-not-at-top
   from sslax.models import make_encoder  # pylint: disable=g-import-not-at-top
-  images, labels = get_source(config.data, "test").get(np.arange(10000))
+  _examples = get_source(config.data, "test").get(np.arange(10000))
+  images, labels = _examples["image"], _examples["label"]
   x = (images.astype(np.float32) / 255.0 - np.float32(config.data.mean)) / np.float32(
       config.data.std)
   h = np.asarray(make_encoder(config.model).apply(
@@ -47,7 +48,7 @@ def test_train_then_evaluate(tmp_path, capsys, monkeypatch):
             "--config.progress_bar=False"])
   records = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["step"] for r in records] == [2, 4, 6, 8]
-  assert all({"loss", "lr", "images_per_second", "probe_loss"} <= set(r) for r in records)
+  assert all({"loss", "lr", "examples_per_second", "probe_loss"} <= set(r) for r in records)
   online = [r for r in records if "online_knn_top1_k20" in r]
   assert [r["step"] for r in online] == [4, 8]  # online_eval_every = 4
   assert all(0.2 < r["online_knn_top1_k20"] <= 1.0 for r in online)

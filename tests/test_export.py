@@ -171,3 +171,50 @@ def test_exports_of_the_previous_format_still_load(exported, tmp_path):
   (old / "encoder.json").write_text(json.dumps(legacy))
   with pytest.raises(UserError, match="export it again"):
     sslax.load_encoder(str(old))
+
+
+# The keys of encoder.json before encoders described their input name, dtype,
+# output kind and assets, and before a run held several.
+PREVIOUS_ENCODER_KEYS = ("network", "selection", "preprocess", "input_shape",
+                         "feature_dim", "method", "dataset")
+
+
+def test_workdirs_of_the_previous_format_still_evaluate_export_and_resume(
+    exported, tmp_path, capsys):
+  """A workdir as the previous version wrote it (encoder.json alone, without
+  the new fields; metrics with images_per_second; a config without evals)
+  evaluates, exports, loads and resumes training."""
+  import json  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  workdir, out, config, _ = exported
+  old = tmp_path / "old"
+  shutil.copytree(workdir, old)
+  shutil.rmtree(old / "encoders")
+  info = json.loads((old / "encoder.json").read_text())
+  (old / "encoder.json").write_text(json.dumps({k: info[k] for k in PREVIOUS_ENCODER_KEYS}))
+  saved = json.loads((old / "config.json").read_text())
+  del saved["evals"]
+  (old / "config.json").write_text(json.dumps(saved))
+  rows = [json.loads(l) for l in (old / "metrics.jsonl").read_text().splitlines()]
+  (old / "metrics.jsonl").write_text("".join(json.dumps(
+      {("images_per_second" if k == "examples_per_second" else k): v for k, v in r.items()})
+      + "\n" for r in rows))
+  for argv in (["eval", "knn"], ["eval", "linear", "--label-fraction", "0.1"]):
+    cli.run([*argv, "--workdir", str(old)])
+  assert json.loads((old / "eval" / "knn.json").read_text())["top1_k20"] > 0.3
+  assert json.loads((old / "eval" / "linear_0.1.json").read_text())["top1"] > 0.3
+  cli.run(["export", "--workdir", str(old), "--out", str(tmp_path / "old_export")])
+  capsys.readouterr()
+  module, variables, info = sslax.load_encoder(str(tmp_path / "old_export"))
+  want_module, want_vars, want_info = sslax.load_encoder(out)
+  np.testing.assert_array_equal(
+      np.asarray(module.apply(variables, preprocess(_images(), info), train=False)),
+      np.asarray(want_module.apply(want_vars, preprocess(_images(), want_info), train=False)))
+  assert info["output"] == "vector" and info["input_key"] == "image"
+  # Resumed from its older checkpoint (the newest moved away), to the end.
+  from sslax.train import checkpoint  # pylint: disable=g-import-not-at-top
+  steps = checkpoint.saved_steps(str(old))
+  assert len(steps) >= 2, steps
+  shutil.rmtree(old / "checkpoints" / str(max(steps)))
+  state = train_and_evaluate(config, str(old))
+  assert int(state.step) == config.num_steps

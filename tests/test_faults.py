@@ -369,9 +369,9 @@ _UNRETRIEVED_TASKS = r"""
 import asyncio, gc, os, sys
 import numpy as np
 import tensorstore as ts
-from sslax import cli
-cli._quiet_orbax_shutdown_noise()
-cli._filter_library_logs()
+from sslax import logs
+logs.quiet_orbax_shutdown_noise()
+logs.filter_library_logs()
 spec = {"driver": "zarr", "kvstore": {"driver": "ocdbt", "base": "file://%s/"}, "path": "x"}
 
 async def read():

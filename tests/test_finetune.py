@@ -13,7 +13,7 @@ from sslax.eval import evaluate
 from sslax.eval.finetune import finetune, num_steps
 from sslax.probes.linear import stratified_subset
 from sslax.models import make_encoder
-from sslax.train import checkpoint
+from sslax.train import artifact
 
 
 def _toy(n, seed):
@@ -48,7 +48,7 @@ def test_finetune_separates_a_separable_toy_problem(smoke_config, tmp_path):
                        variables["params"], final.params["encoder"])
   assert max(jax.tree.leaves(moved)) > 0
   # It started from the given variables: the run's encoder at initialisation.
-  start = checkpoint.restore_encoder(str(tmp_path / "ft"), random_init=True)
+  start = artifact.restore_encoder(str(tmp_path / "ft"), random_init=True)
   chex.assert_trees_all_equal(jax.device_get(start.variables["params"]),
                               jax.device_get(variables["params"]))
 

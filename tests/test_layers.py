@@ -1,4 +1,4 @@
-"""The layers of the README ("Layout"), checked from the source.
+"""The layers of docs/architecture.md ("Layers"), checked from the source.
 
 Every module under ``sslax/`` is parsed with ``ast`` (nothing is imported) and
 every import of an ``sslax`` module is collected: module-level and
@@ -31,7 +31,7 @@ LAYERS = (
     ("sslax.methods",),
     ("sslax.probes",),
     ("sslax.train",),
-    ("sslax.eval", "sslax.export"),
+    ("sslax.eval", "sslax.export", "sslax.logs"),
     # The package itself only re-exports sslax.export's load_encoder and
     # preprocess, lazily (PEP 562), so it stands with the entry points.
     ("sslax.cli", "sslax.__main__", "sslax"),

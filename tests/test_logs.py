@@ -13,7 +13,7 @@ from conftest import ROOT
 from sslax.train.loop import log_line
 
 SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
-LINE = re.compile(r"^step (\d+)/8  loss -?\d+\.\d{4}  images/s \d+"
+LINE = re.compile(r"^step (\d+)/8  loss -?\d+\.\d{4}  examples/s \d+"
                   r"(  data_wait \d+\.\d%)?"
                   r"(  online_knn_top1_k20 \d\.\d{4}  online_probe_top1 \d\.\d{4})?"
                   r"  eta \d+:\d\d:\d\d$")
@@ -29,15 +29,15 @@ def _sslax(*argv):
 
 
 def test_log_line():
-  record = {"loss": 5.12344, "lr": 0.1, "images_per_second": 640.4,
+  record = {"loss": 5.12344, "lr": 0.1, "examples_per_second": 640.4,
             "data_wait": 0.0123, "online_knn_top1_k20": 0.5}
   assert log_line(50, 1000, record, 256) == (
-      "step 50/1000  loss 5.1234  images/s 640  data_wait 1.2%  "
+      "step 50/1000  loss 5.1234  examples/s 640  data_wait 1.2%  "
       "online_knn_top1_k20 0.5000  eta 0:06:20")  # 950 steps x 256 / 640.4 s
-  assert log_line(1000, 1000, {"loss": 1.0, "images_per_second": 9.0}, 8) == (
-      "step 1000/1000  loss 1.0000  images/s 9  eta 0:00:00")
-  assert log_line(1, 3, {"loss": 1.0, "images_per_second": 1.0}, 3600) == (
-      "step 1/3  loss 1.0000  images/s 1  eta 2:00:00")
+  assert log_line(1000, 1000, {"loss": 1.0, "examples_per_second": 9.0}, 8) == (
+      "step 1000/1000  loss 1.0000  examples/s 9  eta 0:00:00")
+  assert log_line(1, 3, {"loss": 1.0, "examples_per_second": 1.0}, 3600) == (
+      "step 1/3  loss 1.0000  examples/s 1  eta 2:00:00")
 
 
 @pytest.mark.slow

@@ -27,7 +27,8 @@ def _config(name):
 def _batch(config, source, step):
   idx = pipeline.global_batch_indices(config.seed, step, config.global_batch_size,
                                       len(source))
-  images, labels = source.get(idx)
+  _examples = source.get(idx)
+  images, labels = _examples["image"], _examples["label"]
   return {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
 
 
@@ -168,7 +169,7 @@ def test_byol_short_run_does_not_collapse(tmp_path):
   state = train_and_evaluate(config, str(tmp_path))
   method = build_method(config)
   test = get_source(config.data, "test")
-  images, _ = test.get(np.arange(512))
+  images = test.get(np.arange(512))["image"]
   x = common.center_input(jnp.asarray(images), config)
   _, z, _ = method_online_apply(method, config, state, x)
   z = np.asarray(losses.l2_normalize(z))
@@ -179,6 +180,6 @@ def test_byol_short_run_does_not_collapse(tmp_path):
 
 def method_online_apply(method, config, state, x):
   from sslax.methods import byol  # pylint: disable=g-import-not-at-top
-  online_model = byol.Online(encoder=method.encoder.module(), head=common.make_head(config.head),
+  online_model = common.EncoderHeadPredictor(encoder=method.encoder.module(), head=common.make_head(config.head),
                              predictor=common.make_head(config.predictor))
   return online_model.apply({"params": state.params, **state.model_state}, x, train=False)

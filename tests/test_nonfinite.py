@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, xla_flags
 from sslax.errors import NonFinite, UserError
-from sslax.train import checkpoint
+from sslax.train import artifact, checkpoint
 from sslax.train.loop import check_finite
 
 SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
@@ -124,5 +124,5 @@ def test_eval_and_export_refuse_non_finite_checkpoint(nan_workdir, tmp_path, arg
   assert "step 3" in line and "non-finite" in line and "earlier checkpoint" in line, line
   assert not (tmp_path / "encoder").exists()
   # The finite checkpoint before it still restores.
-  encoder = checkpoint.restore_encoder(nan_workdir, step=2)
+  encoder = artifact.restore_encoder(nan_workdir, step=2)
   assert _finite(encoder.variables)

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import ROOT, fails_cleanly
 from sslax import cli
+from sslax.data.source import labelled
 
 SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
 CLASSES = ("cat", "dog", "eel")
@@ -73,10 +74,11 @@ def test_image_folder_source(tmp_path):
   config = ml_collections.ConfigDict(dict(name="image_folder", data_dir=data_dir,
                                           image_size=(10, 12), load_size=0, channels=0))
   train = get_source(config, "train")
-  assert len(train) == 9 and train.image_shape == (10, 12, 3)
-  assert train.class_names == CLASSES and train.num_classes == 3 and train.labelled
+  assert len(train) == 9 and train.element_spec["image"][0] == (10, 12, 3)
+  assert train.class_names == CLASSES and train.num_classes == 3 and labelled(train)
   np.testing.assert_array_equal(train.labels, [0, 0, 0, 1, 1, 1, 2, 2, 2])
-  images, labels = train.get([8, 0, 4])
+  _examples = train.get([8, 0, 4])
+  images, labels = _examples["image"], _examples["label"]
   assert images.shape == (3, 10, 12, 3) and images.dtype == np.uint8
   np.testing.assert_array_equal(labels, [2, 0, 1])
   # The colour of its class survives decoding and resizing (JPEG and PNG).
@@ -84,7 +86,7 @@ def test_image_folder_source(tmp_path):
   assert len(get_source(config, "train+test")) == 15
   config.update(channels=1, load_size=8)
   gray = get_source(config, "test")
-  assert gray.image_shape == (8, 8, 1) and gray.get([0])[0].shape == (1, 8, 8, 1)
+  assert gray.element_spec["image"][0] == (8, 8, 1) and gray.get([0])["image"].shape == (1, 8, 8, 1)
   # Without train/ the folder itself is the training split.
   only = make_folder(tmp_path / "one", splits=((None, 2),))
   source = get_source(ml_collections.ConfigDict(dict(
@@ -96,8 +98,8 @@ def test_image_folder_source(tmp_path):
     _gray_image(str(tmp_path / "gray" / f"{i}.png"))
   gray = get_source(ml_collections.ConfigDict(dict(
       name="image_folder", data_dir=str(tmp_path / "gray"), image_size=(8, 8))), "train")
-  assert gray.image_shape == (8, 8, 1) and gray.num_classes == 0 and not gray.labelled
-  assert gray.get([0, 2])[0].shape == (2, 8, 8, 1) and gray.labels.tolist() == [-1] * 3
+  assert gray.element_spec["image"][0] == (8, 8, 1) and gray.num_classes == 0 and not labelled(gray)
+  assert gray.get([0, 2])["image"].shape == (2, 8, 8, 1) and gray.labels.tolist() == [-1] * 3
 
 
 def test_train_and_evaluate_on_an_image_folder(tmp_path, capsys):
@@ -134,11 +136,13 @@ def test_unlabelled_folder_trains_and_refuses_label_based_evaluation(tmp_path, c
   data_dir = make_flat_folder(tmp_path / "photos")
   workdir = tmp_path / "run"
   _train(workdir, ["--config.data.name=image_folder", f"--config.data.data_dir={data_dir}"])
-  assert "online evaluation is off" in capsys.readouterr().err
+  err = capsys.readouterr().err
+  assert "online evaluation is off" in err
+  assert "online linear probe is off: the training data has no labels" in err
   records = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
   assert [r["step"] for r in records] == [2, 4]
   assert not any("online_knn_top1_k20" in r for r in records)
-  assert all(np.isfinite(r["loss"]) and r["probe_loss"] == 0.0 for r in records)
+  assert all(np.isfinite(r["loss"]) and "probe_loss" not in r for r in records)
   for protocol in ("linear", "knn", "finetune"):
     fails_cleanly(capsys, ["eval", protocol, "--workdir", str(workdir)],
                    "needs labels but split 'train' of image_folder "
@@ -199,9 +203,9 @@ def test_arrays_layouts(tmp_path):
   train = source(tmp_path / "dir", "train")
   assert len(train) == 5 and train.num_classes == 2 and train.class_names == ("a", "b")
   test = source(tmp_path / "dir", "test")
-  assert not test.labelled and test.labels.tolist() == [-1, -1]
+  assert not labelled(test) and test.labels.tolist() == [-1, -1]
   gray = source(tmp_path / "gray.npy", "train")
-  assert gray.image_shape == (6, 6, 1) and gray.num_classes == 0 and not gray.labelled
+  assert gray.element_spec["image"][0] == (6, 6, 1) and gray.num_classes == 0 and not labelled(gray)
 
 
 def test_python_entry_point_with_arrays_in_memory(tmp_path, smoke_config):
@@ -277,7 +281,7 @@ def test_bad_image_folders(tmp_path, capsys, damage, match):
     import ml_collections  # pylint: disable=g-import-not-at-top
     source = get_source(ml_collections.ConfigDict(dict(
         name="image_folder", data_dir=data_dir, image_size=(8, 8), channels=3)), "train")
-    assert source.get(np.arange(len(source)))[0].shape == (18, 8, 8, 3)
+    assert source.get(np.arange(len(source)))["image"].shape == (18, 8, 8, 3)
   assert not (workdir / "checkpoints").exists() or damage == "truncated"
 
 
@@ -375,9 +379,9 @@ def test_tfds_split_syntax_and_unlabelled_splits(tmp_path):
       name="sslax_test_splits", data_dir=str(tmp_path), image_size=(8, 8), load_size=0,
       train_split="train+unlabelled", eval_train_split="train", eval_split="unlabelled"))
   train = split_source(config, "train_split")
-  assert len(train) == 22 and not train.labelled and train.class_names == ("a", "b", "c")
+  assert len(train) == 22 and not labelled(train) and train.class_names == ("a", "b", "c")
   assert sorted(train.labels.tolist()).count(-1) == 12
-  assert labelled_source(config, "eval_train_split", "kNN evaluation").labelled
+  assert labelled(labelled_source(config, "eval_train_split", "kNN evaluation"))
   with pytest.raises(UserError, match="kNN evaluation needs labels but split 'unlabelled'"):
     labelled_source(config, "eval_split", "kNN evaluation")
   config.eval_split = "validation"

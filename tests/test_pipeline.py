@@ -38,22 +38,23 @@ def test_one_process_reads_every_row():
 def test_array_source_get():
   images = np.arange(5 * 2 * 2 * 1, dtype=np.uint8).reshape(5, 2, 2, 1)
   src = ArraySource(images=images, labels=np.arange(5, dtype=np.int32), num_classes=5)
-  x, y = src.get([4, 0])
+  _examples = src.get([4, 0])
+  x, y = _examples["image"], _examples["label"]
   np.testing.assert_array_equal(y, [4, 0])
   np.testing.assert_array_equal(x[0], images[4])
-  assert src.image_shape == (2, 2, 1) and len(src) == 5
+  assert src.element_spec["image"][0] == (2, 2, 1) and len(src) == 5
 
 
 def test_fashion_mnist_from_debian_idx_files():
   train, test = fashion_mnist("train"), fashion_mnist("test")
   assert len(train) == 60000 and len(test) == 10000
-  assert train.image_shape == (28, 28, 1) and train.images.dtype == np.uint8
+  assert train.element_spec["image"][0] == (28, 28, 1) and train.images.dtype == np.uint8
   assert sorted(np.unique(test.labels)) == list(range(10))
   assert np.bincount(train.labels).tolist() == [6000] * 10
 
 
 def test_resize_and_center_crop_for_mixed_size_datasets():
-  from sslax.data.sources import resize_and_center_crop  # pylint: disable=g-import-not-at-top
+  from sslax.data.images import resize_and_center_crop  # pylint: disable=g-import-not-at-top
   wide = np.zeros((40, 80, 3), np.uint8)
   wide[:, 38:42] = 255  # a vertical bar in the middle stays in the middle
   out = resize_and_center_crop(wide, 20)
@@ -147,7 +148,8 @@ def test_close_leaves_no_worker_processes():
 
 class _FailingSource:
   """Example 3 cannot be read (as a corrupt image file would be)."""
-  image_shape, num_classes = (3, 2, 1), 5
+  element_spec = {"image": ((3, 2, 1), "uint8"), "label": ((), "int32")}
+  num_classes = 5
 
   def __len__(self):
     return 5
@@ -155,7 +157,8 @@ class _FailingSource:
   def get(self, indices):
     if 3 in list(indices):
       raise UserError("cannot read example 3: corrupt")
-    return np.zeros((len(indices), 3, 2, 1), np.uint8), np.zeros(len(indices), np.int32)
+    return {"image": np.zeros((len(indices), 3, 2, 1), np.uint8),
+            "label": np.zeros(len(indices), np.int32)}
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -204,7 +207,7 @@ class _LockedSource:
   def __init__(self):
     import threading  # pylint: disable=g-import-not-at-top
     self.inner, self.lock = _numbered_source(), threading.Lock()
-    self.image_shape, self.num_classes = self.inner.image_shape, self.inner.num_classes
+    self.element_spec, self.num_classes = self.inner.element_spec, self.inner.num_classes
 
   def __len__(self):
     return len(self.inner)

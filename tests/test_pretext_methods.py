@@ -35,15 +35,15 @@ def _init(method, c, images):
   """``method.init`` as the trainer calls it: with the method's constants
   (computed from the training source) when it has some."""
   if method.constants is None:
-    return method.init(jax.random.PRNGKey(0), images[:2])
+    return method.init(jax.random.PRNGKey(0), {"image": images[:2]})
   constants = method.constants(get_source(c.data, "train"))
-  return method.init(jax.random.PRNGKey(0), images[:2], constants)
+  return method.init(jax.random.PRNGKey(0), {"image": images[:2]}, constants)
 
 
 @pytest.fixture(scope="module")
 def images():
   c = _config("rotation")
-  return jnp.asarray(get_source(c.data, "train").get(np.arange(N))[0])
+  return jnp.asarray(get_source(c.data, "train").get(np.arange(N))["image"])
 
 
 # ---------------------------------------------------------------- the inputs
@@ -90,7 +90,7 @@ def test_jigsaw_state_holds_the_config_permutations_and_labels_index_them(images
   c = _config("jigsaw")
   c.jigsaw.update(num_permutations=12, permutation_seed=3)
   method = build_method(c)
-  params, model_state, state = method.init(jax.random.PRNGKey(0), images[:2])
+  params, model_state, state = method.init(jax.random.PRNGKey(0), {"image": images[:2]})
   perms = np.asarray(state.permutations)
   np.testing.assert_array_equal(perms, jigsaw.hamming_permutations(12, 9, seed=3))
   # The loss reads the set from the state (the checkpointed one on a resume).
@@ -206,7 +206,7 @@ def test_exemplar_seeds_are_the_configured_training_images(images):
   source = get_source(c.data, "train")
   idx = exemplar.seed_indices(len(source), 64, c.seed)
   np.testing.assert_array_equal(np.asarray(state.seed_indices), idx)
-  np.testing.assert_array_equal(np.asarray(state.seeds), source.get(idx)[0])
+  np.testing.assert_array_equal(np.asarray(state.seeds), source.get(idx)["image"])
   assert len(set(idx.tolist())) == 64
   assert not np.array_equal(exemplar.seed_indices(len(source), 64, c.seed + 1), idx)
 

@@ -37,7 +37,8 @@ def _config(name, **changes):
 def _images():
   """The first 32 training images and labels."""
   source = get_source(_config("denoising_ae").data, "train")
-  return source.get(np.arange(32))
+  examples = source.get(np.arange(32))
+  return examples["image"], examples["label"]
 
 
 def _run(config, images, extra):
@@ -46,7 +47,7 @@ def _run(config, images, extra):
   whatever ``extra(method, loss_of, params, model_state)`` adds (computed in
   the same jit: every compile costs seconds on a CPU)."""
   method = build_method(config)
-  params, model_state, method_state = jax.jit(method.init)(jax.random.PRNGKey(0), images)
+  params, model_state, method_state = jax.jit(method.init)(jax.random.PRNGKey(0), {"image": images})
 
   def loss_of(p):
     return method.loss_fn(p, model_state, method_state, {"image": images},
@@ -269,7 +270,7 @@ def test_no_discriminator_without_adversarial_weight():
   config = _config("context_encoder", context_encoder__adversarial_weight=0.0)
   method = build_method(config)
   images = jax.ShapeDtypeStruct((4, 28, 28, 1), jnp.uint8)
-  _, _, method_state = jax.eval_shape(method.init, jax.random.PRNGKey(0), images)
+  _, _, method_state = jax.eval_shape(method.init, jax.random.PRNGKey(0), {"image": images})
   assert method_state == {} and method.side_update is None
 
 
@@ -313,7 +314,8 @@ def tiny_fashion_mnist(tmp_path):
                                                              "train-labels-idx1-ubyte")),
                                              ("test", 128, ("t10k-images-idx3-ubyte",
                                                             "t10k-labels-idx1-ubyte"))):
-    images, labels = get_source(_config("denoising_ae").data, split).get(np.arange(n))
+    _examples = get_source(_config("denoising_ae").data, split).get(np.arange(n))
+    images, labels = _examples["image"], _examples["label"]
     _write_idx(str(out / image_file), images[..., 0])
     _write_idx(str(out / label_file), labels)
   return str(out)

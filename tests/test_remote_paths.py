@@ -31,7 +31,7 @@ from sslax import cli, export
 from sslax.config_loading import apply_overrides, load_config_file
 from sslax.errors import UserError
 from sslax.eval import report, viz
-from sslax.train import checkpoint
+from sslax.train import artifact, run_config
 from sslax.train.loop import train_and_evaluate
 
 RUN = "gs://bucket/runs/smoke"
@@ -103,7 +103,7 @@ def test_fake_bucket_is_not_local(gcs, local_run):
   _upload(local_run, RUN)
   assert f"{RUN[5:]}/config.json" in gcs
   assert epath.Path(RUN, "eval").is_dir() and not epath.Path(RUN, "nothing").exists()
-  assert checkpoint.load_config(RUN).method == "simclr"
+  assert run_config.load_config(RUN).method == "simclr"
 
 
 def test_report_of_a_gs_run(gcs, local_run, capsys):
@@ -172,7 +172,7 @@ def test_export_to_the_bucket(gcs, local_run, monkeypatch, tmp_path_factory):
 
   _, variables, loaded = sslax.load_encoder(out)
   assert calls[-1] == f"{out}/variables" and loaded == saved
-  trained = checkpoint.restore_encoder(str(local_run)).variables
+  trained = artifact.restore_encoder(str(local_run)).variables
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(variables),
                jax.device_get(trained))
   with pytest.raises(UserError, match="is not an exported encoder"):

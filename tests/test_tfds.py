@@ -14,7 +14,8 @@ import pytest
 from conftest import ROOT
 from sslax import cli
 from sslax.data.arrays import ArraySource
-from sslax.data.sources import TFDSSource, get_source
+from sslax.data.sources import get_source
+from sslax.data.tfds_source import TFDSSource
 from sslax.data.tfds_prepare import write_dataset
 
 SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
@@ -74,9 +75,10 @@ def test_prepared_files_are_tfds_array_record(tfds_dir):
 def test_source_reads_tfds(tfds_dir):
   data_dir, train, test = tfds_dir
   source = TFDSSource(name=NAME, split="test", data_dir=data_dir)
-  assert (len(source), source.image_shape, source.num_classes) == (32, (32, 32, 3), 4)
+  assert (len(source), source.element_spec["image"][0], source.num_classes) == (32, (32, 32, 3), 4)
   assert sorted(np.bincount(source.labels).tolist()) == [8, 8, 8, 8]
-  images, labels = source.get([0, 5, 31])
+  _examples = source.get([0, 5, 31])
+  images, labels = _examples["image"], _examples["label"]
   assert images.shape == (3, 32, 32, 3) and images.dtype == np.uint8
   assert labels.dtype == np.int32
   if hasattr(source, "class_names"):  # the class names of TFDS's metadata
@@ -136,7 +138,7 @@ def test_make_tfds_from_image_folder(tmp_path, capsys):
   import ml_collections  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict(dict(name="my_pets", data_dir=out, load_size=0))
   train = get_source(config, "train")
-  assert (len(train), train.image_shape, train.num_classes) == (6, (24, 24, 3), 2)
+  assert (len(train), train.element_spec["image"][0], train.num_classes) == (6, (24, 24, 3), 2)
   assert sorted(train.labels.tolist()) == [0, 0, 0, 1, 1, 1]
   if hasattr(train, "class_names"):
     assert tuple(train.class_names) == ("cat", "dog")

@@ -200,15 +200,15 @@ def test_simsiam_gradient_stops_at_the_projections():
   from sslax.methods import build_method, common, simsiam  # pylint: disable=g-import-not-at-top
   c = _config("simsiam")
   method = build_method(c)
-  images, _ = get_source(c.data, "train").get(np.arange(16))
+  images = get_source(c.data, "train").get(np.arange(16))["image"]
   images = jnp.asarray(images)
-  params, model_state, method_state = method.init(jax.random.PRNGKey(0), images[:2])
+  params, model_state, method_state = method.init(jax.random.PRNGKey(0), {"image": images[:2]})
   batch, key = {"image": images}, jax.random.PRNGKey(1)
   # (Eager, like the reference below, so both round alike.)
   got = jax.grad(lambda p: method.loss_fn(p, model_state, method_state, batch, key)[0])(
       params)
 
-  model = simsiam.SimSiamNet(encoder=method.encoder.module(),
+  model = common.EncoderHeadPredictor(encoder=method.encoder.module(),
                              head=common.make_head(c.head),
                              predictor=common.make_head(c.predictor))
   x = common.interleave(*common.two_views(key, batch["image"], c))
@@ -263,10 +263,10 @@ def test_simsiam_short_run_does_not_collapse(tmp_path):
   c.predictor.update(hidden_dim=32, output_dim=128)
   state = train_and_evaluate(c, str(tmp_path))
   method = build_method(c)
-  model = simsiam.SimSiamNet(encoder=method.encoder.module(),
+  model = common.EncoderHeadPredictor(encoder=method.encoder.module(),
                              head=common.make_head(c.head),
                              predictor=common.make_head(c.predictor))
-  images, _ = get_source(c.data, "test").get(np.arange(512))
+  images = get_source(c.data, "test").get(np.arange(512))["image"]
   x = common.center_input(jnp.asarray(images), c)
   _, z, _ = model.apply({"params": state.params, **state.model_state}, x, train=False)
   z = np.asarray(losses.l2_normalize(z))

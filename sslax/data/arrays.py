@@ -1,10 +1,8 @@
-"""A whole split held in memory: the source type of Fashion-MNIST, of the
-local corpora (speech, photos) and of a user's own arrays (``load``: ``.npz``
-and ``.npy`` files). Kept apart from ``sources`` so the corpus modules can
-build one without importing ``sources``, which imports them.
+"""A user's own arrays (``config.data.name = 'arrays'``): ``.npz`` and
+``.npy`` files read into an ``ArraySource`` (``sslax.data.source``).
 
 Unlabelled examples have label -1; data without any labels has
-``num_classes`` 0."""
+``num_classes`` 0 and no ``"label"``."""
 
 import dataclasses
 import os
@@ -12,46 +10,8 @@ import zipfile
 
 import numpy as np
 
+from sslax.data.source import ArraySource
 from sslax.errors import UnknownSplit, UserError
-
-
-@dataclasses.dataclass(frozen=True)
-class ArraySource:
-  """A whole split held in memory."""
-  images: np.ndarray  # uint8 [n, H, W, C]
-  labels: np.ndarray  # int32 [n]; -1: no label
-  num_classes: int    # 0: no labels at all
-  class_names: tuple = ()  # names of the classes, for pictures (optional)
-
-  def __post_init__(self):
-    if np.asarray(self.labels).dtype != np.int32:
-      object.__setattr__(self, "labels", np.asarray(self.labels, np.int32))
-    if len(self.images) != len(self.labels):
-      raise UserError(f"ArraySource has {len(self.images)} images but "
-                      f"{len(self.labels)} labels; give one label per image "
-                      "(-1 for none)")
-
-  def __len__(self):
-    return len(self.labels)
-
-  @property
-  def image_shape(self):
-    return tuple(self.images.shape[1:])
-
-  @property
-  def labelled(self) -> bool:
-    """Whether every example has a label (none is -1)."""
-    return len(self.labels) > 0 and bool(np.all(np.asarray(self.labels) >= 0))
-
-  def get(self, indices):
-    indices = np.asarray(indices)
-    return self.images[indices], self.labels[indices]
-
-
-def unlabelled(images: np.ndarray) -> ArraySource:
-  """Images without labels (every label -1, no classes)."""
-  return ArraySource(images=images, labels=np.full(len(images), -1, np.int32),
-                     num_classes=0)
 
 
 EXPECTED = ("images uint8 [n, H, W, C] (C = 1 or 3; [n, H, W] is gray) and "

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from sslax.data.arrays import ArraySource
+from sslax.data.source import ArraySource
 from sslax.errors import UserError
 
 META_FILE = "meta.json"
@@ -35,9 +35,11 @@ def write_meta(out: str, meta: dict):
 
 
 def load_split(data_dir: str, split: str, *, what: str, build_hint: str,
-               array_key: str, num_classes: Callable[[dict], int]) -> ArraySource:
+               array_key: str, example_key: str,
+               num_classes: Callable[[dict], int]) -> ArraySource:
   """``split`` of the corpus in ``data_dir`` as an ArraySource of its
-  ``array_key`` array; ``num_classes(meta)`` counts the labels; a one-line
+  ``array_key`` array, named ``example_key`` in each example (``"image"``,
+  ``"audio"``); ``num_classes(meta)`` counts the labels; a one-line
   error naming ``build_hint`` (the command that builds it) when it is missing."""
   if split not in SPLITS:
     raise UserError(f"the {what} has splits train and test, not {split!r}")
@@ -49,5 +51,6 @@ def load_split(data_dir: str, split: str, *, what: str, build_hint: str,
   with open(meta_path) as f:
     meta = json.load(f)
   with np.load(path) as data:
-    return ArraySource(images=data[array_key], labels=data["labels"].astype(np.int32),
+    return ArraySource(arrays={example_key: data[array_key]},
+                       labels=data["labels"].astype(np.int32),
                        num_classes=num_classes(meta))

@@ -100,9 +100,9 @@ def _kind(channels: int) -> str:
 
 
 class FolderSource:
-  """A split of an image folder: ``len``, ``image_shape``, ``num_classes``,
-  ``class_names``, ``labels`` (-1 where unlabelled), ``labelled`` and
-  ``get(indices)``."""
+  """A split of an image folder as a source (``sslax.data.source``):
+  ``"image"`` uint8 [H, W, C] and, when the folder has class subfolders,
+  ``"label"`` (-1 for loose images); ``class_names``, ``labels``."""
 
   def __init__(self, data_dir: str, split: str, *, size, channels: int = 0):
     if channels not in CHANNELS:
@@ -136,7 +136,6 @@ class FolderSource:
                         "put images in it, one subfolder per class")
     self.files = files
     self.labels = np.asarray(labels, np.int32)
-    self.labelled = bool(np.all(self.labels >= 0))
     self.size = (int(size), int(size)) if np.ndim(size) == 0 else tuple(int(s) for s in size)
     self.auto_channels = channels == 0
     if self.auto_channels:
@@ -150,15 +149,20 @@ class FolderSource:
     for i in np.unique(np.linspace(0, len(files) - 1, min(len(files), HEADER_CHECKS))
                        .astype(int)):
       self._check_mode(files[i], self._mode(files[i]))
-    self.image_shape = (*self.size, self.channels)
+    self.element_spec = {"image": ((*self.size, self.channels), "uint8")}
+    if self.num_classes:
+      self.element_spec["label"] = ((), "int32")
 
   def __len__(self):
     return len(self.files)
 
   def get(self, indices):
     indices = np.asarray(indices, np.int64)
-    images = np.stack([self._load(self.files[i]) for i in indices])
-    return images, self.labels[indices]
+    images = np.stack([self._load(self.files[i]) for i in indices]) if len(indices) else (
+        np.zeros((0, *self.size, self.channels), np.uint8))
+    if not self.num_classes:
+      return {"image": images}
+    return {"image": images, "label": self.labels[indices]}
 
   @staticmethod
   def _unreadable(path, error):

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from sslax.data import corpus
-from sslax.data.arrays import ArraySource
+from sslax.data.source import ArraySource
 from sslax.errors import UserError
 
 PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds")
@@ -201,4 +201,4 @@ def load_split(data_dir: str, split: str) -> ArraySource:
   return corpus.load_split(
       data_dir, split, what="photo corpus",
       build_hint=f"`sslax data make-photos --out {data_dir}` (or `make photos`)",
-      array_key="images", num_classes=lambda m: len(m["photos"]))
+      array_key="images", example_key="image", num_classes=lambda m: len(m["photos"]))

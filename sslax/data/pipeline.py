@@ -27,6 +27,7 @@ import grain
 import jax
 import numpy as np
 
+from sslax.data.source import INDEX, check_examples
 from sslax.errors import UserError
 
 # Steps of a run without a known end (the dataset of step numbers needs a length).
@@ -118,9 +119,11 @@ def _check_picklable(source, workers):
 
 
 class HostBatch(grain.transforms.Map):
-  """step -> ``(step, {'image', 'label'})``: this process's rows of global batch
-  ``step``, read from ``source``. The only host work of the pipeline; it runs
-  in the worker processes, which receive it (and the source) pickled."""
+  """step -> ``(step, examples)``: this process's rows of global batch
+  ``step``, read from ``source`` (``{name: array}``, checked against its
+  ``element_spec``) with ``"index"`` added. The only host work of the
+  pipeline; it runs in the worker processes, which receive it (and the
+  source) pickled."""
 
   def __init__(self, source, *, seed, global_batch, rows):
     self.source, self.seed, self.global_batch, self.rows = source, seed, global_batch, rows
@@ -131,8 +134,16 @@ class HostBatch(grain.transforms.Map):
 
   def map(self, element):
     step = int(element)
-    images, labels = self.source.get(self.indices(step))
-    return step, {"image": np.asarray(images), "label": np.asarray(labels, np.int32)}
+    return step, read_examples(self.source, self.indices(step))
+
+
+def read_examples(source, indices) -> dict:
+  """``source.get(indices)`` checked against its element spec, with each
+  example's dataset index as ``"index"`` (int32): the batch a method sees."""
+  indices = np.asarray(indices, np.int64)
+  examples = check_examples(source, source.get(indices), len(indices))
+  examples[INDEX] = indices.astype(np.int32)
+  return examples
 
 
 def _plain(x):
@@ -143,7 +154,7 @@ def _plain(x):
 
 
 class BatchIterator:
-  """Yields ``(step, {'image', 'label'})`` global batches from ``start_step``
+  """Yields ``(step, examples)`` global batches from ``start_step``
   (to ``stop_step``, if given).
 
   ``workers`` processes read the batches (0: a background thread of this
@@ -179,10 +190,6 @@ class BatchIterator:
     # Seconds the consumer has spent in ``next``: waiting for a batch, and
     # placing it on the devices (the trainer's ``data_wait``).
     self.wait_seconds = 0.0
-
-  def host_batch(self, step):
-    """This process's rows of batch ``step`` as numpy arrays, read here."""
-    return self.transform.map(step)[1]
 
   def __iter__(self):
     return self

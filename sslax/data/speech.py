@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from sslax.data import corpus
-from sslax.data.arrays import ArraySource
+from sslax.data.source import ArraySource
 from sslax.errors import UserError
 
 SAMPLE_RATE = 16000
@@ -189,12 +189,14 @@ def make_corpus(out: str, *, num_speakers=24, train_per_speaker=100,
 
 
 def load_split(data_dir: str, split: str) -> ArraySource:
-  """A split of the corpus as an ArraySource of int16 clips [n, samples]."""
+  """A split of the corpus as an ArraySource of int16 clips ``"audio"``
+  [n, samples], labelled by speaker."""
   data_dir = data_dir or default_corpus_dir()
   return corpus.load_split(
       data_dir, split, what="speech corpus",
       build_hint=f"`sslax data make-speech --out {data_dir}` (or `make speech`)",
-      array_key="waveforms", num_classes=lambda m: m["settings"]["num_speakers"])
+      array_key="waveforms", example_key="audio",
+      num_classes=lambda m: m["settings"]["num_speakers"])
 
 
 def _hz_to_mel(f):

@@ -11,7 +11,7 @@ stores as they are, so writing needs only ``tensorflow_datasets``,
 (``DATA_DIR/NAME/1.0.0/``: ``dataset_info.json``, ``features.json``, the
 class names, ``NAME-SPLIT.array_record-0000i-of-0000n``), read back by TFDS
 itself (``tfds.builder(NAME, data_dir=DATA_DIR).as_data_source(SPLIT)``, as
-``sslax.data.sources.TFDSSource`` does) with no TensorFlow either.
+``sslax.data.tfds_source.TFDSSource`` does) with no TensorFlow either.
 """
 
 import io
@@ -60,10 +60,9 @@ def write_dataset(name: str, data_dir: str, splits: Mapping[str, object], *,
   under ``data_dir``, in the array_record format, and returns its directory
   (``data_dir/name/version``).
 
-  A source is anything sslax trains on (``len``, ``image_shape``,
-  ``num_classes``, ``get(indices) -> (uint8 images [n, H, W, C], labels)``,
-  optionally ``class_names``), e.g. ``sslax.data.arrays.ArraySource`` of
-  arrays in memory. Every split must have the same image shape; labels -1
+  A source is anything sslax trains on (``sslax.data.source``) whose
+  examples have an ``"image"`` (uint8 [H, W, C]) and optionally a
+  ``"label"``, e.g. ``sslax.data.arrays.ArraySource`` of arrays in memory. Every split must have the same image shape; labels -1
   (unlabelled) are kept as TFDS's "no label". Class names are
   ``class_names``, or the first source's, or ``0 .. num_classes-1``.
   """
@@ -74,7 +73,11 @@ def write_dataset(name: str, data_dir: str, splits: Mapping[str, object], *,
     raise UserError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
   if not splits:
     raise UserError("no splits to write")
-  shapes = {split: tuple(int(d) for d in source.image_shape)
+  for split, source in splits.items():
+    if "image" not in source.element_spec:
+      raise UserError(f"split {split!r} has no images ({sorted(source.element_spec)}); "
+                      "sslax data make-tfds writes image datasets")
+  shapes = {split: tuple(int(d) for d in source.element_spec["image"][0])
             for split, source in splits.items()}
   image_shape = next(iter(shapes.values()))
   if any(shape != image_shape for shape in shapes.values()):
@@ -85,7 +88,7 @@ def write_dataset(name: str, data_dir: str, splits: Mapping[str, object], *,
   if class_names is None:
     class_names = next((tuple(s.class_names) for s in splits.values()
                         if getattr(s, "class_names", ())), None)
-  num_classes = max(int(s.num_classes) for s in splits.values())
+  num_classes = max(int(getattr(s, "num_classes", 0)) for s in splits.values())
   if class_names is not None:
     class_names = [str(c) for c in class_names]
     if len(class_names) < num_classes:
@@ -104,8 +107,9 @@ def write_dataset(name: str, data_dir: str, splits: Mapping[str, object], *,
 
   def generate(source):
     for start in range(0, len(source), CHUNK):
-      images, labels = source.get(np.arange(start, min(start + CHUNK, len(source))))
-      for i, (image, y) in enumerate(zip(images, np.asarray(labels))):
+      examples = source.get(np.arange(start, min(start + CHUNK, len(source))))
+      labels = examples.get("label", np.full(len(examples["image"]), -1, np.int32))
+      for i, (image, y) in enumerate(zip(examples["image"], np.asarray(labels))):
         yield start + i, {"image": _encode(np.asarray(image, np.uint8), encoding),
                           "label": int(y)}
 

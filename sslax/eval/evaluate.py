@@ -14,7 +14,7 @@ from sslax.eval import finetune as finetune_lib
 from sslax.probes.knn import knn_accuracy
 from sslax.probes.linear import check_fraction, linear_probe, stratified_subset
 from sslax.probes.sgd import check_probe, sgd_linear_probe
-from sslax.train import checkpoint
+from sslax.train import checkpoint, run_config
 
 
 def fraction_name(fraction: float) -> str:
@@ -62,7 +62,7 @@ def labelled_subset(workdir: str, labels: np.ndarray, fraction: float, seed: int
 def load_classified_config(workdir: str, overrides=()):
   """The workdir's config, refused with a one-line error when its test labels
   are not classes of its training set (the photo corpus)."""
-  config = checkpoint.load_config(workdir, overrides)
+  config = run_config.load_config(workdir, overrides)
   if config.data.name in SOURCE_LABELLED:
     raise UserError(f"{workdir} trained on {config.data.name}, whose labels are source "
                     "photographs that differ between train and test; evaluate it with "
@@ -153,9 +153,10 @@ def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
   config = load_classified_config(workdir, overrides)
   encoder = features_lib.load_run_encoder(workdir, random_init=kind == "random_init")
   preprocess = encoder.definition.preprocess["kind"]
-  if preprocess == "waveform":
-    raise UserError("fine-tuning is implemented for image runs; evaluate speech runs "
-                    f"with `sslax eval linear --workdir {workdir}`")
+  if encoder.definition.modality != "image":
+    raise UserError(f"fine-tuning is implemented for image runs; evaluate "
+                    f"{encoder.definition.modality} runs with `sslax eval linear "
+                    f"--workdir {workdir}`")
   if preprocess != "normalize":
     raise UserError(f"fine-tuning {config.method}'s L-channel encoder is not "
                     f"implemented; use `sslax eval transfer --workdir {workdir}`")

@@ -1,27 +1,31 @@
 """Frozen features for evaluation: from a trained workdir's encoder, from the
-same encoder at its initialisation, raw pixels (images) or MFCC statistics
-(speech). Encoders come from the workdir's ``encoder.json`` and checkpoint
-alone (``checkpoint.restore_encoder``): no method, optimizer or train state."""
+same encoder at its initialisation, or a modality's raw baseline (raw pixels
+for images, MFCC statistics for speech: ``sslax.data.modality``). Encoders
+come from the workdir's encoder description and checkpoint alone
+(``artifact.restore_encoder``): no method, optimizer or train state."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sslax.data import augment, inputs, pipeline, speech
+from sslax.data import augment, modality, pipeline
+from sslax.data.source import LABEL
 from sslax.data.sources import labelled_source, require_labels
 from sslax.errors import UserError
 from sslax.probes import sgd, sharded
 from sslax.sharding import replicated
-from sslax.train import checkpoint
+from sslax.train import artifact
 
-FEATURE_KINDS = ("encoder", "random_init", "raw_pixels", "mfcc")
+ENCODER_KINDS = ("encoder", "random_init")
+FEATURE_KINDS = ENCODER_KINDS + tuple(
+    k for m in modality.MODALITIES.values() for k in m.RAW_FEATURES)
 
 
 def load_run_encoder(workdir: str, *, random_init: bool = False, sharding=None):
   """The ``Encoder`` of a workdir: its newest checkpoint's, or at
   initialisation (the random-init baseline); its variables on ``sharding``
   (default: replicated over this process's devices)."""
-  return checkpoint.restore_encoder(workdir, random_init=random_init, sharding=sharding)
+  return artifact.restore_encoder(workdir, random_init=random_init, sharding=sharding)
 
 
 def encoder_apply(encoder):
@@ -50,25 +54,27 @@ def encode_source(encoder, source, batch_size=1000, mesh=None):
   apply = jax.jit(encoder_apply(encoder), out_shardings=feeder.sharding)
   variables = sharded.replicate(encoder.variables, mesh)
   n, size = len(source), feeder.size
+  key = encoder.definition.input_key
   feats, labels = [], []
   for start in range(0, n, size):
     # One compiled shape for every batch: the tail repeats the last example.
     idx = np.minimum(np.arange(start, start + size), n - 1)
-    images, y = source.get(feeder.local(idx))
-    x, y = feeder((np.asarray(images), np.asarray(y, np.int32)))
+    examples = source.get(feeder.local(idx))
+    x, y = feeder((np.asarray(examples[key]), np.asarray(examples[LABEL], np.int32)))
     keep = min(size, n - start)
     feats.append(sharded.gather(apply(variables, x))[:keep])
     labels.append(sharded.gather(y)[:keep])
   return np.concatenate(feats), np.concatenate(labels)
 
 
-def raw_pixels(source, batch_size=1000):
-  """Flattened pixels in [0, 1] (only sensible for small images)."""
+def raw_features(source, key, features_of, batch_size=1000):
+  """A raw baseline's features (``features_of`` applied to the examples'
+  ``key``) and the labels of a whole source, a batch at a time."""
   feats, labels = [], []
   for start in range(0, len(source), batch_size):
-    images, y = source.get(np.arange(start, min(start + batch_size, len(source))))
-    feats.append(images.reshape(len(images), -1).astype(np.float32) / 255.0)
-    labels.append(y)
+    examples = source.get(np.arange(start, min(start + batch_size, len(source))))
+    feats.append(np.asarray(features_of(examples[key]), np.float32))
+    labels.append(np.asarray(examples[LABEL], np.int32))
   return np.concatenate(feats), np.concatenate(labels)
 
 
@@ -78,19 +84,18 @@ def features(config, kind, workdir, purpose="labelled evaluation"):
   when either lacks labels (``purpose`` names what needs them)."""
   if kind not in FEATURE_KINDS:
     raise UserError(f"unknown feature kind {kind!r}; use one of {', '.join(FEATURE_KINDS)}")
-  audio = inputs.modality(config.data) == "audio"
-  if kind == "mfcc" and not audio:
-    raise UserError("--features mfcc is for speech runs; use raw_pixels for images")
-  if kind == "raw_pixels" and audio:
-    raise UserError("--features raw_pixels is for image runs; use mfcc for speech")
+  data = modality.of_config(config.data)
+  if kind not in ENCODER_KINDS and kind not in data.RAW_FEATURES:
+    own = ", ".join(data.RAW_FEATURES)
+    raise UserError(f"--features {kind} is not a baseline of {data.NAME} runs; use "
+                    f"{own + ' (theirs), ' if own else ''}encoder or random_init")
   train = labelled_source(config.data, "eval_train_split", purpose)
   test = labelled_source(config.data, "eval_split", purpose)
   bs = config.eval.batch_size
-  if kind == "mfcc":
-    train_x, train_y = speech.mfcc_features(train.images), train.labels
-    test_x, test_y = speech.mfcc_features(test.images), test.labels
-  elif kind == "raw_pixels":
-    (train_x, train_y), (test_x, test_y) = raw_pixels(train, bs), raw_pixels(test, bs)
+  if kind not in ENCODER_KINDS:
+    features_of = data.RAW_FEATURES[kind]
+    train_x, train_y = raw_features(train, data.KEY, features_of, bs)
+    test_x, test_y = raw_features(test, data.KEY, features_of, bs)
   else:
     mesh = sharded.eval_mesh()
     encoder = load_run_encoder(workdir, random_init=kind == "random_init",
@@ -108,9 +113,9 @@ def augmented_features(encoder, crop_scale=(0.08, 1.0)):
   horizontal flips of raw images, the augmentation SimCLR trains its linear
   classifier with (Chen et al. 2020, appendix B.6); to jit."""
   definition, module = encoder.definition, encoder.module
-  if definition.preprocess["kind"] == "waveform":
+  if definition.modality != "image":
     raise UserError("config.eval.linear_augment crops and flips images; set "
-                    "--config.eval.linear_augment=False for speech runs")
+                    f"--config.eval.linear_augment=False for {definition.modality} runs")
   size = tuple(int(n) for n in definition.preprocess["image_size"])
   params = augment.AugmentParams(crop_scale=tuple(crop_scale), flip_prob=0.5,
                                  jitter_prob=0.0, grayscale_prob=0.0)
@@ -134,7 +139,7 @@ def augmented_inputs(config, kind, workdir, mesh=None, purpose="the linear probe
   encoder = load_run_encoder(workdir, random_init=kind == "random_init",
                              sharding=replicated(mesh))
   return sgd.Recompute(
-      read=lambda indices: np.asarray(train.get(indices)[0]),
+      read=lambda indices: np.asarray(train.get(indices)[encoder.definition.input_key]),
       features=augmented_features(encoder, config.eval.get("linear_crop_scale",
                                                            (0.08, 1.0))),
       variables=encoder.variables,

@@ -62,8 +62,9 @@ def finetune(start_variables, train_source, test_source, indices, config, *,
   def accuracy(source, batch_size=1000):
     correct = 0
     for start in range(0, len(source), batch_size):
-      x, y = source.get(np.arange(start, min(start + batch_size, len(source))))
-      correct += int(np.sum(np.asarray(predict(state.params, state.model_state, x)) == y))
+      examples = source.get(np.arange(start, min(start + batch_size, len(source))))
+      predicted = predict(state.params, state.model_state, examples["image"])
+      correct += int(np.sum(np.asarray(predicted) == examples["label"]))
     return correct / len(source)
 
   final_loss = _last_loss(workdir)

@@ -2,16 +2,11 @@
 or URLs such as ``gs://``, read through ``etils.epath``)."""
 
 import json
-import re
 
 from etils import epath
 
 from sslax.errors import UserError
-
-_FRACTION_PROTOCOLS = re.compile(
-    r"^(linear|finetune|transfer_fashion_mnist_linear)"
-    r"(?:_(random_init|raw_pixels|mfcc))?_([0-9.]+)\.json$")
-_KNN = re.compile(r"^knn(?:_(random_init|raw_pixels|mfcc))?\.json$")
+from sslax.eval.protocols import EVALUATIONS
 
 
 def _read_json(path):
@@ -33,18 +28,12 @@ def collect(run_dir: str):
   method = json.loads(config_path.read_text()).get("method", "?")
   rows = []
   for name in sorted(p.name for p in eval_dir.iterdir()):
-    fraction, knn = _FRACTION_PROTOCOLS.match(name), _KNN.match(name)
-    result = _read_json(eval_dir / name) if fraction or knn else None
-    if result is None:  # another file, or one torn or not JSON
-      continue
-    if fraction:
-      rows.append((run_dir, method, fraction.group(2) or "encoder", fraction.group(1),
-                   float(fraction.group(3)), 100 * result["top1"]))
-    else:
-      for key, value in sorted(result.items()):
-        if key.startswith("top1_k"):
-          rows.append((run_dir, method, knn.group(1) or "encoder", f"kNN k={key[6:]}",
-                       1.0, 100 * value))
+    for evaluation in EVALUATIONS.values():
+      if evaluation.claims(name):
+        result = _read_json(eval_dir / name)
+        if result is not None:  # (torn or not JSON: left out)
+          rows.extend((run_dir, method, *row) for row in evaluation.report_rows(name, result))
+        break
   return rows
 
 

@@ -3,7 +3,9 @@
 2017):
 
 * ``transfer_linear``: the linear probe (``sslax.probes.linear``) of the run's
-  frozen encoder on grayscale Fashion-MNIST (transfer from colour photos);
+  frozen encoder on other labelled images: ``config.evals.transfer.data``
+  (name, data_dir, train_split, test_split; default: grayscale
+  Fashion-MNIST, transfer from colour photos);
   a gray pixel g becomes the L channel of sRGB (g, g, g) / 255, scaled as in
   training (the run's ``encoder.json``), at the native 28x28 (the ConvNet is
   convolutional, and its flattened 4x4x128 map is the same size at 28x28 and
@@ -12,12 +14,14 @@
 
 import dataclasses
 
-from sslax.data.sources import fashion_mnist
+import ml_collections
+
+from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.eval.evaluate import fraction_name, write_eval
 from sslax.eval.features import encode_source, load_run_encoder
 from sslax.probes.linear import check_fraction, linear_probe, stratified_subset
-from sslax.train import checkpoint
+from sslax.train import run_config
 
 KINDS = ("encoder", "random_init")
 
@@ -36,6 +40,22 @@ def at_native_size(encoder, image_hw):
       input_shape=(*size, 1)))
 
 
+DEFAULT_DATA = dict(name="fashion_mnist", data_dir="", train_split="train",
+                    test_split="test")
+
+
+def target_data(config, data_dir=None):
+  """The transfer target: ``config.evals.transfer.data`` over the defaults
+  (configs saved without it transfer to Fashion-MNIST); ``data_dir``
+  replaces its directory."""
+  given = config.get("evals", {}).get("transfer", {}).get("data", {})
+  given = given.to_dict() if hasattr(given, "to_dict") else dict(given)
+  data = ml_collections.ConfigDict({**DEFAULT_DATA, **given})
+  if data_dir:
+    data.data_dir = data_dir
+  return data
+
+
 def transfer_linear(workdir: str, fraction: float = 1.0, seed: int = 0,
                     kind: str = "encoder", data_dir=None, overrides=()):
   """Linear probe of the run's L-channel encoder (``kind='encoder'``) or of a
@@ -48,20 +68,22 @@ def transfer_linear(workdir: str, fraction: float = 1.0, seed: int = 0,
   fraction = check_fraction(fraction)
   if kind not in KINDS:
     raise UserError(f"unknown transfer features {kind!r}; use one of {', '.join(KINDS)}")
-  config = checkpoint.load_config(workdir, overrides)
-  train, test = fashion_mnist("train", data_dir), fashion_mnist("test", data_dir)
+  config = run_config.load_config(workdir, overrides)
+  target = target_data(config, data_dir)
+  train = get_source(target, target.train_split)
+  test = get_source(target, target.test_split)
   encoder = at_native_size(load_run_encoder(workdir, random_init=kind == "random_init"),
-                           train.image_shape[:2])
+                           train.element_spec["image"][0][:2])
   bs = int(config.eval.batch_size)
   train_x, train_y = encode_source(encoder, train, bs)
   test_x, test_y = encode_source(encoder, test, bs)
   subset = stratified_subset(train_y, fraction, seed)
   result = linear_probe(train_x, train_y, test_x, test_y, fraction=fraction, seed=seed,
                         num_classes=train.num_classes, subset=subset)
-  result.update(dataset="fashion_mnist", features=kind, method=config.method,
+  result.update(dataset=target.name, features=kind, method=config.method,
                 feature_dim=int(train_x.shape[1]),
-                input=f"L channel of the gray image, {train.image_shape[0]}x"
-                      f"{train.image_shape[1]}")
-  prefix = "transfer_fashion_mnist_linear" + ("" if kind == "encoder" else f"_{kind}")
+                input="L channel of the gray image, {}x{}".format(
+                    *train.element_spec["image"][0][:2]))
+  prefix = f"transfer_{target.name}_linear" + ("" if kind == "encoder" else f"_{kind}")
   write_eval(workdir, f"{prefix}_{fraction_name(fraction)}", result)
   return result

@@ -22,13 +22,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sslax.data import inputs
 from sslax.data.sources import split_source
 from sslax.eval import features as features_lib
 from sslax.losses import l2_normalize
 from sslax.methods import build_method
 from sslax.probes.linear import stratified_subset
-from sslax.train import checkpoint
+from sslax.train import checkpoint, run_config
 from sslax.train.metrics import read_metrics
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -106,7 +105,7 @@ def retrieval_png(query_images, query_labels, query_x, bank_images, bank_labels,
 CURVES = (("loss", ("loss",)), ("learning rate", ("lr",)),
           ("online top-1", ("online_knn_top1_k20", "online_probe_top1",
                             "probe_train_top1")),
-          ("images/s", ("images_per_second",)))
+          ("examples/s", ("examples_per_second", "images_per_second")))
 
 
 def curves_png(records, path):
@@ -146,7 +145,7 @@ def image_rows_png(rows, path, title):
 
 def visualize(workdir: str, *, num_queries=8, seed=0, overrides=()):
   """Writes the PNGs of a trained workdir; returns their paths."""
-  config = checkpoint.load_config(workdir, overrides)
+  config = run_config.load_config(workdir, overrides)
   viz_dir = epath.Path(workdir) / "viz"
   viz_dir.mkdir(parents=True, exist_ok=True)
 
@@ -162,10 +161,10 @@ def visualize(workdir: str, *, num_queries=8, seed=0, overrides=()):
       else tuple(str(c) for c in range(num_classes)))
   paths = [tsne_png(test_x, test_y, names, out("tsne.png"), seed=seed,
                     num_points=config.eval.tsne_points)]
-  if inputs.modality(config.data) == "image":  # no picture of a waveform's neighbours
+  if "image" in test.element_spec:  # pictures of neighbours are of images
     queries = np.random.default_rng(seed).choice(len(test_y), min(num_queries, len(test_y)),
                                                  replace=False)
-    query_images, _ = test.get(queries)
+    query_images = test.get(queries)["image"]
     paths.append(retrieval_png(
         query_images, test_y[queries], test_x[queries], _Lazy(train), train_y, train_x,
         out("retrieval.png")))
@@ -175,7 +174,7 @@ def visualize(workdir: str, *, num_queries=8, seed=0, overrides=()):
     params, model_state = checkpoint.restore_model(workdir)
     idx = np.sort(np.random.default_rng(seed).choice(len(test), min(256, len(test)),
                                                      replace=False))
-    images, _ = test.get(idx)
+    images = test.get(idx)["image"]
     drawn = method.pictures(params, model_state, images, jax.random.PRNGKey(seed))
     for name, (rows, title) in drawn.items():
       paths.append(image_rows_png(rows, out(f"{name}.png"),
@@ -190,4 +189,4 @@ class _Lazy:
     self.source = source
 
   def __getitem__(self, i):
-    return self.source.get(np.asarray([i]))[0][0]
+    return self.source.get(np.asarray([i]))["image"][0]

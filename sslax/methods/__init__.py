@@ -7,6 +7,7 @@ from sslax.methods import exemplar, jigsaw, relative_patch, rotation
 from sslax.methods import colorization, split_brain
 from sslax.methods import supervised
 from sslax.methods import simsiam, vicreg
+from sslax.methods import word2vec
 from sslax.methods.base import Method
 
 METHODS = {
@@ -27,6 +28,7 @@ METHODS = {
     "colorization": colorization,
     "split_brain": split_brain,
     "supervised": supervised,
+    "word2vec": word2vec,
 }
 
 

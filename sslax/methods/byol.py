@@ -11,7 +11,6 @@ view 2; solarize only on view 2).
 
 from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 
 from sslax import losses
@@ -20,18 +19,6 @@ from sslax.errors import UserError
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
 from sslax.models import make_encoder
-
-
-class Online(nn.Module):
-  """Returns (representation, projection, prediction)."""
-  encoder: nn.Module
-  head: nn.Module
-  predictor: nn.Module
-
-  def __call__(self, x, train: bool = True):
-    h = self.encoder(x, train=train)
-    z = self.head(h, train=train)
-    return h, z, self.predictor(z, train=train)
 
 
 class TargetState(NamedTuple):
@@ -51,12 +38,13 @@ def build(config) -> Method:
     raise UserError(f"config.byol.tau_base must be in [0, 1], got {bc.tau_base}")
   encoder = make_encoder(config.model, config.compute_dtype)
   head = common.make_head(config.head, config.compute_dtype)
-  online = Online(encoder=encoder, head=head,
+  online = common.EncoderHeadPredictor(encoder=encoder, head=head,
                   predictor=common.make_head(config.predictor, config.compute_dtype,
                                             "predictor"))
   target = common.EncoderWithHead(encoder=encoder, head=head)
 
-  def init(key, images):
+  def init(key, examples):
+    images = examples["image"]
     params, model_state = common.init_variables(online, key,
                                                 common.center_input(images, config))
     method_state = TargetState(

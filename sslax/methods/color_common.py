@@ -192,9 +192,10 @@ def empirical_bin_counts(source, image_size, out_hw, grid_size, num_images,
                          chunk=256) -> np.ndarray:
   """ab bin counts [Q] over a fixed sample (seed 0) of ``num_images`` images of
   ``source`` (central view at ``image_size``, ab averaged to ``out_hw``)."""
-  if source.image_shape[-1] != 3:
+  channels = source.element_spec["image"][0][-1]
+  if channels != 3:
     raise UserError(f"colourisation needs RGB images; the training data has "
-                    f"{source.image_shape[-1]} channel(s)")
+                    f"{channels} channel(s)")
   centres = ab_centres(grid_size)
   image_size = tuple(int(s) for s in image_size)
   n = min(int(num_images), len(source))
@@ -209,7 +210,7 @@ def empirical_bin_counts(source, image_size, out_hw, grid_size, num_images,
 
   counts = np.zeros(len(centres), np.int64)
   for start in range(0, n, chunk):
-    images, _ = source.get(idx[start:start + chunk])
+    images = source.get(idx[start:start + chunk])["image"]
     valid = np.arange(chunk) < len(images)
     if len(images) < chunk:  # one compiled shape
       images = np.concatenate([images, np.repeat(images[:1], chunk - len(images), 0)])

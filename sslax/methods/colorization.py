@@ -77,7 +77,8 @@ def build(config) -> Method:
   aug = common.view_params(config, 1)
   out_image = tuple(config.data.image_size)
 
-  def init(key, images, weights=None):
+  def init(key, examples, weights=None):
+    images = examples["image"]
     x = l_input(augment.center_view(check_rgb(images), out_image))
     params, model_state = common.init_variables(net, key, x)
     return params, model_state, Rebalancing(weights=weights)

@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sslax.data import augment, inputs
+from sslax.data import augment, modality
 from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods.base import LossAux, Method
@@ -23,6 +23,19 @@ class EncoderWithHead(nn.Module):
   def __call__(self, x, train: bool = True):
     h = self.encoder(x, train=train)
     return h, self.head(h, train=train)
+
+
+class EncoderHeadPredictor(nn.Module):
+  """Returns (representation, projection, prediction): the online network of
+  BYOL and of SimSiam."""
+  encoder: nn.Module
+  head: nn.Module  # the projector (config.head)
+  predictor: nn.Module
+
+  def __call__(self, x, train: bool = True):
+    h = self.encoder(x, train=train)
+    z = self.head(h, train=train)
+    return h, z, self.predictor(z, train=train)
 
 
 def make_head(head_config, dtype_name="float32", name="head") -> ProjectionHead:
@@ -67,7 +80,7 @@ def two_views(key, images, config):
 
 def center_input(images, config):
   """The eval-mode input: central view, normalised."""
-  return inputs.eval_input(images, config.data)
+  return modality.of_config(config.data).eval_input(images, config.data)
 
 
 def interleave(x1, x2):
@@ -90,7 +103,8 @@ def init_variables(model, key, x):
 def stateless_init(model, config):
   """``Method.init`` of a method whose only state is ``model``'s variables,
   initialised on the batch's central views."""
-  def init(key, images):
+  def init(key, examples):
+    images = examples["image"]
     params, model_state = init_variables(model, key, center_input(images, config))
     return params, model_state, {}
   return init

@@ -170,7 +170,8 @@ def build(config) -> Method:
   disc = Discriminator(widths=tuple(int(w) for w in config.context_encoder.discriminator.widths))
   d_tx = discriminator_optimizer(config)
 
-  def init(key, images):
+  def init(key, examples):
+    images = examples["image"]
     k_model, k_disc = jax.random.split(key)
     x = common.center_input(images, config)
     params, model_state = common.init_variables(model, k_model, x)

@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from sslax import losses
-from sslax.data import inputs
+from sslax.data import modality
 from sslax.encoder import EncoderDef, image_preprocess, network_of
 from sslax.errors import UserError
 from sslax.methods import common
@@ -121,7 +121,7 @@ def _audio_model(config):
 
 
 def build(config) -> Method:
-  image = inputs.modality(config.data) == "image"
+  image = modality.of_config(config.data).NAME == "image"
   encoder, steps = _image_model(config) if image else _audio_model(config)
   offsets = _offsets(config, steps)
   model = CPCModel(encoder=encoder, image=image, context_dim=int(config.cpc.context_dim),
@@ -133,16 +133,18 @@ def build(config) -> Method:
   def training_input(key, x):
     if image:
       return common.augmented_view(key, x, config, aug)
-    return inputs.standardize_audio(
-        inputs.random_windows(key, x, int(config.data.crop_length)))
+    return modality.audio.standardize(
+        modality.audio.random_windows(key, x, int(config.data.crop_length)))
+
+  input_key = "image" if image else "audio"
 
   def init(key, examples):
     params, model_state = common.init_variables(
-        model, key, training_input(key, examples))
+        model, key, training_input(key, examples[input_key]))
     return params, model_state, {}
 
   def loss_fn(params, model_state, method_state, batch, key):
-    x = training_input(key, batch["image"])
+    x = training_input(key, batch[input_key])
     (features, predictions, codes), new_state = common.apply_train(
         model, params, model_state, x)
     loss = over_global_batch(pair_loss, predictions, codes)

@@ -131,9 +131,10 @@ def build(config) -> Method:
       raise UserError(f"config.exemplar.num_seeds ({num_seeds}) exceeds the "
                       f"{len(source)} training examples")
     idx = seed_indices(len(source), num_seeds, int(config.seed))
-    return {"seeds": np.asarray(source.get(idx)[0], np.uint8), "seed_indices": idx}
+    return {"seeds": np.asarray(source.get(idx)["image"], np.uint8), "seed_indices": idx}
 
-  def init(key, images, seeds):
+  def init(key, examples, seeds):
+    images = examples["image"]
     k_model, k_bank = jax.random.split(key)
     params, model_state = common.init_variables(
         model, k_model, common.center_input(images, config))

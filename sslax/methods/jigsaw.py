@@ -37,7 +37,7 @@ from sslax.methods import common
 from sslax.methods.base import LossAux, Method
 from sslax.methods.pretext_common import (SiameseClassifier, center_pass, check_batch,
                                           check_whole_image_encoder, classification,
-                                          classifier_head, light_views, patch_encoder,
+                                          classifier_head, patch_encoder,
                                           with_encoder_state)
 from sslax.models import make_encoder
 
@@ -242,7 +242,7 @@ def puzzles(key, x, permutations, config):
 def training_input(key, images, permutations, config):
   """``puzzles`` of the batch after the light augmentation."""
   k_aug, k_puzzle = jax.random.split(key)
-  return puzzles(k_puzzle, light_views(k_aug, images, config), permutations, config)
+  return puzzles(k_puzzle, common.augmented_view(k_aug, images, config), permutations, config)
 
 
 class PermutationSet(NamedTuple):
@@ -258,7 +258,8 @@ def build(config) -> Method:
   model = SiameseClassifier(encoder=patch_encoder(encoder),
                             head=classifier_head(config, len(permutations)))
 
-  def init(key, images):
+  def init(key, examples):
+    images = examples["image"]
     perms = jnp.asarray(permutations, jnp.int32)
     tiles, _ = puzzles(key, common.center_input(images, config), perms, config)
     params, model_state = common.init_variables(model, key, tiles)

@@ -77,7 +77,8 @@ def build(config) -> Method:
   model = common.EncoderWithHead(encoder=encoder,
                                  head=common.make_head(config.head, config.compute_dtype))
 
-  def init(key, images):
+  def init(key, examples):
+    images = examples["image"]
     model_key, queue_key = jax.random.split(key)
     params, model_state = common.init_variables(model, model_key,
                                                 common.center_input(images, config))

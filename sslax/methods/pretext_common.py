@@ -98,12 +98,6 @@ class SiameseClassifier(nn.Module):
     return self.head(h.reshape(b, k * h.shape[-1]), train=train)
 
 
-def light_views(key, images, config):
-  """The batch after ``config.augment`` (random resized crop and flip in this
-  method's configs), normalised, at ``config.data.image_size``."""
-  return common.augmented_view(key, images, config)
-
-
 # ------------------------------------------------------- reconstruction tasks
 
 def image_shape(config):

@@ -32,7 +32,7 @@ from sslax.methods import common
 from sslax.methods.base import LossAux, Method
 from sslax.methods.pretext_common import (SiameseClassifier, center_pass, check_batch,
                                           check_whole_image_encoder, classification,
-                                          classifier_head, light_views, patch_encoder,
+                                          classifier_head, patch_encoder,
                                           with_encoder_state)
 from sslax.models import make_encoder
 
@@ -135,7 +135,7 @@ def pairs_of(key, x, config):
 def patch_pairs(key, images, config):
   """``pairs_of`` the batch after the light augmentation."""
   k_aug, k_pairs = jax.random.split(key)
-  return pairs_of(k_pairs, light_views(k_aug, images, config), config)
+  return pairs_of(k_pairs, common.augmented_view(k_aug, images, config), config)
 
 
 def build(config) -> Method:
@@ -144,7 +144,8 @@ def build(config) -> Method:
   model = SiameseClassifier(encoder=patch_encoder(encoder),
                             head=classifier_head(config, NUM_NEIGHBOURS))
 
-  def init(key, images):
+  def init(key, examples):
+    images = examples["image"]
     pairs, _ = pairs_of(key, common.center_input(images, config), config)
     params, model_state = common.init_variables(model, key, pairs)
     return params, model_state, {}

@@ -10,7 +10,6 @@ lives in the method state. The loss is per-example, so under a mesh it needs
 no collective; batch norm sees both views of the global batch.
 """
 
-import flax.linen as nn
 
 from sslax import losses
 from sslax.encoder import backbone_def
@@ -19,24 +18,11 @@ from sslax.methods.base import LossAux, Method
 from sslax.models import make_encoder
 
 
-class SimSiamNet(nn.Module):
-  """Returns (representation, projection, prediction)."""
-  encoder: nn.Module
-  head: nn.Module  # the projector (config.head)
-  predictor: nn.Module
-
-  def __call__(self, x, train: bool = True):
-    h = self.encoder(x, train=train)
-    z = self.head(h, train=train)
-    return h, z, self.predictor(z, train=train)
-
-
 def build(config) -> Method:
   encoder = make_encoder(config.model, config.compute_dtype)
-  model = SimSiamNet(encoder=encoder,
-                     head=common.make_head(config.head, config.compute_dtype),
-                     predictor=common.make_head(config.predictor, config.compute_dtype,
-                                                "predictor"))
+  model = common.EncoderHeadPredictor(
+      encoder=encoder, head=common.make_head(config.head, config.compute_dtype),
+      predictor=common.make_head(config.predictor, config.compute_dtype, "predictor"))
 
   def loss_fn(params, model_state, method_state, batch, key):
     x1, x2 = common.two_views(key, batch["image"], config)

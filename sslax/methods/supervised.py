@@ -48,7 +48,8 @@ def build(config, start: Optional[Any] = None) -> Method:
   aug = augment.AugmentParams(crop_scale=tuple(config.supervised.crop_scale),
                               flip_prob=0.5, jitter_prob=0.0, grayscale_prob=0.0)
 
-  def init(key, images, constants=None):
+  def init(key, examples, constants=None):
+    images = examples["image"]
     variables = model.init(key, common.center_input(images, config), train=False)
     params = dict(variables["params"])
     model_state = {k: v for k, v in variables.items() if k != "params"}

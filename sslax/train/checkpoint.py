@@ -1,29 +1,18 @@
-"""Orbax checkpoints of the TrainState, and the run's saved config."""
+"""Orbax checkpoints of the TrainState: saving, restoring (moving damaged
+ones aside), and reading a checkpoint's model variables alone."""
 
-import json
 
 from etils import epath
 import jax
-import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from sslax import encoder as encoder_lib
-from sslax.config_loading import apply_overrides
 from sslax.errors import NonFinite, UserError
 from sslax.train.workdir import system_error, workdir_path
 
-CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
-# Keys that control how a run is watched, not what it computes: they may change
-# between a run and its resumption.
-RUN_CONTROL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints",
-                    "progress_bar", "online_eval_every",
-                    "eval")  # evaluation settings: never what training computes
-
-
 def checkpoint_dir(workdir: str) -> epath.Path:
   return workdir_path(workdir) / CHECKPOINT_DIR
 
@@ -72,7 +61,7 @@ def _item_dir(workdir: str, step: int) -> epath.Path:
   return step_dir / "default"
 
 
-def _restore_subtrees(workdir: str, step: int, item):
+def restore_subtrees(workdir: str, step: int, item):
   """The arrays of ``item`` (a dict of subtrees of the saved TrainState, as
   ``jax.ShapeDtypeStruct`` with shardings) from ``step``'s checkpoint; the
   rest of the state (optimizer, method state) is not read."""
@@ -258,129 +247,6 @@ def restore_newest(workdir: str, abstract_state, report=None):
   return None
 
 
-# Data keys that change how batches are read, never which: a run may resume
-# with another worker count; or that training never reads: the evaluation splits.
-RUN_CONTROL_DATA_KEYS = ("workers", "eval_train_split", "eval_split")
-
-
-def _comparable(config_dict):
-  out = {k: v for k, v in config_dict.items() if k not in RUN_CONTROL_KEYS}
-  if isinstance(out.get("data"), dict):
-    out["data"] = {k: v for k, v in out["data"].items()
-                   if k not in RUN_CONTROL_DATA_KEYS}
-  return out
-
-
-def _read_json(path: epath.Path):
-  try:
-    return json.loads(path.read_text())
-  except json.JSONDecodeError:
-    raise UserError(f"{path} is not valid JSON; restore it or use a new workdir") from None
-
-
-def load_config(workdir: str, overrides=()) -> ml_collections.ConfigDict:
-  """The run's saved config, with ``overrides`` (``key=value`` strings, as
-  ``--config.key=value`` on the command line) applied: e.g. the data's new
-  ``data.data_dir`` or ``eval.batch_size`` for an evaluation."""
-  path = workdir_path(workdir) / CONFIG_FILE
-  if not path.exists():
-    raise UserError(f"{workdir} holds no {CONFIG_FILE}; train into it first with "
-                    "`sslax train --config ... --workdir " + str(workdir) + "`")
-  return apply_overrides(ml_collections.ConfigDict(_read_json(path)), overrides)
-
-
-def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
-  """Writes the run's config; refuses a workdir whose checkpoints were made by a
-  different config (only run-control keys may differ)."""
-  path = workdir_path(workdir) / CONFIG_FILE
-  new = json.loads(config.to_json())
-  # Every process takes the same branches: checkpoints are only created after
-  # the barrier below, while config.json may already be written by process 0.
-  if latest_step(workdir) is not None and not path.exists():
-    raise UserError(f"{workdir} holds checkpoints but no {CONFIG_FILE}, so nothing "
-                    "says which config made them; put back its config.json, or train "
-                    "into a new --workdir")
-  if latest_step(workdir) is not None and path.exists():
-    old = _read_json(path)
-    if _comparable(old) != _comparable(new):
-      diff = sorted(k for k in set(old) | set(new)
-                    if k not in RUN_CONTROL_KEYS and old.get(k) != new.get(k))
-      raise UserError(f"{workdir} holds checkpoints of a different config "
-                      f"(differs in {', '.join(diff)}); use a new --workdir or the "
-                      "original config")
-  if jax.process_index() == 0 and (not path.exists() or _read_json(path) != new):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(new, indent=2, sort_keys=True))
-    tmp.replace(path)  # atomic on local filesystems
-  if jax.process_count() > 1:  # no process creates checkpoints before all have checked
-    multihost_utils.sync_global_devices("sslax:check_or_write_config")
-
-
-ENCODER_INIT_DIR = "encoder_init"
-
-
-def write_encoder(workdir: str, definition, state, config):
-  """Writes the run's encoder description (``encoder.json``) and its
-  variables at initialisation (``encoder_init/``, the random-init baseline),
-  so evaluation needs neither the method nor its training data."""
-  root = workdir_path(workdir)
-  variables = definition.select(state.params, state.model_state)
-  info = {"feature_dim": encoder_lib.feature_dim(definition, variables),
-          "method": config.method, "dataset": config.data.name}
-  if jax.process_index() == 0:
-    root.mkdir(parents=True, exist_ok=True)
-    encoder_lib.write_definition(root / encoder_lib.INFO_FILE, definition, **info)
-  if (root / ENCODER_INIT_DIR).exists():
-    return  # a restarted fresh run: the same seed gave the same variables
-  with ocp.StandardCheckpointer() as ckptr:
-    ckptr.save(root / ENCODER_INIT_DIR, variables)
-
-
-def read_encoder_definition(workdir: str):
-  """``(EncoderDef, info)`` of a workdir's ``encoder.json``."""
-  path = workdir_path(workdir) / encoder_lib.INFO_FILE
-  if not path.exists():
-    raise UserError(f"{workdir} holds no {encoder_lib.INFO_FILE}: it was not trained "
-                    "by this version of sslax; train it again with `sslax train "
-                    f"--config ... --workdir {workdir}`")
-  return encoder_lib.read_definition(path)
-
-
-def restore_encoder(workdir: str, *, random_init: bool = False, step=None, sharding=None):
-  """The run's ``Encoder``: the variables of its newest checkpoint (or
-  ``step``), or at initialisation with ``random_init``. Reads only the
-  encoder's arrays, onto ``sharding`` (default: replicated over this
-  process's devices); builds no method, optimizer or train state."""
-  definition, _ = read_encoder_definition(workdir)
-  sharding = sharding or local_replicated()
-  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                        definition.abstract_variables())
-  if random_init:
-    path = workdir_path(workdir) / ENCODER_INIT_DIR
-    if not path.exists():
-      raise UserError(f"{workdir} holds no {ENCODER_INIT_DIR}/; train it again with "
-                      "this version of sslax")
-    with ocp.StandardCheckpointer() as ckptr:
-      return encoder_lib.Encoder(definition, ckptr.restore(path, shapes))
-  step = latest_step(workdir) if step is None else step
-  if step is None:
-    raise UserError(f"{workdir} holds no checkpoint; train first with "
-                    f"`sslax train --config ... --workdir {workdir}`")
-  params, model_state = definition.place(shapes)
-  restored = _restore_subtrees(workdir, step, {"params": params, "model_state": model_state})
-  variables = definition.select(restored["params"], restored["model_state"])
-  if not all_finite(variables):
-    older = sorted(s for s in ocp.step.checkpoint_steps(checkpoint_dir(workdir)) if s < step)
-    hint = (f"use an earlier checkpoint (steps {older}): move "
-            f"{checkpoint_dir(workdir) / str(step)} aside" if older else
-            "it holds no earlier checkpoint; train again with a lower "
-            "--config.optimizer.learning_rate in a new --workdir")
-    raise UserError(f"{workdir}: the encoder of checkpoint step {step} has non-finite "
-                    f"(NaN or inf) parameters; {hint}")
-  return encoder_lib.Encoder(definition, variables)
-
-
 def local_replicated():
   """Replicated over this process's devices."""
   mesh = jax.make_mesh((len(jax.local_devices()),), ("replica",),
@@ -410,5 +276,5 @@ def restore_model(workdir: str, step=None):
     handler.close()
   item = {k: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
                           tree[k]) for k in ("params", "model_state")}
-  restored = _restore_subtrees(workdir, step, item)
+  restored = restore_subtrees(workdir, step, item)
   return jax.device_get((restored["params"], restored["model_state"]))

@@ -11,13 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sslax.data import inputs, pipeline
+from sslax.data import modality, pipeline
+from sslax.data.source import has_labels
 from sslax.data.sources import split_source
 from sslax.errors import NonFinite, UserError
 from sslax import encoder as encoder_lib
 from sslax.methods import build_method
 from sslax.methods.base import Method
-from sslax.train import checkpoint, interrupt, online
+from sslax.train import artifact, checkpoint, interrupt, online, run_config
 from sslax.train import workdir as workdir_lib
 from sslax.sharding import data_sharding, make_mesh, replicated
 from sslax.train.metrics import MetricWriter
@@ -37,23 +38,16 @@ def validate_config(config, source):
   if int(config.online_eval_every) < 0:
     raise UserError("config.online_eval_every must be >= 0 (0 turns online "
                     f"evaluation off), got {config.online_eval_every}")
-  if inputs.modality(config.data) != "image":
-    return
-  if len(config.data.image_size) != 2:
-    raise UserError(f"config.data.image_size must be (height, width), got "
-                    f"{tuple(config.data.image_size)}")
-  channels = source.image_shape[-1]
-  for key in ("mean", "std"):
-    if len(config.data[key]) != channels:
-      raise UserError(f"config.data.{key} has {len(config.data[key])} values but "
-                      f"{config.data.name} images have {channels} channels")
+  modality.of_config(config.data).check_config(config, source)
 
 
 def make_train_step(method, tx, schedule, probe_tx):
   """``step(state, batch) -> (state, metrics)``, pure; jit it with donation.
 
   The online probe is fitted on the method's stop-gradient features of the same
-  batch; it never touches the method's parameters."""
+  batch when the batch is labelled and the method gives vector features
+  (``probe_on``, decided at trace time); it never touches the method's
+  parameters."""
 
   def step(state, batch):
     key = jax.random.fold_in(state.rng, state.step)
@@ -70,8 +64,10 @@ def make_train_step(method, tx, schedule, probe_tx):
       method_state, side_metrics = method.side_update(
           method_state, jax.lax.stop_gradient(aux.outputs))
     method_state = method.after_update(method_state, params, state.step)
-    probe, probe_metrics = online.update_probe(state.probe, probe_tx, aux.features,
-                                               batch["label"])
+    probe, probe_metrics = state.probe, {}
+    if online.probe_on(state.probe, batch, aux.features):
+      probe, probe_metrics = online.update_probe(state.probe, probe_tx, aux.features,
+                                                 batch["label"])
     metrics = {"loss": loss, "lr": schedule(state.step),
                "grad_norm": optax.global_norm(grads), **aux.metrics,
                **side_metrics, **probe_metrics}
@@ -128,20 +124,23 @@ def _initializer(run: Run):
   method, config = run.method, run.config
   rng = jax.random.PRNGKey(config.seed)
   init_key, run_key = jax.random.split(rng)
-  images, _ = run.source.get(list(range(2)))
+  examples = pipeline.read_examples(run.source, np.arange(min(2, len(run.source))))
   probe_tx = online.probe_optimizer(config)
-  feature_dim = encoder_lib.feature_dim(method.encoder)
+  vector = method.encoder.output == "vector"
+  feature_dim = encoder_lib.feature_dim(method.encoder) if vector else 0
 
   def init(key, constants):
+    first = jax.tree.map(jnp.asarray, examples)
     if method.constants is None:
-      params, model_state, method_state = method.init(key, jnp.asarray(images))
+      params, model_state, method_state = method.init(key, first)
     else:
-      params, model_state, method_state = method.init(key, jnp.asarray(images), constants)
+      params, model_state, method_state = method.init(key, first, constants)
+    # A vector encoder has the probe (idle on unlabelled data); others none.
+    probe = (online.init_probe(feature_dim, getattr(run.source, "num_classes", 0),
+                               probe_tx) if vector else {})
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       model_state=model_state, opt_state=run.tx.init(params),
-                      method_state=method_state,
-                      probe=online.init_probe(feature_dim, run.source.num_classes, probe_tx),
-                      rng=run_key)
+                      method_state=method_state, probe=probe, rng=run_key)
 
   return init, init_key
 
@@ -200,8 +199,7 @@ def global_batch(run: Run, step: int):
   pipeline's, for tests and tools that step by hand)."""
   idx = pipeline.global_batch_indices(run.config.seed, step, run.config.global_batch_size,
                                       len(run.source))
-  images, labels = run.source.get(idx)
-  return pipeline.to_global(data_sharding(run.mesh), {"image": images, "label": labels})
+  return pipeline.to_global(data_sharding(run.mesh), pipeline.read_examples(run.source, idx))
 
 
 def _progress(total, initial, enabled):
@@ -216,12 +214,12 @@ def _progress(total, initial, enabled):
 
 def log_line(done: int, num_steps: int, record: dict, global_batch: int) -> str:
   """One plain line of a logged step, for logs without a terminal:
-  ``step 50/1000  loss 4.1234  images/s 651  data_wait 1.2%  eta 0:09:44``
+  ``step 50/1000  loss 4.1234  examples/s 651  data_wait 1.2%  eta 0:09:44``
   (``data_wait`` and online evaluation figures when the record has them; the
-  ETA from the interval's images/s)."""
+  ETA from the interval's examples/s)."""
   parts = [f"step {done}/{num_steps}", f"loss {float(record['loss']):.4f}"]
-  rate = float(record.get("images_per_second", 0.0))
-  parts.append(f"images/s {rate:.0f}")
+  rate = float(record.get("examples_per_second", 0.0))
+  parts.append(f"examples/s {rate:.0f}")
   if "data_wait" in record:
     parts.append(f"data_wait {100 * float(record['data_wait']):.1f}%")
   parts.extend(f"{k} {float(v):.4f}" for k, v in record.items() if k.startswith("online_"))
@@ -249,6 +247,9 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
   # Before anything is written: a refused evaluation split costs nothing.
   evaluate = online.make_online_eval(config, run.method.encoder, run.mesh, run.source,
                                      eval_sources, own_source=own_source)
+  probe_off = online.probe_note(run.method.encoder, run.source)
+  if probe_off:
+    _report(f"sslax: note: the online linear probe is off: {probe_off}")
   with workdir_lib.claim(workdir):
     try:
       return _train(run, workdir, evaluate, stop_at)
@@ -282,13 +283,13 @@ def _report(line: str):
 def _train(run: Run, workdir: str, evaluate, stop_at):
   """The steps of ``train_and_evaluate``, with ``workdir`` claimed."""
   config, mesh, source = run.config, run.mesh, run.source
-  checkpoint.check_or_write_config(workdir, config)
+  run_config.check_or_write_config(workdir, config)
   state = None
   if checkpoint.latest_step(workdir) is not None:
     state = checkpoint.restore_newest(workdir, abstract_state(run), report=_report)
   if state is None:
     state = init_state(run)
-    checkpoint.write_encoder(workdir, run.method.encoder, state, config)
+    artifact.write_encoders(workdir, run.method, state, config, run.source)
   # Made after the restore: a damaged checkpoint moved aside is not listed.
   mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
   start = int(jax.device_get(state.step))
@@ -328,9 +329,9 @@ def _train(run: Run, workdir: str, evaluate, stop_at):
         now = time.perf_counter()
         rate = (done - last_step) * config.global_batch_size / (now - last_time)
         data_wait = (batches.wait_seconds - last_wait) / (now - last_time)
-        record.update(metrics, images_per_second=rate, data_wait=data_wait)
+        record.update(metrics, examples_per_second=rate, data_wait=data_wait)
         if bar is not None:
-          bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.0f}")
+          bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", ex_s=f"{rate:.0f}")
       if evaluate is not None and (done % config.online_eval_every == 0 or
                                    done == config.num_steps):
         record.update(evaluate(state))

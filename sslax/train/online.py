@@ -24,6 +24,7 @@ import numpy as np
 import optax
 
 from sslax.data import pipeline
+from sslax.data.source import LABEL, has_labels
 from sslax.data.sources import labelled_source, require_labels
 from sslax.errors import UserError
 from sslax.probes.knn import knn_scores
@@ -39,6 +40,21 @@ def init_probe(feature_dim: int, num_classes: int, tx):
   params = {"w": jnp.zeros((feature_dim, num_classes), jnp.float32),
             "b": jnp.zeros((num_classes,), jnp.float32)}
   return {"params": params, "opt_state": tx.init(params)}
+
+
+def probe_on(probe, batch, features) -> bool:
+  """Whether a step trains the probe (static, at trace time): the run has one
+  (a vector encoder), the batch is labelled and the method gave features."""
+  return bool(probe) and features is not None and LABEL in batch
+
+
+def probe_note(encoder_def, source):
+  """Why the online probe is off for a run, or None when it is on."""
+  if encoder_def.output != "vector":
+    return f"the encoder gives a {encoder_def.output}, not a vector per example"
+  if not has_labels(source):
+    return "the training data has no labels"
+  return None
 
 
 def probe_logits(params, features):
@@ -84,9 +100,12 @@ def make_online_eval(config, encoder_def, mesh, train_source, sources=None, *,
   if not config.online_eval_every:
     return None
   reason = None
-  if sources is None and own_source:
+  if encoder_def.output != "vector":
+    reason = (f"kNN and the probe score vectors, and the encoder gives a "
+              f"{encoder_def.output}")
+  elif sources is None and own_source:
     reason = "train_and_evaluate got its own source and no eval_sources"
-  elif sources is None and not train_source.num_classes:
+  elif sources is None and not has_labels(train_source):
     where = config.data.get("data_dir")
     reason = (f"the training data ({config.data.name}{' ' + where if where else ''}) "
               "has no labels")
@@ -126,9 +145,10 @@ class OnlineEval:
       idx = _subset(len(source), size, chunk, config.seed)
       out = []
       for start in range(0, len(idx), chunk):
-        images, labels = source.get(idx[start:start + chunk][rows])
+        examples = source.get(idx[start:start + chunk][rows])
+        labels = np.asarray(examples[LABEL], np.int32)
         require_labels(labels, config.data, key, "online evaluation", fix=OFF)
-        out.append(pipeline.to_global(sharding, (images, labels.astype(np.int32))))
+        out.append(pipeline.to_global(sharding, (examples[encoder_def.input_key], labels)))
       return out
 
     self.train_chunks = chunks(train, config.eval.online_train_examples, "eval_train_split")

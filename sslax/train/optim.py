@@ -9,7 +9,7 @@ from sslax.errors import UserError
 def learning_rate_schedule(opt_config, global_batch_size: int, num_steps: int):
   """Linear warmup, then ``schedule``: 'cosine' decay to zero (SimCLR, MoCo v2)
   or 'step': x0.1 at 60% and 80% of the steps (MoCo v1's 120 and 160 of 200
-  epochs). The peak is ``learning_rate * global_batch_size / 256`` with
+  epochs), or 'linear' decay to zero (word2vec). The peak is ``learning_rate * global_batch_size / 256`` with
   ``lr_scaling='linear'`` (Goyal et al. 2017), ``* sqrt(global_batch_size)``
   with 'sqrt', or ``learning_rate`` itself with 'none'."""
   scaling = {
@@ -33,7 +33,11 @@ def learning_rate_schedule(opt_config, global_batch_size: int, num_steps: int):
         [optax.linear_schedule(0.0, peak, max(warmup, 1)),
          optax.piecewise_constant_schedule(peak, {b - warmup: v for b, v in boundaries.items()})],
         [warmup])
-  raise UserError(f"unknown optimizer.schedule {kind!r}; use cosine or step")
+  if kind == "linear":  # warmup, then linearly to zero (word2vec's alpha)
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, peak, max(warmup, 1)),
+         optax.linear_schedule(peak, 0.0, max(num_steps - warmup, 1))], [warmup])
+  raise UserError(f"unknown optimizer.schedule {kind!r}; use cosine or step (or linear)")
 
 
 STEP_DECAY_AT = (0.6, 0.8)
@@ -62,7 +66,14 @@ def _adamw(c, lr):
                      weight_decay=c.weight_decay, mask=decay_mask)
 
 
-OPTIMIZERS = {"lars": _lars, "sgd": _sgd, "adamw": _adamw}
+def _plain_sgd(c, lr):
+  """SGD without momentum or weight decay: no state, no pass over the
+  parameters but the update (word2vec's tables)."""
+  del c
+  return optax.sgd(lr)
+
+
+OPTIMIZERS = {"lars": _lars, "sgd": _sgd, "adamw": _adamw, "plain_sgd": _plain_sgd}
 
 
 def make_optimizer(opt_config, global_batch_size: int, num_steps: int):

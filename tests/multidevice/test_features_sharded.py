@@ -90,7 +90,7 @@ def test_augmented_sgd_probe_on_eight_devices_equals_one(encoder, source):
   stats = sgd.moments(feats, idx)
   runs = []
   for mesh in (sharded.eval_mesh(), _one_device_mesh()):
-    recompute = sgd.Recompute(read=lambda rows: source.get(rows)[0],
+    recompute = sgd.Recompute(read=lambda rows: source.get(rows)["image"],
                               features=features_lib.augmented_features(encoder),
                               variables=encoder.variables, threads=2)
     runs.append(sgd.fit_sgd(feats, labels, idx, stats, num_classes=3, epochs=2,

@@ -1,0 +1,73 @@
+"""Images: ``"image"`` uint8 [H, W, C]. Encoders see the central view at
+``config.data.image_size``, normalised per channel (``normalize``) or as the
+scaled L channel of CIE Lab (``lab_l``); the raw baseline is the pixels."""
+
+import jax.numpy as jnp
+import numpy as np
+
+from sslax.data import augment, color
+from sslax.errors import UserError
+
+NAME = "image"
+KEY = "image"
+
+
+def _normalize(examples, preprocess):
+  images = augment.center_view(jnp.asarray(examples), tuple(preprocess["image_size"]))
+  return augment.normalize(images, preprocess["mean"], preprocess["std"])
+
+
+def _lab_l(examples, preprocess):
+  return color.l_input(augment.center_view(jnp.asarray(examples),
+                                           tuple(preprocess["image_size"])))
+
+
+# preprocess["kind"] -> prepare(examples, preprocess): uint8 or [0, 1] float
+# images [n, H, W, C] (resized to image_size if they differ) -> network input.
+PREPROCESSING = {"normalize": _normalize, "lab_l": _lab_l}
+
+
+def check_config(config, source):
+  """One-line errors for image settings that would fail deep inside."""
+  if len(config.data.image_size) != 2:
+    raise UserError(f"config.data.image_size must be (height, width), got "
+                    f"{tuple(config.data.image_size)}")
+  if KEY not in source.element_spec:
+    raise UserError(f"config.data.modality is image but {config.data.name} examples "
+                    f"have {sorted(source.element_spec)}, no {KEY!r}; set "
+                    "config.data.modality to the data's")
+  channels = source.element_spec[KEY][0][-1]
+  for key in ("mean", "std"):
+    if len(config.data[key]) != channels:
+      raise UserError(f"config.data.{key} has {len(config.data[key])} values but "
+                      f"{config.data.name} images have {channels} channels")
+
+
+def check_input(images, definition):
+  """One line when raw images do not fit an encoder's input."""
+  height, width, channels = definition.input_shape
+  lab = definition.preprocess["kind"] == "lab_l"
+  ok_channels = (1, 3) if lab else (channels,)
+  if images.ndim != 4 or tuple(images.shape[1:3]) != (height, width) or \
+      images.shape[-1] not in ok_channels:
+    want = (f"({height}, {width}, 3) RGB or ({height}, {width}, 1) gray" if lab
+            else str((height, width, channels)))
+    raise UserError(f"inputs of shape {tuple(images.shape[1:])} do not match the "
+                    f"exported encoder's input {want}; resize them first")
+
+
+def eval_input(x, data_config):
+  """What an encoder trained by a method sees at evaluation: the central
+  view, normalised."""
+  return augment.normalize(augment.center_view(x, data_config.image_size),
+                           data_config.mean, data_config.std)
+
+
+def raw_pixels(arrays: np.ndarray) -> np.ndarray:
+  """Flattened pixels in [0, 1] (only sensible for small images)."""
+  arrays = np.asarray(arrays)
+  return arrays.reshape(len(arrays), -1).astype(np.float32) / 255.0
+
+
+# Baselines without any training: --features NAME of `sslax eval linear|knn`.
+RAW_FEATURES = {"raw_pixels": raw_pixels}

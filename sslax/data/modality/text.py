@@ -1,0 +1,37 @@
+"""Text: token ids (int32) under ``"centre"``/``"context"`` (word windows)
+or ``"tokens"`` with a ``"tokens_mask"`` (padded sequences). Encoders take
+token ids as they are (``token_ids``); a vocabulary travels with the encoder
+as an asset. There is no raw baseline without a vocabulary model."""
+
+import jax.numpy as jnp
+
+from sslax.errors import UserError
+
+NAME = "text"
+KEY = "centre"
+
+PREPROCESSING = {"token_ids": lambda examples, preprocess: jnp.asarray(examples, jnp.int32)}
+
+
+def check_config(config, source):
+  ints = [k for k, (_, d) in source.element_spec.items() if d.startswith("int")]
+  if not ints:
+    raise UserError(f"config.data.modality is text but {config.data.name} examples "
+                    f"have no integer token ids ({sorted(source.element_spec)}); set "
+                    "config.data.modality to the data's")
+
+
+def check_input(examples, definition):
+  """One line when raw examples do not fit an encoder's input."""
+  want = tuple(definition.input_shape)
+  if tuple(examples.shape[1:]) != want:
+    raise UserError(f"inputs of shape {tuple(examples.shape[1:])} do not match the "
+                    f"encoder's input {want} (token ids [n, ...])")
+
+
+def eval_input(x, data_config):
+  del data_config
+  return jnp.asarray(x, jnp.int32)
+
+
+RAW_FEATURES = {}

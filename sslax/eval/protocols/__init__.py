@@ -1,0 +1,44 @@
+"""The evaluations of ``sslax eval``, one module each, listed explicitly.
+
+Each module says what it evaluates: ``OUTPUT``, the encoder output kind it
+needs (``vector``, ``table``, ...; ``sslax.encoder.OUTPUT_KINDS``), and
+``LABELS``, whether it needs labelled data; its ``add_arguments(parser)``
+and ``run(args, overrides) -> dict`` (which writes ``WORKDIR/eval/*.json``);
+``claims(file_name)``, whether an eval file is one of its results, and
+``report_rows(file_name, result)``: its rows in ``sslax report``
+(features, protocol, label fraction, figure). A new evaluation is one
+module here and one line below; none names a method.
+"""
+
+from sslax.errors import UserError
+from sslax.eval.protocols import finetune, knn, linear, transfer, words
+from sslax.train import artifact
+
+EVALUATIONS = {
+    "linear": linear,
+    "knn": knn,
+    "finetune": finetune,
+    "transfer": transfer,
+    "words": words,
+}
+
+
+def for_output(output: str) -> list:
+  """The evaluations that apply to an encoder of output kind ``output``."""
+  return [name for name, e in EVALUATIONS.items() if e.OUTPUT == output]
+
+
+def check_encoder(name: str, workdir: str, encoder=None):
+  """One line when evaluation ``name`` does not apply to the workdir's encoder
+  ``encoder`` (default: the primary): its output is of another kind."""
+  if encoder is None and not artifact.encoder_names(workdir):
+    return None  # no trained run here: the evaluation says so in its own words
+  definition, _ = artifact.read_encoder_definition(workdir, encoder)
+  want = EVALUATIONS[name].OUTPUT
+  if definition.output != want:
+    which = f"encoder {encoder!r}" if encoder else "the primary encoder"
+    fits = ", ".join(for_output(definition.output)) or "none yet"
+    raise UserError(f"`sslax eval {name}` needs a {want} encoder but {which} of "
+                    f"{workdir} gives a {definition.output}; evaluate it with: {fits} "
+                    f"(the run's encoders: {', '.join(artifact.encoder_names(workdir))})")
+  return definition
