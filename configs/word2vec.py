@@ -5,9 +5,9 @@ Example: ``sslax train --config configs/word2vec.py --workdir runs/w2v`` then
 
 Settings are gensim's defaults (dim 100, window 5, 5 negatives, sample 1e-3,
 min_count 5, 5 epochs, lr 0.025 decayed linearly), so the two compare on one
-corpus (``launch/words_peer.py``). Each step trains on a batch of corpus
-positions: every pair of the batch gets the full learning rate (the loss is
-their sum), as gensim's per-pair updates do."""
+corpus (``launch/words_peer.py``). Each step trains on a batch of 4096
+corpus positions, the loss the sum over their pairs, a word's update the
+mean of its occurrences' (``sslax.methods.word2vec``)."""
 
 import json
 import math

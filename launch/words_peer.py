@@ -110,6 +110,8 @@ def parse_args(argv=None):
   parser.add_argument("--epochs", type=int, default=5)
   parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--workdir", default=None,
+                      help="sslax's run directory (default: a temporary one)")
   parser.add_argument("--data-dir", default=None,
                       help="evaluation files (default: gensim's test data)")
   return parser.parse_args(argv)
@@ -124,7 +126,8 @@ def main(argv=None):
   data_dir = words_eval.test_data_dir() if args.data_dir is None else args.data_dir
   results = {}
   for name in args.models:
-    vocab, vectors, words_per_second = TRAINERS[name](train_path, **settings)
+    extra = {"workdir": args.workdir} if name == "sslax" else {}
+    vocab, vectors, words_per_second = TRAINERS[name](train_path, **settings, **extra)
     results[name] = words_eval.evaluate(vocab, vectors, data_dir)
     results[name]["words_per_second"] = words_per_second
   print(" ".join(f"{k}={v}" for k, v in settings.items()))

@@ -35,6 +35,15 @@ def xla_flags(devices=None, *, exact=False):
 if EXACT_COMPILE not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
 
+# Programs compiled by one test process are reused by the others (the
+# parallel workers, the subprocesses of `sslax train`): XLA's persistent
+# compilation cache, keyed by the program, the flags and the JAX version, so a
+# stale entry is never used. Compiles under 0.2 s are not worth a file.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(ROOT, ".pytest_cache", "xla_compilation_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
 collect_ignore = [] if os.environ.get("SSLAX_MULTIDEVICE") else ["multidevice"]
 
 

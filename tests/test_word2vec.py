@@ -36,7 +36,9 @@ def _unit(x):
 def test_words_of_a_topic_end_up_closer_than_words_of_others(tmp_path, tiny_text, cbow):
   config = _config(tiny_text, cbow=cbow)
   config.update(num_steps=400, global_batch_size=256, checkpoint_every=400, log_every=100)
-  config.optimizer.learning_rate = 0.05 if cbow else 0.025
+  # Every word of this corpus is in every batch, and a step moves a word by
+  # one pair's update at most: a rate forty times word2vec's.
+  config.optimizer.learning_rate = 1.0
   train_and_evaluate(config, str(tmp_path))
   encoder = artifact.restore_encoder(str(tmp_path))
   vocab = words_eval.vocabulary(encoder, str(tmp_path))
@@ -152,3 +154,44 @@ def test_an_empty_or_missing_corpus_is_one_line(tmp_path, capsys):
                          f"--config.data.data_dir={empty}"], "lower --config.data.min_count")
   fails_cleanly(capsys, ["train", "--config", config, "--workdir", str(tmp_path / "b"),
                          f"--config.data.data_dir={tmp_path / 'nothing'}"], "make text")
+
+
+def test_compacting_keeps_every_chosen_pair():
+  import jax  # pylint: disable=g-import-not-at-top
+  from sslax.methods.word2vec import compact  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  ids = rng.integers(0, 50, (64, 20)).astype(np.int32)
+  mask = rng.random((64, 20)) < 0.3
+  mask[:, 10:] &= np.cumsum(mask, axis=1)[:, 10:] <= 10  # at most 10 a row
+  got_ids, got_mask = jax.device_get(compact(ids, mask, 10))
+  for row in range(64):
+    assert sorted(got_ids[row][got_mask[row]]) == sorted(ids[row][mask[row]])
+
+
+def test_a_word_moves_by_the_mean_of_its_occurrences_gradients():
+  """``lookup``'s gradient to a row is the mean over the row's occurrences
+  (counted over every lookup of the step), the values unchanged."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from sslax.methods.word2vec import lookup, occurrences  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(1)
+  table = rng.normal(size=(6, 3)).astype(np.float32)
+  a, b = np.array([0, 2, 2, 5], np.int32), np.array([[2, 6], [0, 6]], np.int32)  # 6: none
+  wa, wb = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(2, 2, 3)).astype(
+      np.float32)
+
+  def f(t):
+    counts = occurrences(6, a, b)
+    return (jax.numpy.sum(lookup(t, a, counts) * wa) +
+            jax.numpy.sum(lookup(t, np.minimum(b, 5), counts) * wb * (b < 6)[..., None]))
+
+  want = np.zeros_like(table)
+  uses = {}
+  for i, row in enumerate(a):
+    uses.setdefault(int(row), []).append(wa[i])
+  for i, j in np.ndindex(b.shape):
+    if b[i, j] < 6:
+      uses.setdefault(int(b[i, j]), []).append(wb[i, j])
+  for row, grads in uses.items():
+    want[row] = np.sum(grads, axis=0) / len(grads)
+  np.testing.assert_allclose(np.asarray(jax.grad(f)(table)), want, rtol=1e-6, atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(lookup(table, a, occurrences(6, a))), table[a])

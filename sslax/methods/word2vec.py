@@ -7,6 +7,14 @@ on device and from the step's key, gensim's per-epoch randomness:
 frequent-word subsampling, the dynamic window and the negatives, drawn from
 the unigram distribution to the 3/4 (``sslax.data.skipgram``).
 
+Each step is SGD on the sum of its pairs' losses at word2vec's rate, with
+one change that lets thousands of pairs share a step: a word's update is the
+mean of its occurrences' gradients in the batch, not their sum (``lookup``),
+so no word moves by more than one pair's update however often the batch holds
+it (summed, the frequent words' updates diverge at a batch of 4096 centres;
+gensim applies them one pair at a time). The pairs of a centre share its
+negatives by default (``shared_negatives``), k dot products per centre.
+
 Two tables: the input vectors (encoder ``words``, the primary, a ``table``)
 and the output vectors (encoder ``context``), initialised as in word2vec.c
 (input U(-0.5/dim, 0.5/dim), output zeros). The word counts, the noise and
@@ -60,6 +68,45 @@ def table_def(config, vocab_size: int, name: str) -> EncoderDef:
       assets=(VOCABULARY,))
 
 
+@jax.custom_vjp
+def lookup(table, ids, counts):
+  """``table[ids]``, whose gradient to a row is the mean of its occurrences'
+  (``counts``: occurrences of each id in every lookup of the table this
+  step) rather than their sum: one step moves a word by at most one pair's
+  update at the learning rate, however often the batch holds it."""
+  del counts
+  return table[ids]
+
+
+def _lookup_fwd(table, ids, counts):
+  return table[ids], (table.shape, ids, counts)
+
+
+def _lookup_bwd(residual, cotangent):
+  shape, ids, counts = residual
+  scale = 1.0 / jnp.maximum(counts[ids], 1).astype(cotangent.dtype)
+  grad = jnp.zeros(shape, cotangent.dtype).at[ids].add(cotangent * scale[..., None])
+  return grad, None, None
+
+
+lookup.defvjp(_lookup_fwd, _lookup_bwd)
+
+
+def occurrences(size: int, *ids):
+  """How often each of ``size`` ids occurs in ``ids`` (an id of ``size`` or
+  more counts nowhere)."""
+  return sum(jnp.bincount(i.reshape(-1), length=size + 1)[:size] for i in ids)
+
+
+def compact(ids, mask, width: int):
+  """``(ids, mask)`` [n, c] with each row's chosen slots first, cut to
+  ``width`` slots (every chosen one kept when a row has at most ``width``)."""
+  if width >= ids.shape[1]:
+    return ids, mask
+  order = jnp.argsort(~mask, axis=1, stable=True)[:, :width]
+  return jnp.take_along_axis(ids, order, axis=1), jnp.take_along_axis(mask, order, axis=1)
+
+
 def check_config(config):
   w = config.word2vec
   for key in ("dim", "window", "negatives"):
@@ -98,24 +145,29 @@ def build(config) -> Method:
     centre, context = batch[skipgram.CENTRE], batch[skipgram.CONTEXT]
     _, mask = skipgram.sample_pairs(k_pairs, centre, context, batch[skipgram.CONTEXT_VALID],
                                     method_state["keep"], window)
-    words = params["words"]["embedding"]
-    outputs = params["context"]["embedding"]
+    # At most ``window`` kept words a side are paired with a centre: its pairs
+    # fit in the first 2 * window slots once the chosen ones come first.
+    context, mask = compact(context, mask, 2 * window)
+    words, outputs = params["words"]["embedding"], params["context"]["embedding"]
+    size = words.shape[0]
+    unused = jnp.where(mask, context, size)  # slots no pair uses count nowhere
     if cbow:
       neg = losses.draw_negatives(k_neg, method_state["noise"], (centre.shape[0], negatives))
-      loss = losses.cbow_loss(outputs[centre], words[context], mask, outputs[neg],
-                              reduction="sum")
-      pairs = jnp.sum(jnp.any(mask, axis=1))
-    elif shared:
-      neg = losses.draw_negatives(k_neg, method_state["noise"], (centre.shape[0], negatives))
-      loss = losses.sgns_loss_shared_negatives(words[centre], outputs[context], mask,
-                                               outputs[neg], reduction="sum")
-      pairs = jnp.sum(mask)
-    else:
-      neg = losses.draw_negatives(k_neg, method_state["noise"], (*context.shape, negatives))
-      loss = losses.sgns_loss(words[centre], outputs[context], mask, outputs[neg],
-                              reduction="sum")
-      pairs = jnp.sum(mask)
-    return loss, LossAux(model_state, method_state, {"pairs": pairs})
+      in_counts = occurrences(size, unused)
+      out_counts = occurrences(size, centre, neg)
+      loss = losses.cbow_loss(lookup(outputs, centre, out_counts),
+                              lookup(words, context, in_counts), mask,
+                              lookup(outputs, neg, out_counts), reduction="sum")
+      return loss, LossAux(model_state, method_state,
+                           {"pairs": jnp.sum(jnp.any(mask, axis=1))})
+    shape = (centre.shape[0], negatives) if shared else (*context.shape, negatives)
+    neg = losses.draw_negatives(k_neg, method_state["noise"], shape)
+    in_counts = occurrences(size, centre)
+    out_counts = occurrences(size, unused, neg)
+    pair_loss = losses.sgns_loss_shared_negatives if shared else losses.sgns_loss
+    loss = pair_loss(lookup(words, centre, in_counts), lookup(outputs, context, out_counts),
+                     mask, lookup(outputs, neg, out_counts), reduction="sum")
+    return loss, LossAux(model_state, method_state, {"pairs": jnp.sum(mask)})
 
   def assets(source):
     text = source.vocabulary.to_json()
