@@ -39,8 +39,9 @@ def images_per_second(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     for line in f:
       record = json.loads(line)
-      if "examples_per_second" in record:
-        rates.append(record["examples_per_second"])
+      if "examples_per_second" in record or "images_per_second" in record:
+        # (runs written before examples_per_second say images_per_second)
+        rates.append(record.get("examples_per_second", record.get("images_per_second")))
   rates = rates[1:] or rates  # the first interval includes compilation
   return sum(rates) / len(rates)
 

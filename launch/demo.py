@@ -36,8 +36,10 @@ def main():
   train_seconds = time.perf_counter() - start
   logged = read_metrics(run_dir)
   # The first logged interval includes compilation; leave it out of the rate.
-  rates = [r["examples_per_second"] for r in logged if "examples_per_second" in r][1:]
-  rates = rates or [logged[-1]["examples_per_second"]]
+  # (runs written before examples_per_second say images_per_second)
+  rates = [r.get("examples_per_second", r.get("images_per_second")) for r in logged
+           if "examples_per_second" in r or "images_per_second" in r]
+  rates = rates[1:] or rates
   images_per_second = sum(rates) / len(rates)
 
   results = {"linear_top1": {}, "details": {}}

@@ -81,7 +81,8 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   # word-embedding test files (words: "" reads those of the gensim wheel).
   c.evals = ml_collections.ConfigDict(dict(
       transfer=dict(data=dict(name="fashion_mnist", data_dir="", train_split="train",
-                              test_split="test")),
+                              test_split="test", image_size=(28, 28), load_size=0,
+                              channels=0)),
       words=dict(data_dir="", neighbours=("king", "water", "run", "good", "france"))))
   return c
 

@@ -37,6 +37,8 @@ def export_encoder(workdir: str, out: str, overrides=(), encoder=None):
   config = run_config.load_config(workdir, overrides)
   step = checkpoint.latest_step(workdir)
   names = artifact.encoder_names(workdir)
+  if not names:
+    artifact.read_encoder_definition(workdir)  # none there: one line
   if encoder is not None:
     artifact.read_encoder_definition(workdir, encoder)  # an unknown name: one line
     names = [encoder]

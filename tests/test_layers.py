@@ -126,7 +126,7 @@ def _fmt(edge):
 def test_every_module_has_a_layer():
   missing = sorted(m for m in MODULES if _unit(m) is None)
   assert not missing, ("modules in no layer (add them to LAYERS in "
-                       f"tests/test_layers.py and the README's Layout): {missing}")
+                       f"tests/test_layers.py and docs/architecture.md): {missing}")
 
 
 def test_the_parser_sees_imports():
@@ -149,7 +149,7 @@ def test_imports_go_down_the_layers():
     elif dst[0] == src[0] and (src[1], dst[1]) not in SAME_LAYER_ALLOWED:
       bad.append(f"{_fmt(edge)}  (siblings in layer {src[0]}: {src[1]} "
                  f"imports {dst[1]})")
-  assert not bad, "imports against the layers of the README's Layout:\n" + "\n".join(bad)
+  assert not bad, "imports against the layers of docs/architecture.md:\n" + "\n".join(bad)
 
 
 def _cycles(nodes, edges):

@@ -224,3 +224,38 @@ def test_a_source_that_cannot_be_pickled_is_one_line_with_workers():
   with pipeline.BatchIterator(_LockedSource(), seed=0, global_batch=6,
                               sharding=_sharding(6), stop_step=1) as batches:
     assert [s for s, _ in batches] == [0]
+
+
+class _MisdescribedSource:
+  """Says it gives images and labels, gives images of another shape and no
+  labels."""
+  element_spec = {"image": ((3, 2, 1), "uint8"), "label": ((), "int32")}
+  num_classes = 5
+
+  def __len__(self):
+    return 5
+
+  def get(self, indices):
+    return {"image": np.zeros((len(indices), 2, 2, 1), np.uint8)}
+
+
+def test_a_source_whose_examples_disagree_with_its_element_spec_is_one_line():
+  with pipeline.BatchIterator(_MisdescribedSource(), seed=0, global_batch=5,
+                              sharding=_sharding(5)) as batches:
+    with pytest.raises(UserError) as e:
+      next(batches)
+  message = str(e.value)
+  assert "\n" not in message
+  assert "_MisdescribedSource.get returned image uint8 [2, 2, 1]" in message
+  assert "element_spec says image uint8 [3, 2, 1], label int32 []" in message
+
+
+def test_the_pipeline_adds_each_example_index():
+  source = ArraySource(images=np.arange(7 * 4, dtype=np.uint8).reshape(7, 2, 2, 1),
+                       labels=np.arange(7), num_classes=7)
+  with pipeline.BatchIterator(source, seed=3, global_batch=7, sharding=_sharding(7)) as b:
+    _, batch = next(b)
+  index = np.asarray(batch["index"])
+  assert sorted(index.tolist()) == list(range(7)) and batch["index"].dtype == np.int32
+  np.testing.assert_array_equal(np.asarray(batch["label"]), index)
+  np.testing.assert_array_equal(np.asarray(batch["image"]), source.images[index])

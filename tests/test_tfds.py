@@ -156,3 +156,25 @@ def test_make_tfds_from_image_folder(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and words in err and "\n" not in err, err
   assert sorted(os.listdir(out)) == ["my_pets"]
+
+
+def test_a_dataset_without_labels_reads_and_refuses_label_based_evaluation(tmp_path):
+  """No ClassLabel needed: a TFDS dataset of images alone gives examples with
+  an "image" and no "label"; evaluation that needs labels refuses it in one
+  line."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from sslax.data.source import labelled  # pylint: disable=g-import-not-at-top
+  from sslax.data.sources import labelled_source  # pylint: disable=g-import-not-at-top
+  from sslax.errors import UserError  # pylint: disable=g-import-not-at-top
+  images = _split(8, 0).images
+  write_dataset("sslax_test_unlabelled", str(tmp_path), {"train": ArraySource(images)})
+  source = TFDSSource(name="sslax_test_unlabelled", split="train", data_dir=str(tmp_path))
+  assert source.element_spec == {"image": ((32, 32, 3), "uint8")} and not labelled(source)
+  got = source.get([0, 3])
+  assert set(got) == {"image"}
+  originals = {im.tobytes() for im in images}  # (in TFDS's shuffled order)
+  assert all(im.tobytes() in originals for im in got["image"])
+  data = ml_collections.ConfigDict(dict(name="sslax_test_unlabelled", data_dir=str(tmp_path),
+                                        eval_train_split="train"))
+  with pytest.raises(UserError, match="the linear probe needs labels"):
+    labelled_source(data, "eval_train_split", "the linear probe")

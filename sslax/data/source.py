@@ -78,27 +78,21 @@ def check_examples(source, examples, count: Optional[int] = None) -> dict:
   return dict(examples)
 
 
-def primary_key(spec: Mapping[str, Spec]) -> str:
-  """The name of the example's content: the first name that is neither the
-  label nor a mask or length of another name."""
-  for name in spec:
-    if name != LABEL and name != INDEX and not name.endswith(("_mask", "_length")):
-      return name
-  raise UserError(f"a source with only {sorted(spec)} has nothing to learn from")
-
-
 def has_labels(source) -> bool:
   """Whether the split has labels at all (the ``"label"`` name)."""
   return LABEL in source.element_spec and bool(getattr(source, "num_classes", 0))
 
 
 def labelled(source, sample: int = 256) -> bool:
-  """Whether every example has a label: the split has labels and none of up to
-  ``sample`` examples spread over it is -1 (imagenet2012's test split has
-  -1). Reading every label can mean reading every record; evaluation checks
-  the labels it reads (``sources.require_labels``)."""
+  """Whether every example has a label: the split has labels and none is -1.
+  A source whose ``labels`` are read from every record (``lazy_labels``:
+  TFDS, where that reads the whole split) is judged by up to ``sample``
+  examples spread over it (imagenet2012's test split is -1 throughout);
+  evaluation checks the labels it reads (``sources.require_labels``)."""
   if not has_labels(source) or not len(source):
     return False
+  if not getattr(source, "lazy_labels", False):
+    return bool(np.all(np.asarray(source.labels) >= 0))
   rows = np.unique(np.linspace(0, len(source) - 1, min(len(source), sample)).astype(int))
   return bool(np.all(np.asarray(source.get(rows)[LABEL]) >= 0))
 

@@ -100,9 +100,11 @@ def write_dataset(name: str, data_dir: str, splits: Mapping[str, object], *,
   if target.exists():
     raise UserError(f"{target} already exists; remove it to prepare {name} again, "
                     "or choose another name or data_dir")
+  # Data without any label is written without a label feature.
+  labelled = bool(num_classes) or class_names is not None
   features = tfds.features.FeaturesDict({
       "image": tfds.features.Image(shape=image_shape, encoding_format=encoding),
-      "label": label,
+      **({"label": label} if labelled else {}),
   })
 
   def generate(source):
@@ -110,8 +112,8 @@ def write_dataset(name: str, data_dir: str, splits: Mapping[str, object], *,
       examples = source.get(np.arange(start, min(start + CHUNK, len(source))))
       labels = examples.get("label", np.full(len(examples["image"]), -1, np.int32))
       for i, (image, y) in enumerate(zip(examples["image"], np.asarray(labels))):
-        yield start + i, {"image": _encode(np.asarray(image, np.uint8), encoding),
-                          "label": int(y)}
+        example = {"image": _encode(np.asarray(image, np.uint8), encoding)}
+        yield start + i, {**example, "label": int(y)} if labelled else example
 
   def body(ns):
     ns["__module__"] = __name__

@@ -32,6 +32,7 @@ class TFDSSource:
   data_dir: str
   label_key: str = "label"
   load_size: Optional[int] = None  # square side for datasets of mixed image sizes
+  lazy_labels = True  # ``labels`` reads every record (``source.labelled`` samples)
 
   def __post_init__(self):
     if str(self.data_dir).startswith("gs://"):

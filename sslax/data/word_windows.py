@@ -33,7 +33,10 @@ def vocabulary(data_config) -> skipgram.Vocabulary:
   min_count = int(data_config.get("min_count", 5))
   if min_count < 1:
     raise UserError(f"config.data.min_count must be at least 1, got {min_count}")
-  max_size = int(data_config.get("max_vocab", 0)) or None
+  max_size = int(data_config.get("max_vocab", 0))
+  if max_size < 0:
+    raise UserError(f"config.data.max_vocab must be >= 0 (0: no limit), got {max_size}")
+  max_size = max_size or None
   vocab = _vocabulary(train_path, os.path.getmtime(train_path), min_count, max_size)
   if not len(vocab):
     raise UserError(f"no word of {train_path} occurs {min_count} times or more; lower "

@@ -16,6 +16,7 @@ import dataclasses
 
 import ml_collections
 
+from sslax.data.source import labelled
 from sslax.data.sources import get_source
 from sslax.errors import UserError
 from sslax.eval.evaluate import fraction_name, write_eval
@@ -31,9 +32,9 @@ def at_native_size(encoder, image_hw):
   (the ConvNet is convolutional); a refusal for any other encoder."""
   definition = encoder.definition
   if definition.preprocess["kind"] != "lab_l":
-    raise UserError("transfer to grayscale Fashion-MNIST is for runs whose encoder "
-                    "sees the L channel (encoder preprocessing lab_l); use "
-                    "`sslax eval linear`")
+    raise UserError("transfer is for runs whose encoder sees the L channel (encoder "
+                    "preprocessing lab_l), which takes gray and colour images alike; "
+                    "use `sslax eval linear`")
   size = [int(n) for n in image_hw]
   return dataclasses.replace(encoder, definition=dataclasses.replace(
       definition, preprocess={**definition.preprocess, "image_size": size},
@@ -41,7 +42,7 @@ def at_native_size(encoder, image_hw):
 
 
 DEFAULT_DATA = dict(name="fashion_mnist", data_dir="", train_split="train",
-                    test_split="test")
+                    test_split="test", image_size=(28, 28), load_size=0, channels=0)
 
 
 def target_data(config, data_dir=None):
@@ -72,6 +73,12 @@ def transfer_linear(workdir: str, fraction: float = 1.0, seed: int = 0,
   target = target_data(config, data_dir)
   train = get_source(target, target.train_split)
   test = get_source(target, target.test_split)
+  for split, source in ((target.train_split, train), (target.test_split, test)):
+    if "image" not in source.element_spec or not labelled(source):
+      raise UserError(f"transfer needs labelled images but split {split!r} of "
+                      f"{target.name} (config.evals.transfer.data) has "
+                      f"{', '.join(sorted(source.element_spec))}; set "
+                      "--config.evals.transfer.data.name (and data_dir) to labelled images")
   encoder = at_native_size(load_run_encoder(workdir, random_init=kind == "random_init"),
                            train.element_spec["image"][0][:2])
   bs = int(config.eval.batch_size)

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 
 from sslax.data import modality, pipeline
-from sslax.data.source import has_labels
+from sslax.data.source import LABEL, Source
 from sslax.data.sources import split_source
 from sslax.errors import NonFinite, UserError
 from sslax import encoder as encoder_lib
@@ -39,6 +39,20 @@ def validate_config(config, source):
     raise UserError("config.online_eval_every must be >= 0 (0 turns online "
                     f"evaluation off), got {config.online_eval_every}")
   modality.of_config(config.data).check_config(config, source)
+
+
+def check_source(source):
+  """One line for a training source that does not follow the protocol of
+  ``sslax.data.source`` (e.g. one written for the (images, labels) tuples of
+  earlier versions), or that has labels without their number."""
+  if not isinstance(source, Source):
+    raise UserError(f"{type(source).__name__} is not a source: give it element_spec "
+                    "({name: (shape, dtype)}), __len__ and get(indices) -> {name: array} "
+                    "(docs/architecture.md), or use sslax.data.arrays.ArraySource")
+  if LABEL in source.element_spec and not getattr(source, "num_classes", 0):
+    raise UserError(f"{type(source).__name__} gives a \"label\" but num_classes is "
+                    f"{getattr(source, 'num_classes', None)}; set num_classes to the "
+                    "number of classes (or drop \"label\" for unlabelled data)")
 
 
 def make_train_step(method, tx, schedule, probe_tx):
@@ -111,8 +125,14 @@ def setup(config, *, source=None, method=None) -> Run:
   (default: ``build_method(config)``) replace the config's own."""
   mesh = make_mesh(config.global_batch_size)
   source = source if source is not None else split_source(config.data, "train_split")
+  check_source(source)
   validate_config(config, source)
   method = method if method is not None else build_method(config)
+  key = method.encoder.input_key
+  if key not in source.element_spec:
+    raise UserError(f"{config.method} reads examples' {key!r} but the training data's "
+                    f"examples have {', '.join(sorted(source.element_spec))}; train it "
+                    f"on data with {key!r} (config.data.name, config.data.modality)")
   tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
                                 config.num_steps)
   return Run(config, source, method, tx, schedule, mesh)

@@ -130,6 +130,11 @@ class OnlineEval:
                                  fix=OFF),
                  labelled_source(config.data, "eval_split", "online evaluation", fix=OFF))
     train, test = sources
+    for which, source in (("bank", train), ("test", test)):
+      if not has_labels(source):
+        raise UserError(f"online evaluation scores labelled data, and the {which} source "
+                        f"of eval_sources ({type(source).__name__}) has no \"label\"; "
+                        f"give labelled eval_sources{OFF}")
     self.num_classes = train.num_classes
     # Chunks of whole global batches, split over the mesh like training data.
     chunk = max(mesh.size, config.eval.batch_size // mesh.size * mesh.size)

@@ -12,7 +12,6 @@ module here and one line below; none names a method.
 
 from sslax.errors import UserError
 from sslax.eval.protocols import finetune, knn, linear, transfer, words
-from sslax.train import artifact
 
 EVALUATIONS = {
     "linear": linear,
@@ -31,6 +30,7 @@ def for_output(output: str) -> list:
 def check_encoder(name: str, workdir: str, encoder=None):
   """One line when evaluation ``name`` does not apply to the workdir's encoder
   ``encoder`` (default: the primary): its output is of another kind."""
+  from sslax.train import artifact  # pylint: disable=g-import-not-at-top
   if encoder is None and not artifact.encoder_names(workdir):
     return None  # no trained run here: the evaluation says so in its own words
   definition, _ = artifact.read_encoder_definition(workdir, encoder)

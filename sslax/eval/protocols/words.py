@@ -6,7 +6,6 @@ wheel). No labels needed; ``eval/words.json``."""
 
 import json
 
-import jax
 import numpy as np
 
 from sslax.errors import UserError
@@ -24,9 +23,12 @@ def add_arguments(parser):
 
 def table(encoder, batch_size=65536) -> np.ndarray:
   """The vectors of every vocabulary id [V, d]: the encoder applied to ids."""
+  import jax  # pylint: disable=g-import-not-at-top
   size = int(encoder.definition.network["vocab_size"])
-  apply = jax.jit(encoder.apply)
-  rows = [np.asarray(apply(np.arange(s, min(s + batch_size, size), dtype=np.int32)))
+  module = encoder.module
+  apply = jax.jit(lambda variables, ids: module.apply(variables, ids, train=False))
+  rows = [np.asarray(apply(encoder.variables,
+                           np.arange(s, min(s + batch_size, size), dtype=np.int32)))
           for s in range(0, size, batch_size)]
   return np.concatenate(rows).astype(np.float32)
 
@@ -53,6 +55,7 @@ def run(args, overrides):
                           data_dir=data_dir, words=neighbours)
   result.update(encoder=args.encoder or artifact.encoder_names(args.workdir)[0])
   write_eval(args.workdir, "words" if not args.encoder else f"words_{args.encoder}", result)
+  # (eval/words.json: the primary's; eval/words_<name>.json: --encoder NAME's)
   return result
 
 
