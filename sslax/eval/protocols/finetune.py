@@ -22,8 +22,7 @@ def add_arguments(parser):
 
 def run(args, overrides):
   from sslax.eval.evaluate import evaluate_finetune  # pylint: disable=g-import-not-at-top
-  from sslax.probes.linear import check_fraction  # pylint: disable=g-import-not-at-top
-  check_fraction(args.label_fraction)
+  # (the evaluation checks the label fraction before anything else)
   return evaluate_finetune(args.workdir, args.label_fraction, args.init, args.seed,
                            args.epochs, overrides)
 
