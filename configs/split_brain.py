@@ -10,7 +10,7 @@ the sum of their cross-entropies (no class rebalancing unless
 (the paper halves them so that the concatenation matches one network), so
 the L -> ab half, which the linear probes and the transfer to grayscale
 Fashion-MNIST evaluate, compares directly with colourisation; the concatenated
-representation is ``sslax.methods.split_brain.full_encoder``. Online
+representation is the run's second encoder, ``full``. Online
 evaluation is off on the photo corpus (labels are the source photos).
 """
 

@@ -41,7 +41,8 @@ from sslax.config_loading import load_config_file
 from sslax.data.arrays import ArraySource
 from sslax.data.augment import AugmentParams
 from sslax.methods import build_method, common
-from sslax.train.loop import compile_step, global_batch, init_state, setup
+from sslax.train.run import global_batch, init_state, setup
+from sslax.train.step import compile_step
 
 try:
   import torch

@@ -22,7 +22,8 @@ from sslax.train import online
 from sslax.config_loading import load_config_file
 from sslax.data import pipeline
 from sslax.sharding import data_sharding
-from sslax.train.loop import compile_step, global_batch, init_state, make_train_step, setup
+from sslax.train.run import global_batch, init_state, setup
+from sslax.train.step import compile_step, make_train_step
 
 # Dense peak TFLOP/s per device: (bfloat16, float32), from the vendors' data
 # sheets (NVIDIA: tensor cores without sparsity, float32 as TF32).

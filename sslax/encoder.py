@@ -23,6 +23,7 @@ import ml_collections
 from sslax.data import modality as modalities
 from sslax.errors import UserError
 from sslax.models import make_encoder
+from sslax.models.channel_split import ChannelSplit
 from sslax.models.embedding import TokenEmbedding
 from sslax.models.readout import MeanContext, PooledCodeGrid
 
@@ -43,13 +44,16 @@ NETWORKS = {
     # A backbone emitting a code sequence, then a GRU; the mean context.
     "mean_context": lambda n: MeanContext(encoder=_backbone(n),
                                           context_dim=int(n["context_dim"])),
+    # Two backbones on channels [:split] and [split:], features concatenated.
+    "channel_split": lambda n: ChannelSplit(first=_backbone(n), second=_backbone(n),
+                                            split=int(n["split"])),
     # A table of vocab_size vectors of dim, applied to token ids.
     "embedding": lambda n: TokenEmbedding(vocab_size=int(n["vocab_size"]),
                                           dim=int(n["dim"])),
 }
 
 # How examples become the network's input: each modality's kinds
-# (``sslax.data.modality``): normalize, lab_l, waveform, token_ids.
+# (``sslax.data.modality``): normalize, lab_l, lab, waveform, token_ids.
 PREPROCESSING = modalities.preprocessing_kinds()
 
 # What the network gives: one vector per example, a dense map [h, w, d] per
@@ -190,10 +194,11 @@ def _set(tree: dict, path: Path, value):
 def image_preprocess(config, *, kind: str = "normalize") -> Tuple[dict, Tuple[int, ...]]:
   """``(preprocess, input_shape)`` of a run's image encoder: the central view
   at ``config.data.image_size``, normalised with the data's mean and std
-  (``normalize``) or as the scaled L channel (``lab_l``)."""
+  (``normalize``), as the scaled L channel (``lab_l``) or scaled Lab
+  (``lab``)."""
   size = [int(n) for n in config.data.image_size]
-  if kind == "lab_l":
-    return {"kind": "lab_l", "image_size": size}, (*size, 1)
+  if kind in ("lab_l", "lab"):
+    return {"kind": kind, "image_size": size}, (*size, 1 if kind == "lab_l" else 3)
   return ({"kind": "normalize", "image_size": size, "mean": list(config.data.mean),
            "std": list(config.data.std)}, (*size, len(config.data.mean)))
 
@@ -232,6 +237,19 @@ class Encoder:
 
   def __call__(self, examples):
     return self.apply(self.definition.prepare(examples))
+
+
+def embed_fn(definition: EncoderDef):
+  """``embed(variables, examples)``: the network's output (eval mode,
+  float32) for raw examples, to jit; what every evaluation and the online
+  kNN compute."""
+  module = definition.module()
+
+  def embed(variables, examples):
+    return module.apply(variables, definition.prepare(examples),
+                        train=False).astype(jnp.float32)
+
+  return embed
 
 
 def feature_dim(definition: EncoderDef, variables=None) -> int:

@@ -20,6 +20,7 @@ from conftest import ROOT
 from sslax.config_loading import load_config_file
 from sslax.data import augment, color, photos
 from sslax.data.sources import get_source
+from sslax.encoder import EncoderDef
 from sslax.errors import UserError
 from sslax.methods import build_method, color_common, colorization as col, split_brain
 from sslax.models import make_encoder
@@ -285,19 +286,35 @@ def test_split_brain_halves_and_concatenated_representation(corpus):
   for half in ("l_net", "ab_net"):
     for part in ("encoder", "decoder"):
       assert float(optax.global_norm(grads[half][part])) > 0, (half, part)
-  module, variables_fn, input_fn = split_brain.full_encoder(config)
+  full = method.encoders["full"]
+  assert full.output == "vector" and full.input_shape == (32, 32, 3)
 
   @jax.jit
   def features(params, state, images):
     l_feats = method.encoder.module().apply(method.encoder.select(params, state),
                                             method.encoder.prepare(images), train=False)
-    both = module.apply(variables_fn(params, state), input_fn(images / 255.0), train=False)
+    both = full.module().apply(full.select(params, state), full.prepare(images),
+                               train=False)
     return l_feats, both
 
   l_feats, both = features(params, state, images[:4])
   assert both.shape == (4, 2 * l_feats.shape[-1])
   np.testing.assert_allclose(np.asarray(both[:, :l_feats.shape[-1]]), np.asarray(l_feats),
                              rtol=1e-5, atol=1e-5)
+  # The second half is the ab encoder on (a, b) / 110 alone.
+  ab = method.encoder.module().apply(
+      {"params": params["ab_net"]["encoder"],
+       **{c: t["ab_net"]["encoder"] for c, t in state.items()}},
+      color.lab_input(images[:4] / 255.0)[..., 1:], train=False)
+  np.testing.assert_allclose(np.asarray(both[:, l_feats.shape[-1]:]), np.asarray(ab),
+                             rtol=1e-5, atol=1e-5)
+  # Its description alone rebuilds it: variables placed back where select found them.
+  rebuilt = EncoderDef.from_json(json.loads(json.dumps(full.to_json())))
+  placed = rebuilt.place(full.select(params, state))
+  np.testing.assert_allclose(
+      np.asarray(rebuilt.module().apply(rebuilt.select(*placed), rebuilt.prepare(images[:4]),
+                                        train=False)), np.asarray(both), rtol=1e-5,
+      atol=1e-5)
   assert aux.features.shape == (16, l_feats.shape[-1])
   gray, predicted, true = split_brain.colorize(config, params, state, images[:4])
   assert gray.shape == predicted.shape == true.shape == (4, 32, 32, 3)

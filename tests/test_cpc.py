@@ -23,7 +23,8 @@ from sslax.models import PatchConvNet
 from sslax.models.audio import WaveformEncoder, num_codes, receptive_field
 from sslax.models.gru import ScannedGRU
 from sslax.models.patchnet import patch_geometry
-from sslax.train.loop import compile_step, global_batch, init_state, setup
+from sslax.train.run import global_batch, init_state, setup
+from sslax.train.step import compile_step
 
 
 # ---------------------------------------------------------------- the GRU

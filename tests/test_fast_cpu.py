@@ -29,7 +29,8 @@ _STEPS = """
 import json, os, sys
 import sslax, jax, numpy as np
 from sslax.config_loading import load_config_file
-from sslax.train.loop import compile_step, global_batch, init_state, setup
+from sslax.train.run import global_batch, init_state, setup
+from sslax.train.step import compile_step
 config = load_config_file(os.path.join(sys.argv[1], "configs", "simclr.py:smoke"))
 run = setup(config)
 state = init_state(run)

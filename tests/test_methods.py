@@ -15,7 +15,8 @@ from sslax.config_loading import load_config_file
 from sslax.data import pipeline
 from sslax.data.sources import get_source
 from sslax.methods import build_method, common, moco
-from sslax.train.loop import compile_step, init_state, setup
+from sslax.train.run import init_state, setup
+from sslax.train.step import compile_step
 
 
 def _config(name):

@@ -8,8 +8,9 @@ from sslax.data.sources import SubsetSource, get_source
 from sslax.eval.features import encode_source, load_run_encoder
 from sslax.probes.knn import knn_accuracy
 from sslax.train import online
-from sslax.train.loop import (compile_step, global_batch, init_state, setup,
-                              train_and_evaluate)
+from sslax.train.loop import train_and_evaluate
+from sslax.train.run import global_batch, init_state, setup
+from sslax.train.step import compile_step
 from sslax.train.metrics import read_metrics
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from sslax.data import augment, modality, pipeline
 from sslax.data.source import LABEL
 from sslax.data.sources import labelled_source, require_labels
+from sslax.encoder import embed_fn
 from sslax.errors import UserError
 from sslax.probes import sgd, sharded
 from sslax.sharding import replicated
@@ -31,12 +32,7 @@ def load_run_encoder(workdir: str, *, random_init: bool = False, sharding=None):
 def encoder_apply(encoder):
   """``apply(variables, examples)``: the features (eval mode, float32) of raw
   examples, to jit."""
-  module, prepare = encoder.module, encoder.definition.prepare
-
-  def apply(variables, x):
-    return module.apply(variables, prepare(x), train=False).astype(jnp.float32)
-
-  return apply
+  return embed_fn(encoder.definition)
 
 
 def encode_source(encoder, source, batch_size=1000, mesh=None):

@@ -9,14 +9,16 @@ prediction in CIE Lab with two disjoint sub-networks.
   each pixel's lightness as a distribution over ``l_bins`` (50) equal bins of
   [0, 100].
 
-The loss is the sum of the two cross-entropies, and the paper's representation
-is the concatenation of both encoders' features: ``full_encoder(config)``
-gives that module (on scaled Lab input) for colour data.
+The loss is the sum of the two cross-entropies.
 
-``Method.encoder`` is the L -> ab ConvNet alone, on the L input
-(preprocessing ``lab_l``): only that half can see a grayscale image, so it is
-what the trainer's online probe and kNN, ``sslax eval linear/knn`` and the
-transfer to grayscale Fashion-MNIST (``sslax.eval.transfer``) evaluate.
+The run hands over two encoders. The primary, ``encoder``, is the L -> ab
+ConvNet alone, on the L input (preprocessing ``lab_l``): only that half can
+see a grayscale image, so it is what the trainer's online probe and kNN,
+``sslax eval linear/knn`` and the transfer to grayscale Fashion-MNIST
+(``sslax.eval.transfer``) evaluate. ``full`` is the paper's representation,
+both halves' features concatenated, ``[F_L(L), F_ab(ab)]``, on scaled Lab
+(preprocessing ``lab``; network ``channel_split``) for colour data:
+``sslax export --encoder full``, ``restore_encoder(workdir, name="full")``.
 """
 
 import flax.linen as nn
@@ -24,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from sslax.data import augment, color
-from sslax.encoder import backbone_def
+from sslax.encoder import EncoderDef, backbone_def, image_preprocess, network_of
 from sslax.errors import UserError
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
@@ -46,17 +48,6 @@ class SplitBrainNet(nn.Module):
     return (h_l, h_ab), ab_logits, l_logits
 
 
-class SplitBrainFeatures(nn.Module):
-  """The concatenated representation ``[F_L(L), F_ab(ab)]`` of scaled Lab
-  input [n, H, W, 3] (``sslax.data.color.lab_input``)."""
-  l_encoder: nn.Module
-  ab_encoder: nn.Module
-
-  def __call__(self, x, train: bool = False):
-    return jnp.concatenate([self.l_encoder(x[..., :1], train=train),
-                            self.ab_encoder(x[..., 1:], train=train)], axis=-1)
-
-
 def l_bin(lightness, num_bins: int):
   """Index of L [...] in ``num_bins`` equal bins of [0, 100]."""
   return jnp.clip(jnp.floor(lightness * (num_bins / 100.0)), 0, num_bins - 1).astype(jnp.int32)
@@ -74,26 +65,15 @@ def _network(config):
   return net, l_encoder, ab_encoder, out_hw, centres
 
 
-def _half_variables(params, model_state, half):
-  """The variables of ``params[half]['encoder']`` (every collection)."""
-  return {"params": params[half]["encoder"],
-          **{c: tree[half]["encoder"] for c, tree in model_state.items()
-             if "encoder" in tree.get(half, {})}}
-
-
-def full_encoder(config):
-  """``(module, variables_fn, input_fn)`` of the concatenated representation:
-  ``module.apply(variables_fn(params, model_state), input_fn(images))`` for
-  float RGB images in [0, 1]; features are ``2 x`` Method.encoder's."""
-  _, l_encoder, ab_encoder, _, _ = _network(config)
-
-  def variables_fn(params, model_state):
-    l_vars = _half_variables(params, model_state, "l_net")
-    ab_vars = _half_variables(params, model_state, "ab_net")
-    return {c: {"l_encoder": l_vars[c], "ab_encoder": ab_vars[c]} for c in l_vars}
-
-  return (SplitBrainFeatures(l_encoder=l_encoder, ab_encoder=ab_encoder), variables_fn,
-          color.lab_input)
+def full_encoder(config) -> EncoderDef:
+  """The concatenated representation ``[F_L(L), F_ab(ab)]`` of scaled Lab
+  (``2 x`` the primary encoder's features): the two halves' encoders, read
+  from the run's ``l_net.encoder`` and ``ab_net.encoder``."""
+  preprocess, shape = image_preprocess(config, kind="lab")
+  return EncoderDef(network=network_of(config, "channel_split", split=1),
+                    selection=((("l_net", "encoder"), ("first",)),
+                               (("ab_net", "encoder"), ("second",))),
+                    preprocess=preprocess, input_shape=shape)
 
 
 def build(config) -> Method:
@@ -127,6 +107,7 @@ def build(config) -> Method:
   # The L -> ab half's encoder: the only half that sees a grayscale image.
   return Method(name="split_brain", init=init, loss_fn=loss_fn,
                 encoder=backbone_def(config, ("l_net", "encoder"), preprocess="lab_l"),
+                other_encoders={"full": full_encoder(config)},
                 constants=rebalancing_constants(config, "split_brain", out_hw),
                 pictures=colour_pictures(colorize, config,
                                          "L input, prediction (L -> ab half), truth"))

@@ -1,96 +1,22 @@
-"""The trainer: one jitted, donated ``train_step`` over a data mesh, and
-``train_and_evaluate(config, workdir)`` around it."""
+"""The trainer: ``train_and_evaluate(config, workdir)``, the loop of jitted,
+donated steps (``sslax.train.step``) over a run (``sslax.train.run``), with
+checkpoints, logged metrics, online evaluation and signals."""
 
 import contextlib
 import sys
 import time
-from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
-from sslax.data import modality, pipeline
-from sslax.data.source import LABEL, Source
-from sslax.data.sources import split_source
+from sslax.data import pipeline
 from sslax.errors import NonFinite, UserError
-from sslax import encoder as encoder_lib
-from sslax.methods import build_method
-from sslax.methods.base import Method
+from sslax.sharding import data_sharding
 from sslax.train import artifact, checkpoint, interrupt, online, run_config
 from sslax.train import workdir as workdir_lib
-from sslax.sharding import data_sharding, make_mesh, replicated
 from sslax.train.metrics import MetricWriter
-from sslax.train.optim import make_optimizer
-from sslax.train.state import TrainState
-
-
-def validate_config(config, source):
-  """One-line errors for config values that would otherwise fail deep inside."""
-  for key in ("global_batch_size", "num_steps", "log_every", "checkpoint_every",
-              "keep_checkpoints", "eval.online_knn_k"):
-    value = config
-    for part in key.split("."):
-      value = value[part]
-    if int(value) <= 0:
-      raise UserError(f"config.{key} must be positive, got {value}")
-  if int(config.online_eval_every) < 0:
-    raise UserError("config.online_eval_every must be >= 0 (0 turns online "
-                    f"evaluation off), got {config.online_eval_every}")
-  modality.of_config(config.data).check_config(config, source)
-
-
-def check_source(source):
-  """One line for a training source that does not follow the protocol of
-  ``sslax.data.source`` (e.g. one written for the (images, labels) tuples of
-  earlier versions), or that has labels without their number."""
-  if not isinstance(source, Source):
-    raise UserError(f"{type(source).__name__} is not a source: give it element_spec "
-                    "({name: (shape, dtype)}), __len__ and get(indices) -> {name: array} "
-                    "(docs/architecture.md), or use sslax.data.arrays.ArraySource")
-  if LABEL in source.element_spec and not getattr(source, "num_classes", 0):
-    raise UserError(f"{type(source).__name__} gives a \"label\" but num_classes is "
-                    f"{getattr(source, 'num_classes', None)}; set num_classes to the "
-                    "number of classes (or drop \"label\" for unlabelled data)")
-
-
-def make_train_step(method, tx, schedule, probe_tx):
-  """``step(state, batch) -> (state, metrics)``, pure; jit it with donation.
-
-  The online probe is fitted on the method's stop-gradient features of the same
-  batch when the batch is labelled and the method gives vector features
-  (``probe_on``, decided at trace time); it never touches the method's
-  parameters."""
-
-  def step(state, batch):
-    key = jax.random.fold_in(state.rng, state.step)
-
-    def loss_of(params):
-      return method.loss_fn(params, state.model_state, state.method_state, batch,
-                            key)
-
-    (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    method_state, side_metrics = aux.method_state, {}
-    if method.side_update is not None:
-      method_state, side_metrics = method.side_update(
-          method_state, jax.lax.stop_gradient(aux.outputs))
-    method_state = method.after_update(method_state, params, state.step)
-    probe, probe_metrics = state.probe, {}
-    if online.probe_on(state.probe, batch, aux.features):
-      probe, probe_metrics = online.update_probe(state.probe, probe_tx, aux.features,
-                                                 batch["label"])
-    metrics = {"loss": loss, "lr": schedule(state.step),
-               "grad_norm": optax.global_norm(grads), **aux.metrics,
-               **side_metrics, **probe_metrics}
-    new_state = state.replace(step=state.step + 1, params=params,
-                              model_state=aux.model_state, opt_state=opt_state,
-                              method_state=method_state, probe=probe)
-    return new_state, metrics
-
-  return step
+from sslax.train.run import Run, abstract_state, init_state, setup
+from sslax.train.step import compile_step
 
 
 def check_finite(done: int, metrics, config):
@@ -106,120 +32,6 @@ def check_finite(done: int, metrics, config):
                     f"({values}); stopped without saving it (the checkpoints kept "
                     "are finite); lower --config.optimizer.learning_rate (now "
                     f"{config.optimizer.learning_rate}) and train into a new --workdir")
-
-
-class Run(NamedTuple):
-  """What a run is made of before its first step (``setup``)."""
-  config: Any
-  source: Any        # the training source
-  method: Method
-  tx: optax.GradientTransformation
-  schedule: Any      # step -> learning rate
-  mesh: jax.sharding.Mesh
-
-
-def setup(config, *, source=None, method=None) -> Run:
-  """The training source, the method, the optimizer and the mesh of
-  ``config``: what the trainer, the throughput tool and the tests build on.
-  ``source`` (default: the split ``config.data.train_split``) and ``method``
-  (default: ``build_method(config)``) replace the config's own."""
-  mesh = make_mesh(config.global_batch_size)
-  source = source if source is not None else split_source(config.data, "train_split")
-  check_source(source)
-  validate_config(config, source)
-  method = method if method is not None else build_method(config)
-  key = method.encoder.input_key
-  if key not in source.element_spec:
-    raise UserError(f"{config.method} reads examples' {key!r} but the training data's "
-                    f"examples have {', '.join(sorted(source.element_spec))}; train it "
-                    f"on data with {key!r} (config.data.name, config.data.modality)")
-  tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
-                                config.num_steps)
-  return Run(config, source, method, tx, schedule, mesh)
-
-
-def _initializer(run: Run):
-  """(init, key): ``init(key, constants)`` builds the step-0 TrainState of the
-  run (``constants``: the method's, or None)."""
-  method, config = run.method, run.config
-  rng = jax.random.PRNGKey(config.seed)
-  init_key, run_key = jax.random.split(rng)
-  examples = pipeline.read_examples(run.source, np.arange(min(2, len(run.source))))
-  probe_tx = online.probe_optimizer(config)
-  vector = method.encoder.output == "vector"
-  feature_dim = encoder_lib.feature_dim(method.encoder) if vector else 0
-
-  def init(key, constants):
-    first = jax.tree.map(jnp.asarray, examples)
-    if method.constants is None:
-      params, model_state, method_state = method.init(key, first)
-    else:
-      params, model_state, method_state = method.init(key, first, constants)
-    # A vector encoder has the probe (idle on unlabelled data); others none.
-    probe = (online.init_probe(feature_dim, getattr(run.source, "num_classes", 0),
-                               probe_tx) if vector else {})
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      model_state=model_state, opt_state=run.tx.init(params),
-                      method_state=method_state, probe=probe, rng=run_key)
-
-  return init, init_key
-
-
-def method_constants(run: Run):
-  """The method's constants computed from the training data (None if it has
-  none). A resumed run restores their values from the checkpoint; computing
-  them is how it learns their shapes."""
-  if run.method.constants is None:
-    return None
-  return jax.tree.map(np.asarray, run.method.constants(run.source))
-
-
-def abstract_state(run: Run):
-  """The TrainState's shapes and dtypes, replicated over the mesh, computed
-  without running or compiling anything: the target a checkpoint restores onto."""
-  constants = jax.tree.map(lambda c: jax.ShapeDtypeStruct(c.shape, c.dtype),
-                           method_constants(run))
-  init, init_key = _initializer(run)
-  return jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated(run.mesh)),
-      jax.eval_shape(init, init_key, constants))
-
-
-def init_state(run: Run):
-  """The step-0 state, replicated over the mesh; deterministic in config.seed."""
-  init, init_key = _initializer(run)
-  constants = method_constants(run)
-  shardings = jax.tree.map(lambda _: replicated(run.mesh),
-                           jax.eval_shape(init, init_key, constants))
-  return jax.jit(init, out_shardings=shardings)(init_key, constants)
-
-
-def compile_step(run: Run, state, *, probe_tx=None, wrap=None):
-  """The jitted, donated step; it is traced and run under the run's mesh
-  (``jax.set_mesh``), where global-batch losses find it. ``probe_tx``
-  replaces the online probe's optimizer and ``wrap`` wraps the pure step
-  before jit (tests count traces with it)."""
-  state_shardings = jax.tree.map(lambda x: x.sharding, state)
-  pure = make_train_step(run.method, run.tx, run.schedule,
-                         probe_tx or online.probe_optimizer(run.config))
-  step = jax.jit(wrap(pure) if wrap else pure,
-                 in_shardings=(state_shardings, data_sharding(run.mesh)),
-                 out_shardings=(state_shardings, replicated(run.mesh)),
-                 donate_argnums=0)
-
-  def step_under_mesh(state, batch):
-    with jax.set_mesh(run.mesh):
-      return step(state, batch)
-
-  return step_under_mesh
-
-
-def global_batch(run: Run, step: int):
-  """The global batch of ``step`` as arrays split over the mesh (the
-  pipeline's, for tests and tools that step by hand)."""
-  idx = pipeline.global_batch_indices(run.config.seed, step, run.config.global_batch_size,
-                                      len(run.source))
-  return pipeline.to_global(data_sharding(run.mesh), pipeline.read_examples(run.source, idx))
 
 
 def _progress(total, initial, enabled):

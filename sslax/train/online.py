@@ -26,6 +26,7 @@ import optax
 from sslax.data import pipeline
 from sslax.data.source import LABEL, has_labels
 from sslax.data.sources import labelled_source, require_labels
+from sslax.encoder import embed_fn
 from sslax.errors import UserError
 from sslax.probes.knn import knn_scores
 from sslax.sharding import data_sharding
@@ -159,14 +160,7 @@ class OnlineEval:
     self.train_chunks = chunks(train, config.eval.online_train_examples, "eval_train_split")
     self.test_chunks = chunks(test, config.eval.online_test_examples, "eval_split")
 
-    module = encoder_def.module()
-
-    @jax.jit
-    def embed(variables, images):
-      x = encoder_def.prepare(images)
-      return module.apply(variables, x, train=False).astype(jnp.float32)
-
-    self._embed = embed
+    self._embed = jax.jit(embed_fn(encoder_def))
 
   def __call__(self, state) -> dict:
     variables = self.encoder_def.select(state.params, state.model_state)

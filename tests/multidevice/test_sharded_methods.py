@@ -21,7 +21,8 @@ from sslax.data import photos
 from sslax.eval.finetune import finetune_config
 from sslax.methods import METHODS
 from sslax.train import optim
-from sslax.train.loop import compile_step, global_batch, init_state, setup
+from sslax.train.run import global_batch, init_state, setup
+from sslax.train.step import compile_step
 from sslax.sharding import DATA_AXIS, make_mesh, over_global_batch
 import states
 

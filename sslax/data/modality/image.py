@@ -1,6 +1,7 @@
 """Images: ``"image"`` uint8 [H, W, C]. Encoders see the central view at
-``config.data.image_size``, normalised per channel (``normalize``) or as the
-scaled L channel of CIE Lab (``lab_l``); the raw baseline is the pixels."""
+``config.data.image_size``, normalised per channel (``normalize``), as the
+scaled L channel of CIE Lab (``lab_l``) or as scaled Lab (``lab``); the raw
+baseline is the pixels."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -22,9 +23,14 @@ def _lab_l(examples, preprocess):
                                            tuple(preprocess["image_size"])))
 
 
+def _lab(examples, preprocess):
+  return color.lab_input(augment.center_view(jnp.asarray(examples),
+                                             tuple(preprocess["image_size"])))
+
+
 # preprocess["kind"] -> prepare(examples, preprocess): uint8 or [0, 1] float
 # images [n, H, W, C] (resized to image_size if they differ) -> network input.
-PREPROCESSING = {"normalize": _normalize, "lab_l": _lab_l}
+PREPROCESSING = {"normalize": _normalize, "lab_l": _lab_l, "lab": _lab}
 
 
 def check_config(config, source):
@@ -46,7 +52,7 @@ def check_config(config, source):
 def check_input(images, definition):
   """One line when raw images do not fit an encoder's input."""
   height, width, channels = definition.input_shape
-  lab = definition.preprocess["kind"] == "lab_l"
+  lab = definition.preprocess["kind"] in ("lab_l", "lab")
   ok_channels = (1, 3) if lab else (channels,)
   if images.ndim != 4 or tuple(images.shape[1:3]) != (height, width) or \
       images.shape[-1] not in ok_channels:
