@@ -41,10 +41,11 @@ data:
 	@[ -d /usr/share/wallpapers/Path ] && [ -d /usr/share/backgrounds/mate/nature ] || \
 	  { $(call apt_get,$(WALLPAPERS),photographs for the colourisation corpus); }
 
-# In parallel on every core, then the tests that time signals, kill processes
+# In parallel on every core, handed out one at a time, longest first
+# (tests/conftest.py), then the tests that time signals, kill processes
 # or take locks, alone.
 test: install data
-	$(BIN)/python -m pytest -n auto --dist worksteal -m "not serial" --durations=12
+	$(BIN)/python -m pytest -n auto --dist load --maxschedchunk 2 -m "not serial" --durations=12
 	$(BIN)/python -m pytest -m serial
 
 demo: install data

@@ -63,13 +63,18 @@ def read_checkpoint(workdir, step) -> dict:
     return jax.device_get(ckptr.restore(item, target))
 
 
-def tolerance(dtype, float_tolerance):
+def tolerance(leaf, float_tolerance):
   """(rtol, atol) for a leaf: exact for integers, booleans and keys (step,
   queue pointers, counts, PRNG keys); ``float_tolerance`` for floats (0, 0
-  when it is None: bitwise)."""
-  if not np.issubdtype(dtype, np.floating) or float_tolerance is None:
+  when it is None: bitwise), its atol in units of the leaf's largest
+  magnitude when that is above 1: sums in another order round relative to
+  the size of their terms, so an entry near 0 of a leaf of order 20 (Adam's
+  first moments) is off by 20x what it would be in a leaf of order 1."""
+  if not np.issubdtype(leaf.dtype, np.floating) or float_tolerance is None:
     return 0.0, 0.0
-  return float_tolerance
+  rtol, atol = float_tolerance
+  scale = float(np.max(np.abs(leaf))) if leaf.size else 0.0
+  return rtol, atol * max(1.0, scale if np.isfinite(scale) else 1.0)
 
 
 def assert_states_equal(got, want, *, float_tolerance=None, skip=(), context=""):
@@ -90,7 +95,7 @@ def assert_states_equal(got, want, *, float_tolerance=None, skip=(), context="")
     if x.shape != y.shape or x.dtype != y.dtype:
       bad.append(f"{path}: {x.shape} {x.dtype} vs {y.shape} {y.dtype}")
       continue
-    rtol, atol = tolerance(x.dtype, float_tolerance)
+    rtol, atol = tolerance(y, float_tolerance)
     if rtol == atol == 0:
       same = np.array_equal(x, y, equal_nan=True)
     else:

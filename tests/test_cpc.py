@@ -216,8 +216,8 @@ def test_cpc_gradients_reach_encoder_context_and_predictors():
   method = build_method(config)
   images = jnp.asarray(get_source(config.data, "train").get(np.arange(8))["image"])
   params, model_state, method_state = method.init(jax.random.PRNGKey(0), {"image": images})
-  grads = jax.grad(lambda p: method.loss_fn(p, model_state, method_state,
-                                            {"image": images}, jax.random.PRNGKey(1))[0])(params)
+  grads = jax.jit(jax.grad(lambda p: method.loss_fn(
+      p, model_state, method_state, {"image": images}, jax.random.PRNGKey(1))[0]))(params)
   assert set(grads) == {"encoder", "autoregressor", "predictors"}
   for name, tree in grads.items():
     assert float(optax.global_norm(tree)) > 0, name

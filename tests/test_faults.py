@@ -28,8 +28,9 @@ from sslax.train import checkpoint, workdir as workdir_lib
 from sslax.train.loop import train_and_evaluate
 from sslax.train.metrics import read_metrics
 
-# Signals, kills and locks: run apart from the parallel tests (setup.cfg).
-pytestmark = pytest.mark.serial
+# Kills, locks and mounts: the tests marked serial run apart from the
+# parallel ones (setup.cfg); the others damage files of their own workdirs.
+serial = pytest.mark.serial
 
 NUM_STEPS, EVERY, BASE_STEP = 16, 4, 12
 OVERRIDES = {"num_steps": NUM_STEPS, "checkpoint_every": EVERY, "keep_checkpoints": 5,
@@ -210,6 +211,7 @@ def test_workdir_that_is_a_file_is_refused(tmp_path):
   assert path.read_text() == "keep me"
 
 
+@serial
 def test_second_run_on_a_workdir_is_refused_and_a_killed_runs_lock_is_stale(tmp_path):
   workdir = str(tmp_path / "run")
   longer = ("--config.num_steps=400", "--config.checkpoint_every=100")
@@ -242,6 +244,7 @@ def test_second_run_on_a_workdir_is_refused_and_a_killed_runs_lock_is_stale(tmp_
   assert not os.path.exists(lock)
 
 
+@serial
 def test_lock_of_another_host_is_refused(runs, tmp_path):
   _, base = runs
   workdir = _copy(base, tmp_path / "run")
@@ -273,6 +276,7 @@ def _tmpfs(path, size):
     subprocess.run(["umount", "-l", str(path)], check=False)
 
 
+@serial
 def test_read_only_workdir_is_refused_and_nothing_is_lost(runs, tmp_path):
   _, base = runs
   with _tmpfs(tmp_path / "mnt", "8m") as mnt:
@@ -288,6 +292,7 @@ def test_read_only_workdir_is_refused_and_nothing_is_lost(runs, tmp_path):
     assert "cannot create --workdir" in lines[0]
 
 
+@serial
 def test_full_disk_stops_with_one_line_and_resumes_once_freed(runs, tmp_path):
   full, base = runs
   with _tmpfs(tmp_path / "mnt", "8m") as mnt:

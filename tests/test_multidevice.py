@@ -1,5 +1,5 @@
 """Runs each module of tests/multidevice/ in a pytest process that sees 8 CPU
-devices, compiled at XLA's default optimisation level (``xla_flags``); one
+devices, compiled as XLA's default optimisation level computes (``xla_flags``); one
 process a module, so that parallel test workers share them out."""
 
 import os
