@@ -11,7 +11,7 @@ ignore it.
 
 import os
 
-__all__ = ["load_encoder", "preprocess"]
+__all__ = ["embed", "load_encoder", "preprocess"]
 
 FAST_CPU_FLAG = "--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce"
 
@@ -31,7 +31,7 @@ if not os.environ["XLA_FLAGS"]:
 
 
 def __getattr__(name):
-  # PEP 562: `sslax.load_encoder` loads sslax.export (jax, orbax) on first use,
+  # PEP 562: `sslax.load_encoder` (and `embed`) loads sslax.export (jax, orbax) on first use,
   # so importing a light submodule (sslax.errors, sslax.losses) stays light.
   if name in __all__:
     from sslax import export  # pylint: disable=g-import-not-at-top

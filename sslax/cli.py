@@ -8,6 +8,7 @@
   sslax eval finetune --workdir DIR [--label-fraction F] [--init encoder|random_init] [--epochs E]
   sslax eval words --workdir DIR [--encoder NAME] [--data-dir DIR]
   sslax export --workdir DIR --out PATH [--encoder NAME]
+  sslax embed --from DIR --images FOLDER|X.npy --out FEATURES.npy [--encoder NAME] [--batch-size B]
   sslax viz --workdir DIR
   sslax report RUN_DIR [RUN_DIR ...]
   sslax data make-speech --out DIR [--speakers N] [--train-per-speaker N]
@@ -79,6 +80,16 @@ def build_parser():
   export.add_argument("--encoder", help="one of the run's encoders (default: all of "
                       "them, the primary at --out)")
 
+  embed = sub.add_parser("embed", help="features of your images with a trained encoder: "
+                         "FEATURES.npy, and FEATURES.txt naming each row's file")
+  embed.add_argument("--from", dest="path", required=True,
+                     help="an exported encoder (sslax export --out) or a workdir")
+  embed.add_argument("--images", required=True,
+                     help="a folder of images (any sizes) or a .npy array [n, H, W, C]")
+  embed.add_argument("--out", required=True, help="the .npy file to write")
+  embed.add_argument("--encoder", help="which of its encoders (default: the primary)")
+  embed.add_argument("--batch-size", type=int, default=256)
+
   viz = sub.add_parser("viz", help="PNGs: t-SNE of test features, retrieval grid, "
                        "training curves (WORKDIR/viz)")
   viz.add_argument("--workdir", required=True)
@@ -137,7 +148,7 @@ def run(argv):
   given_argv = list(argv)
   argv, overrides = _split_config_overrides(argv)
   args = build_parser().parse_args(argv)
-  if overrides and args.command in ("report", "data"):
+  if overrides and args.command in ("report", "data", "embed"):
     raise UserError(f"--config.KEY=VALUE overrides apply to commands that read a "
                     f"config (train, eval, export, viz), not `sslax {args.command}`")
   logs.filter_library_logs()
@@ -159,12 +170,13 @@ def run(argv):
     from sslax.train.interrupt import Interrupted  # pylint: disable=g-import-not-at-top
     from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
     try:
-      train_and_evaluate(config, args.workdir)
+      state = train_and_evaluate(config, args.workdir)
     except Interrupted as e:
       # One line: where it stopped, how to resume; 0 for SIGTERM, 130 for SIGINT.
       print(f"sslax: {e}; resume with the same command and --workdir: "
-            f"{shlex.join(['sslax', *given_argv])}", file=sys.stderr, flush=True)
+            f"{shlex.join([*invocation(), *given_argv])}", file=sys.stderr, flush=True)
       sys.exit(e.exit_status)
+    _next_commands(args.workdir, int(state.step))
   elif args.command == "data":
     DATA_COMMANDS[args.dataset](args)
   elif args.command == "report":
@@ -177,10 +189,75 @@ def run(argv):
   elif args.command == "export":
     from sslax.export import export_encoder  # pylint: disable=g-import-not-at-top
     print(json.dumps(export_encoder(args.workdir, args.out, overrides, args.encoder)))
+  elif args.command == "embed":
+    _embed(args)
   elif args.command == "eval":
     from sslax.eval import protocols  # pylint: disable=g-import-not-at-top
     protocols.check_encoder(args.protocol, args.workdir, getattr(args, "encoder", None))
     print(json.dumps(protocols.EVALUATIONS[args.protocol].run(args, overrides)))
+
+
+def invocation() -> list:
+  """How this command was started, as a user would type it again: ``sslax``
+  when that is the one on PATH, else the script's full path (an inactive
+  virtual environment's ``.venv/bin/sslax``) or ``python -m sslax``."""
+  import os  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+  if os.path.basename(script) == "sslax" and os.path.isfile(script):
+    on_path = shutil.which("sslax")
+    if on_path and os.path.samefile(on_path, script):
+      return ["sslax"]
+    return [os.path.relpath(script) if not os.path.relpath(script).startswith("..")
+            else script]
+  return [sys.executable, "-m", "sslax"]
+
+
+def _next_commands(workdir: str, step: int):
+  """One line after training: the commands that use what it made."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from sslax.eval import protocols  # pylint: disable=g-import-not-at-top
+  from sslax.train import artifact  # pylint: disable=g-import-not-at-top
+  if jax.process_index() != 0:
+    return
+  definition, _ = artifact.read_encoder_definition(workdir)
+  me = shlex.join(invocation())
+  where = shlex.quote(workdir)
+  evals = [f"{me} eval {name} --workdir {where}"
+           for name in protocols.for_output(definition.output)[:2]]
+  pictures = [f"{me} viz --workdir {where}"] if definition.output == "vector" else []
+  steps = [*evals, *pictures, f"{me} export --workdir {where} --out {where}/export"]
+  print(f"sslax: trained to step {step} in {workdir}; next: {'; '.join(steps)}",
+        file=sys.stderr, flush=True)
+
+
+def _embed(args):
+  import os  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  if not args.out.endswith(".npy"):
+    raise UserError(f"--out {args.out} must end in .npy")
+  index = args.out[:-len(".npy")] + ".txt"
+  for path in (args.out, index):
+    if os.path.exists(path):
+      raise UserError(f"{path} already exists; choose a new --out")
+  if args.images.endswith(".npy"):
+    try:
+      inputs = np.load(args.images)
+    except (OSError, ValueError) as e:
+      raise UserError(f"cannot read {args.images} as a .npy array: {e}") from None
+  elif os.path.isdir(args.images):
+    inputs = args.images
+  else:
+    raise UserError(f"--images {args.images} is neither a folder nor a .npy file")
+  from sslax.export import embed_with_names  # pylint: disable=g-import-not-at-top
+  features, names = embed_with_names(args.path, inputs, batch_size=args.batch_size,
+                                     name=args.encoder)
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  np.save(args.out, features)
+  with open(index, "w") as f:
+    f.write("".join(f"{n}\n" for n in (names or range(len(features)))))
+  print(f"wrote {features.shape[0]} x {features.shape[1]} features to {args.out}; "
+        f"row i is the image on line i of {index}")
 
 
 def _make_speech(args):

@@ -34,7 +34,7 @@ def export_encoder(workdir: str, out: str, overrides=(), encoder=None):
   out_path = checkpoint.workdir_path(out)
   if out_path.exists():
     raise UserError(f"{out} already exists; choose a new --out path")
-  config = run_config.load_config(workdir, overrides)
+  config = run_config.load_config(workdir, overrides, reads_data=False)
   step = checkpoint.latest_step(workdir)
   names = artifact.encoder_names(workdir)
   if not names:
@@ -58,7 +58,8 @@ def _export_one(workdir, name, out_path, config, step):
       "name": name,
       "modality": definition.modality,
       "method": config.method,
-      "dataset": config.data.name,
+      # (a source given to train_and_evaluate: its description, not data.name)
+      "dataset": config.data.get(run_config.GIVEN_SOURCE) or config.data.name,
       "step": int(step),
       "config": config.to_dict(),
   }
@@ -165,3 +166,104 @@ def to_nnx(module, variables, sample_input):
       node.value = value
   nnx.update(model, state)
   return model
+
+
+# ------------------------------------------------------------------ embedding
+
+def _encoder_at(path: str, name=None):
+  """``(Encoder, data config dict)`` of an exported encoder or a workdir."""
+  where = checkpoint.workdir_path(path)
+  if (where / run_config.CONFIG_FILE).exists():  # a workdir
+    config = run_config.load_config(path, reads_data=False)
+    return artifact.restore_encoder(path, name=name), config.data.to_dict()
+  _, variables, info = load_encoder(path, name=name)
+  return (encoder_lib.Encoder(_definition(info), variables),
+          info.get("config", {}).get("data", {}))
+
+
+def _read_size(definition, data: dict):
+  """The size images are read at before the encoder's own preprocessing:
+  the run's ``data.load_size`` when it had one, else its ``image_size``."""
+  load = data.get("load_size") or 0
+  if load:
+    return (int(load), int(load)) if np.ndim(load) == 0 else tuple(int(s) for s in load)
+  return tuple(int(s) for s in definition.preprocess["image_size"])
+
+
+def embedding_source(definition, data: dict, inputs):
+  """``(source, names)``: ``inputs`` (an array of examples, a list of image
+  files or a folder) as a source of the encoder's input key, images read as
+  training and evaluation read them; ``names`` are the files (None for an
+  array)."""
+  from sslax.data import folder as folder_lib  # pylint: disable=g-import-not-at-top
+  from sslax.data.images import resize_and_center_crop  # pylint: disable=g-import-not-at-top
+  from sslax.data.source import ArraySource  # pylint: disable=g-import-not-at-top
+  key, image = definition.input_key, definition.modality == "image"
+  if isinstance(inputs, (str, list, tuple)) and not image:
+    raise UserError(f"the encoder takes {definition.modality} examples; give them as an "
+                    "array, not image files")
+  if image:
+    size = _read_size(definition, data)
+    lab = definition.preprocess["kind"] in ("lab_l", "lab")
+    channels = 3 if lab else int(definition.input_shape[-1])
+  if isinstance(inputs, str):
+    if not checkpoint.workdir_path(inputs).is_dir():
+      raise UserError(f"{inputs} is not a folder of images")
+    splits = "+".join(folder_lib.split_dirs(inputs))
+    source = folder_lib.FolderSource(inputs, splits, size=size, channels=channels)
+    return source, list(source.files)
+  if isinstance(inputs, (list, tuple)):
+    missing = [f for f in inputs if not checkpoint.workdir_path(f).is_file()]
+    if missing:
+      raise UserError(f"{missing[0]} is not an image file ({len(missing)} of the "
+                      f"{len(inputs)} given are not)")
+    source = folder_lib.FileSource(list(inputs), size=size, channels=channels)
+    return source, list(source.files)
+  examples = np.asarray(inputs)
+  if image:
+    if examples.ndim == 3:
+      examples = examples[..., None]
+    if examples.ndim != 4:
+      raise UserError(f"images of shape {examples.shape} are not a batch [n, H, W, C]")
+    if examples.dtype != np.uint8:
+      examples = np.clip(np.round(examples * 255.0), 0, 255).astype(np.uint8)
+    examples = np.stack([resize_and_center_crop(x, size) for x in examples]) if len(
+        examples) else examples
+    if examples.shape[-1] not in ((1, 3) if lab else (channels,)):
+      raise UserError(f"the images have {examples.shape[-1]} channels but the encoder "
+                      f"takes {channels}; convert them first (gray: 1, RGB: 3)")
+  else:
+    modalities.owning(definition.preprocess["kind"]).check_input(examples, definition)
+  return ArraySource(arrays={key: examples}), None
+
+
+def embed(path: str, inputs, *, batch_size: int = 256, name=None):
+  """Features [n, d] (float32 numpy) of raw examples with a trained vector
+  encoder: ``path`` an exported encoder (``sslax export``) or a workdir,
+  ``name`` one of its encoders (default: the primary). ``inputs``: images
+  uint8 (or [0, 1] float) [n, H, W, C] of any size, a list of image files, or
+  a folder (every image in it, as ``config.data.name=image_folder`` reads it);
+  waveforms [n, samples] for a speech encoder.
+
+  Images go through what training and evaluation do: scaled to cover the
+  run's read size (``data.load_size``, else ``image_size``) and centre-cropped,
+  then the encoder's own preprocessing; batches are split over every device."""
+  return embed_with_names(path, inputs, batch_size=batch_size, name=name)[0]
+
+
+def embed_with_names(path: str, inputs, *, batch_size: int = 256, name=None):
+  """``(features, names)``: ``embed``'s features and the files they are of
+  (None for an array)."""
+  from sslax.probes.sharded import encode_source  # pylint: disable=g-import-not-at-top
+  if int(batch_size) <= 0:
+    raise UserError(f"--batch-size must be positive, got {batch_size}")
+  encoder, data = _encoder_at(path, name)
+  definition = encoder.definition
+  if definition.output != "vector":
+    raise UserError(f"embed gives one vector per example, and the encoder of {path} "
+                    f"gives a {definition.output}; embed with a vector encoder")
+  source, names = embedding_source(definition, data, inputs)
+  if not len(source):
+    raise UserError("there is nothing to embed: no examples given")
+  features, _ = encode_source(encoder, source, int(batch_size))
+  return features, names

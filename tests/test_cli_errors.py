@@ -122,6 +122,19 @@ def test_bad_config_values(tmp_path, capsys, override, match):
                           override], match)
 
 
+def test_a_channel_mismatch_names_overrides_that_fix_it(tmp_path, capsys):
+  from sslax.config_loading import apply_overrides, load_config_file
+  from sslax.data.modality import image
+  from sslax.data.sources import split_source
+  line = fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir",
+                                str(tmp_path / "r"), "--config.data.mean=(0.5, 0.5, 0.5)"],
+                       "3 values but fashion_mnist images have 1 channels; set")
+  fix = [word[len("--config."):] for word in line.split() if word.startswith("--config.")]
+  assert [f.partition("=")[0] for f in fix] == ["data.mean", "data.std"]
+  config = apply_overrides(load_config_file(SMOKE), ["data.mean=(0.5, 0.5, 0.5)", *fix])
+  image.check_config(config, split_source(config.data, "train_split"))  # passes
+
+
 @pytest.mark.parametrize("config,override,match", [
     ("moco_v2", "--config.moco.queue_size=100", "multiple of the global batch"),
     ("moco_v1", "--config.moco.bn_groups=5", "must divide the global batch"),

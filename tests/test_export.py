@@ -218,3 +218,60 @@ def test_workdirs_of_the_previous_format_still_evaluate_export_and_resume(
   shutil.rmtree(old / "checkpoints" / str(max(steps)))
   state = train_and_evaluate(config, str(old))
   assert int(state.step) == config.num_steps
+
+
+# ------------------------------------------------------------------ sslax.embed
+
+def test_embed_gives_the_evaluation_features_from_a_workdir_or_an_export(exported, tmp_path,
+                                                                         capsys):
+  import json  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from sslax.data.images import resize_and_center_crop  # pylint: disable=g-import-not-at-top
+  from sslax.data.source import SubsetSource  # pylint: disable=g-import-not-at-top
+  from sslax.probes.sharded import encode_source  # pylint: disable=g-import-not-at-top
+  from sslax.train import artifact  # pylint: disable=g-import-not-at-top
+  from conftest import fails_cleanly  # pylint: disable=g-import-not-at-top
+  workdir, out, _, _ = exported
+  images = _images(40)
+  # What `sslax eval` computes for these test images (its encode_source of the
+  # workdir's encoder over the split).
+  want, labels = encode_source(artifact.restore_encoder(workdir),
+                               SubsetSource(fashion_mnist("test"), np.arange(40)), 16)
+  assert labels.shape == (40,)
+  for path in (workdir, out):
+    np.testing.assert_array_equal(sslax.embed(path, images, batch_size=16), want)
+  np.testing.assert_array_equal(sslax.embed(out, images / 255.0, batch_size=16), want)
+  # Images of another size go through the image folder's resize and crop:
+  # 56x70 PNGs in a folder, their array, and the file list all agree.
+  big = np.stack([np.asarray(Image.fromarray(x[..., 0]).resize((70, 56), Image.BICUBIC))
+                  for x in images[:6]])[..., None]
+  folder = tmp_path / "mine"
+  folder.mkdir()
+  for i, x in enumerate(big):
+    Image.fromarray(x[..., 0]).save(folder / f"{i:02d}.png")
+  files = sorted(str(p) for p in folder.iterdir())
+  from_array = sslax.embed(out, big)
+  np.testing.assert_array_equal(sslax.embed(out, files), from_array)
+  np.testing.assert_array_equal(sslax.embed(out, str(folder)), from_array)
+  cropped = np.stack([resize_and_center_crop(x, (28, 28)) for x in big])
+  np.testing.assert_array_equal(sslax.embed(out, cropped), from_array)
+  # The command: features and the file of each row.
+  capsys.readouterr()
+  cli.main(["embed", "--from", out, "--images", str(folder), "--out",
+            str(tmp_path / "f.npy")])
+  assert "wrote 6 x 16 features" in capsys.readouterr().out
+  np.testing.assert_array_equal(np.load(tmp_path / "f.npy"), from_array)
+  assert (tmp_path / "f.txt").read_text().splitlines() == files
+  # Mistakes: one line each.
+  fails_cleanly(capsys, ["embed", "--from", out, "--images", str(folder), "--out",
+                         str(tmp_path / "f.npy")], "already exists")
+  np.save(tmp_path / "rgb.npy", np.repeat(images[:4], 3, axis=-1))
+  fails_cleanly(capsys, ["embed", "--from", out, "--images", str(tmp_path / "rgb.npy"),
+                         "--out", str(tmp_path / "g.npy")], "3 channels but the encoder takes 1")
+  dense = tmp_path / "dense"
+  shutil.copytree(out, dense)
+  info = json.loads((dense / "encoder.json").read_text())
+  (dense / "encoder.json").write_text(json.dumps({**info, "output": "dense"}))
+  fails_cleanly(capsys, ["embed", "--from", str(dense), "--images", str(folder), "--out",
+                         str(tmp_path / "h.npy")], "gives a dense; embed with a vector")

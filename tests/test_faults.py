@@ -64,7 +64,8 @@ def _copy(base, target):
 
 def _train(workdir, *extra, wait=True):
   """``sslax train`` on the smoke config: (exit status, the stderr lines that
-  are not step lines), or the process when not ``wait``."""
+  are not step lines or the closing line of what to run next), or the
+  process when not ``wait``."""
   command = [sys.executable, "-m", "sslax", "train", "--config",
              os.path.join(ROOT, "configs", "simclr.py:smoke"), "--workdir", str(workdir),
              *[f"--config.{k}={v}" for k, v in OVERRIDES.items()], *extra]
@@ -73,7 +74,8 @@ def _train(workdir, *extra, wait=True):
   if not wait:
     return proc
   _, err = proc.communicate(timeout=300)
-  return proc.returncode, [l for l in err.splitlines() if not l.startswith("step ")]
+  return proc.returncode, [l for l in err.splitlines()
+                           if not l.startswith(("step ", "sslax: trained to step "))]
 
 
 def _assert_step_equal(workdir, reference, step):

@@ -66,6 +66,9 @@ def test_signal_saves_the_step_and_resumes_to_the_same_state(tmp_path, smoke_con
   assert signal.Signals(signum).name in lines[0]
   assert f"after step {stopped};" in lines[0]
   assert f"--workdir {workdir}" in lines[0] and "sslax train" in lines[0]
+  # ...as this command was started (`python -m sslax`), so it runs as printed.
+  assert f"resume with the same command and --workdir: {sys.executable} -m sslax train" \
+      in lines[0], lines[0]
   # The only checkpoint is the signal's; every step up to it has its row.
   assert os.listdir(os.path.join(workdir, "checkpoints")) == [str(stopped)]
   assert [r["step"] for r in read_metrics(workdir)] == list(range(1, stopped + 1))

@@ -47,6 +47,11 @@ def test_train_and_evaluate_without_a_terminal(tmp_path):
   assert train.returncode == 0, train.stderr
   assert train.stdout == ""
   lines = train.stderr.splitlines()
+  # The last line names what to run next, as this command was run.
+  done = lines.pop()
+  assert done.startswith(f"sslax: trained to step 8 in {workdir}; next: "), done
+  assert f"{sys.executable} -m sslax eval linear --workdir {workdir}" in done
+  assert f"-m sslax viz --workdir {workdir}" in done and "export --workdir" in done
   assert all(LINE.match(line) for line in lines), train.stderr
   assert [int(LINE.match(line).group(1)) for line in lines] == [2, 4, 6, 8]
   # online evaluation every 4 steps shows on those lines
@@ -55,7 +60,7 @@ def test_train_and_evaluate_without_a_terminal(tmp_path):
 
   # Again: the run restores its last checkpoint and has nothing left to do.
   again = _sslax("train", "--config", SMOKE, "--workdir", workdir)
-  assert again.returncode == 0 and again.stderr == "", again.stderr
+  assert again.returncode == 0 and again.stderr == done + "\n", again.stderr
 
   # Evaluation, export and pictures read the checkpoints: nothing on stderr.
   for argv in (["eval", "knn"], ["export", "--out", str(tmp_path / "exported")],

@@ -167,6 +167,11 @@ def test_arrays_train_and_evaluate(tmp_path, capsys):
   workdir = tmp_path / "run"
   _train(workdir, ["--config.data.name=arrays", f"--config.data.data_dir={path}",
                    "--config.data.train_split=train+unlabelled"])
+  # 12x12 images trained at image_size 16x16: said once, with the override.
+  err = capsys.readouterr().err
+  assert err.count("sslax: note: the training images are 12x12 and "
+                   "config.data.image_size is 16x16: every view is resized") == 1, err
+  assert "--config.data.image_size=12,12" in err
   records = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
   assert "online_knn_top1_k20" in records[-1]
   capsys.readouterr()
@@ -208,7 +213,7 @@ def test_arrays_layouts(tmp_path):
   assert gray.element_spec["image"][0] == (6, 6, 1) and gray.num_classes == 0 and not labelled(gray)
 
 
-def test_python_entry_point_with_arrays_in_memory(tmp_path, smoke_config):
+def test_python_entry_point_with_arrays_in_memory(tmp_path, smoke_config, capsys):
   from sslax.data.arrays import ArraySource  # pylint: disable=g-import-not-at-top
   from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
@@ -224,6 +229,26 @@ def test_python_entry_point_with_arrays_in_memory(tmp_path, smoke_config):
   assert int(state.step) == 2
   records = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
   assert "online_knn_top1_k20" in records[-1]
+  # config.json says the run saw these arrays, not the config's data.name
+  # (fashion_mnist): an evaluation of the saved config's data is refused...
+  run = str(tmp_path / "run")
+  saved = json.load(open(os.path.join(run, "config.json")))
+  assert saved["data"]["given_source"] == "ArraySource of 32 examples"
+  line = fails_cleanly(capsys, ["eval", "knn", "--workdir", run], "given to train_and_evaluate")
+  assert "--config.data.name=arrays --config.data.data_dir=" in line and "fashion_mnist" in line
+  # ...and runs on the arrays once the command says where they are.
+  np.savez(tmp_path / "mine.npz", images=images, labels=labels, test_images=images,
+           test_labels=labels)
+  cli.main(["eval", "knn", "--workdir", run, "--config.data.name=arrays",
+            f"--config.data.data_dir={tmp_path / 'mine.npz'}"])
+  assert 0.0 <= json.load(open(os.path.join(run, "eval", "knn.json")))["top1_k20"] <= 1.0
+  # The export needs no data and records what the run trained on.
+  cli.main(["export", "--workdir", run, "--out", str(tmp_path / "enc")])
+  info = json.load(open(tmp_path / "enc" / "encoder.json"))
+  assert info["dataset"] == "ArraySource of 32 examples"
+  # Resumed with the same source: the same config, nothing to do.
+  again = train_and_evaluate(config, run, source=source, eval_sources=(source, source))
+  assert int(again.step) == 2
 
 
 def _corrupt(path):

@@ -99,48 +99,29 @@ def _kind(channels: int) -> str:
   return "gray" if channels == 1 else "colour"
 
 
-class FolderSource:
-  """A split of an image folder as a source (``sslax.data.source``):
-  ``"image"`` uint8 [H, W, C] and, when the folder has class subfolders,
-  ``"label"`` (-1 for loose images); ``class_names``, ``labels``."""
+class FileSource:
+  """Image files as a source (``sslax.data.source``): ``"image"`` uint8
+  [*size, C], each file scaled to cover ``size`` and centre-cropped, in RGB
+  or gray (``channels`` 3 or 1; 0: as ``reference``, default the first file,
+  is); with ``labels`` (int [n], -1: none) and ``class_names``, ``"label"``."""
 
-  def __init__(self, data_dir: str, split: str, *, size, channels: int = 0):
+  def __init__(self, files, *, size, channels: int = 0, labels=None, class_names=(),
+               data_dir=None, reference=None):
     if channels not in CHANNELS:
       raise UserError(f"config.data.channels must be 0 (as the images are), 1 (gray) "
                       f"or 3 (RGB), got {channels}")
-    dirs = split_dirs(data_dir)
-    parts = split.split("+")
-    for part in parts:
-      if part not in dirs:
-        raise UnknownSplit(f"image folder {data_dir} has splits {', '.join(dirs)}, "
-                           f"not {part!r}")
-    classes = {name: _classes(path) for name, path in dirs.items()}
-    self.data_dir, self.split = data_dir, split
-    self.class_names = tuple(sorted(set().union(*classes.values())))
+    if not files:
+      raise UserError("no image files given")
+    self.files = list(files)
+    self.data_dir = data_dir or os.path.dirname(self.files[0])
+    self.class_names = tuple(class_names)
     self.num_classes = len(self.class_names)
-    index = {name: i for i, name in enumerate(self.class_names)}
-    files, labels = [], []
-    for part in parts:
-      before = len(files)
-      if classes[part]:
-        for name in classes[part]:
-          found = _images_below(os.path.join(dirs[part], name))
-          files.extend(found)
-          labels.extend([index[name]] * len(found))
-      else:
-        found = [os.path.join(dirs[part], f) for f in _loose_images(dirs[part])]
-        files.extend(found)
-        labels.extend([-1] * len(found))
-      if len(files) == before:
-        raise UserError(f"{dirs[part]} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
-                        "put images in it, one subfolder per class")
-    self.files = files
-    self.labels = np.asarray(labels, np.int32)
+    self.labels = (np.asarray(labels, np.int32) if labels is not None
+                   else np.full(len(files), -1, np.int32))
     self.size = (int(size), int(size)) if np.ndim(size) == 0 else tuple(int(s) for s in size)
     self.auto_channels = channels == 0
     if self.auto_channels:
-      self.reference = _first_image(dirs["train"]) if "train" in dirs else None
-      self.reference = self.reference or files[0]
+      self.reference = reference or self.files[0]
       self.channels = _channels_of(self._mode(self.reference))
     else:
       self.reference, self.channels = None, channels
@@ -148,7 +129,7 @@ class FolderSource:
     # rather than in the middle of training.
     for i in np.unique(np.linspace(0, len(files) - 1, min(len(files), HEADER_CHECKS))
                        .astype(int)):
-      self._check_mode(files[i], self._mode(files[i]))
+      self._check_mode(self.files[i], self._mode(self.files[i]))
     self.element_spec = {"image": ((*self.size, self.channels), "uint8")}
     if self.num_classes:
       self.element_spec["label"] = ((), "int32")
@@ -207,3 +188,42 @@ class FolderSource:
     if array.ndim == 2:
       array = array[..., None]
     return resize_and_center_crop(array, self.size)
+
+
+class FolderSource(FileSource):
+  """A split of an image folder as a source (``sslax.data.source``):
+  ``"image"`` uint8 [H, W, C] and, when the folder has class subfolders,
+  ``"label"`` (-1 for loose images); ``class_names``, ``labels``."""
+
+  def __init__(self, data_dir: str, split: str, *, size, channels: int = 0):
+    if channels not in CHANNELS:
+      raise UserError(f"config.data.channels must be 0 (as the images are), 1 (gray) "
+                      f"or 3 (RGB), got {channels}")
+    dirs = split_dirs(data_dir)
+    parts = split.split("+")
+    for part in parts:
+      if part not in dirs:
+        raise UnknownSplit(f"image folder {data_dir} has splits {', '.join(dirs)}, "
+                           f"not {part!r}")
+    classes = {name: _classes(path) for name, path in dirs.items()}
+    self.split = split
+    class_names = tuple(sorted(set().union(*classes.values())))
+    index = {name: i for i, name in enumerate(class_names)}
+    files, labels = [], []
+    for part in parts:
+      before = len(files)
+      if classes[part]:
+        for name in classes[part]:
+          found = _images_below(os.path.join(dirs[part], name))
+          files.extend(found)
+          labels.extend([index[name]] * len(found))
+      else:
+        found = [os.path.join(dirs[part], f) for f in _loose_images(dirs[part])]
+        files.extend(found)
+        labels.extend([-1] * len(found))
+      if len(files) == before:
+        raise UserError(f"{dirs[part]} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                        "put images in it, one subfolder per class")
+    reference = (_first_image(dirs["train"]) if "train" in dirs else None) or files[0]
+    super().__init__(files, size=size, channels=channels, labels=labels,
+                     class_names=class_names, data_dir=data_dir, reference=reference)

@@ -4,7 +4,6 @@ for images, MFCC statistics for speech: ``sslax.data.modality``). Encoders
 come from the workdir's encoder description and checkpoint alone
 (``artifact.restore_encoder``): no method, optimizer or train state."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -14,6 +13,7 @@ from sslax.data.sources import labelled_source, require_labels
 from sslax.encoder import embed_fn
 from sslax.errors import UserError
 from sslax.probes import sgd, sharded
+from sslax.probes.sharded import encode_source
 from sslax.sharding import replicated
 from sslax.train import artifact
 
@@ -33,34 +33,6 @@ def encoder_apply(encoder):
   """``apply(variables, examples)``: the features (eval mode, float32) of raw
   examples, to jit."""
   return embed_fn(encoder.definition)
-
-
-def encode_source(encoder, source, batch_size=1000, mesh=None):
-  """Encoder features (eval mode, float32) and labels of a whole source, read
-  and encoded a batch at a time, each batch split over ``mesh`` (default:
-  every device of every process) with the encoder's variables replicated.
-
-  Each process reads only its devices' rows of a batch; the features come back
-  whole, as host numpy, on every process (the probes take host arrays and
-  stream their own batches from them). The batch is ``batch_size`` rounded up
-  to a multiple of the device count; the last batch is padded with repeats of
-  the last example, dropped from the result."""
-  mesh = mesh or sharded.eval_mesh()
-  feeder = sharded.Feeder(mesh, sharded.padded_size(batch_size, mesh))
-  apply = jax.jit(encoder_apply(encoder), out_shardings=feeder.sharding)
-  variables = sharded.replicate(encoder.variables, mesh)
-  n, size = len(source), feeder.size
-  key = encoder.definition.input_key
-  feats, labels = [], []
-  for start in range(0, n, size):
-    # One compiled shape for every batch: the tail repeats the last example.
-    idx = np.minimum(np.arange(start, start + size), n - 1)
-    examples = source.get(feeder.local(idx))
-    x, y = feeder((np.asarray(examples[key]), np.asarray(examples[LABEL], np.int32)))
-    keep = min(size, n - start)
-    feats.append(sharded.gather(apply(variables, x))[:keep])
-    labels.append(sharded.gather(y)[:keep])
-  return np.concatenate(feats), np.concatenate(labels)
 
 
 def raw_features(source, key, features_of, batch_size=1000):

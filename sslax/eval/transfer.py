@@ -69,7 +69,7 @@ def transfer_linear(workdir: str, fraction: float = 1.0, seed: int = 0,
   fraction = check_fraction(fraction)
   if kind not in KINDS:
     raise UserError(f"unknown transfer features {kind!r}; use one of {', '.join(KINDS)}")
-  config = run_config.load_config(workdir, overrides)
+  config = run_config.load_config(workdir, overrides, reads_data=False)
   target = target_data(config, data_dir)
   train = get_source(target, target.train_split)
   test = get_source(target, target.test_split)

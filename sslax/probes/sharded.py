@@ -1,4 +1,5 @@
-"""Evaluation batches over a data mesh of every device of every process.
+"""Evaluation batches over a data mesh of every device of every process, and
+a whole source's encoder features computed so (``encode_source``).
 
 Evaluation (feature extraction, the SGD linear probe) runs each global batch
 split over the 1-D ``data`` mesh of ``sslax.sharding``, with whatever it
@@ -13,6 +14,8 @@ import jax
 import numpy as np
 
 from sslax.data import pipeline
+from sslax.data.source import LABEL
+from sslax.encoder import embed_fn
 from sslax.sharding import data_sharding, make_mesh, replicated
 
 
@@ -69,3 +72,34 @@ def gather(x) -> np.ndarray:
     return np.asarray(x.addressable_data(0))
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def encode_source(encoder, source, batch_size=1000, mesh=None):
+  """Encoder features (eval mode, float32) and labels (None when the source
+  has none) of a whole source, read and encoded a batch at a time, each batch
+  split over ``mesh`` (default: every device of every process) with the
+  encoder's variables replicated.
+
+  Each process reads only its devices' rows of a batch; the features come back
+  whole, as host numpy, on every process (the probes take host arrays and
+  stream their own batches from them). The batch is ``batch_size`` rounded up
+  to a multiple of the device count; the last batch is padded with repeats of
+  the last example, dropped from the result."""
+  mesh = mesh or eval_mesh()
+  feeder = Feeder(mesh, padded_size(batch_size, mesh))
+  apply = jax.jit(embed_fn(encoder.definition), out_shardings=feeder.sharding)
+  variables = replicate(encoder.variables, mesh)
+  n, size = len(source), feeder.size
+  key = encoder.definition.input_key
+  has_labels = LABEL in source.element_spec
+  feats, labels = [], []
+  for start in range(0, n, size):
+    # One compiled shape for every batch: the tail repeats the last example.
+    idx = np.minimum(np.arange(start, start + size), n - 1)
+    examples = source.get(feeder.local(idx))
+    x = feeder(np.asarray(examples[key]))
+    keep = min(size, n - start)
+    feats.append(gather(apply(variables, x))[:keep])
+    if has_labels:
+      labels.append(gather(feeder(np.asarray(examples[LABEL], np.int32)))[:keep])
+  return np.concatenate(feats), (np.concatenate(labels) if has_labels else None)

@@ -9,7 +9,7 @@ import time
 import jax
 import numpy as np
 
-from sslax.data import pipeline
+from sslax.data import modality, pipeline
 from sslax.errors import NonFinite, UserError
 from sslax.sharding import data_sharding
 from sslax.train import artifact, checkpoint, interrupt, online, run_config
@@ -75,10 +75,14 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
   ``interrupt.Interrupted`` (its ``step``, ``signum`` and ``state``).
   """
   own_source = source is not None
+  if own_source:  # config.json says so: evaluations then refuse its data.name
+    config = run_config.record_given_source(config, source)
   run = setup(config, source=source, method=method)
   # Before anything is written: a refused evaluation split costs nothing.
   evaluate = online.make_online_eval(config, run.method.encoder, run.mesh, run.source,
                                      eval_sources, own_source=own_source)
+  for note in modality.of_config(config.data).notes(config, run.source):
+    _report(f"sslax: note: {note}")
   probe_off = online.probe_note(run.method.encoder, run.source)
   if probe_off:
     _report(f"sslax: note: the online linear probe is off: {probe_off}")

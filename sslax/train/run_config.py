@@ -20,9 +20,17 @@ RUN_CONTROL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints",
                     "progress_bar", "online_eval_every",
                     "eval", "evals")  # evaluation settings: never what training computes
 
+# Where a run given its own source to ``train_and_evaluate`` says so: the
+# source's class and size; config.data.name then names data it never saw.
+GIVEN_SOURCE = "given_source"
+
 # Data keys that change how batches are read, never which: a run may resume
-# with another worker count; or that training never reads: the evaluation splits.
-RUN_CONTROL_DATA_KEYS = ("workers", "eval_train_split", "eval_split")
+# with another worker count; or that training never reads: the evaluation
+# splits; or that only record where the data came from.
+RUN_CONTROL_DATA_KEYS = ("workers", "eval_train_split", "eval_split", GIVEN_SOURCE)
+
+# Overrides that say which data to read, instead of the config's own.
+_DATA_OVERRIDES = ("data.name=", "data.data_dir=")
 
 
 def _comparable(config_dict):
@@ -40,15 +48,39 @@ def _read_json(path: epath.Path):
     raise UserError(f"{path} is not valid JSON; restore it or use a new workdir") from None
 
 
-def load_config(workdir: str, overrides=()) -> ml_collections.ConfigDict:
+def load_config(workdir: str, overrides=(), *, reads_data: bool = True
+                ) -> ml_collections.ConfigDict:
   """The run's saved config, with ``overrides`` (``key=value`` strings, as
   ``--config.key=value`` on the command line) applied: e.g. the data's new
-  ``data.data_dir`` or ``eval.batch_size`` for an evaluation."""
+  ``data.data_dir`` or ``eval.batch_size`` for an evaluation.
+
+  ``reads_data``: the caller reads the training data's splits, so a run
+  trained on a source given to ``train_and_evaluate`` is refused in one line
+  unless ``overrides`` say which data to read (its config's data.name names
+  data the run never saw)."""
   path = workdir_path(workdir) / CONFIG_FILE
   if not path.exists():
     raise UserError(f"{workdir} holds no {CONFIG_FILE}; train into it first with "
                     "`sslax train --config ... --workdir " + str(workdir) + "`")
-  return apply_overrides(ml_collections.ConfigDict(_read_json(path)), overrides)
+  config = apply_overrides(ml_collections.ConfigDict(_read_json(path)), overrides)
+  given = config.data.get(GIVEN_SOURCE)
+  if reads_data and given and not any(o.startswith(_DATA_OVERRIDES) for o in overrides):
+    raise UserError(
+        f"{workdir} was trained on data given to train_and_evaluate ({given}), not on "
+        f"its config's data.name={config.data.name}; evaluate it on that data: save it "
+        "with numpy.savez('mine.npz', images=..., labels=..., test_images=..., "
+        "test_labels=...) and add --config.data.name=arrays "
+        "--config.data.data_dir=mine.npz")
+  return config
+
+
+def record_given_source(config, source) -> ml_collections.ConfigDict:
+  """A copy of ``config`` saying that the run trains on ``source``, given
+  to ``train_and_evaluate`` instead of the data that config.data names."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.data[GIVEN_SOURCE] = f"{type(source).__name__} of {len(source)} examples"
+  return config
 
 
 def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):

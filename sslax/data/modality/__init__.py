@@ -1,6 +1,7 @@
 """The modalities sslax trains on, one module each: its examples' key, its
-encoders' preprocessing kinds, its input checks, what an encoder sees at
-evaluation time and its raw baselines. Nothing else branches on the
+encoders' preprocessing kinds, its input checks (``check_config`` raises,
+``notes(config, source)`` lists what training says once in its log), what an
+encoder sees at evaluation time and its raw baselines. Nothing else branches on the
 modality: it asks the module named by ``config.data.modality`` (or the one
 owning an encoder's preprocessing kind)."""
 

@@ -33,6 +33,11 @@ def _lab(examples, preprocess):
 PREPROCESSING = {"normalize": _normalize, "lab_l": _lab_l, "lab": _lab}
 
 
+def _per_channel(value: float, channels: int) -> str:
+  """``value`` per channel as an override's tuple: ``0.5,`` or ``0.5,0.5,0.5``."""
+  return ",".join([str(value)] * channels) + ("," if channels == 1 else "")
+
+
 def check_config(config, source):
   """One-line errors for image settings that would fail deep inside."""
   if len(config.data.image_size) != 2:
@@ -46,7 +51,24 @@ def check_config(config, source):
   for key in ("mean", "std"):
     if len(config.data[key]) != channels:
       raise UserError(f"config.data.{key} has {len(config.data[key])} values but "
-                      f"{config.data.name} images have {channels} channels")
+                      f"{config.data.name} images have {channels} channels; set "
+                      f"--config.data.mean={_per_channel(0.5, channels)} "
+                      f"--config.data.std={_per_channel(0.25, channels)} (or the "
+                      "data's own per-channel mean and std)")
+
+
+def notes(config, source):
+  """A line when the images are not at ``config.data.image_size`` (and no
+  ``load_size`` resizes them on reading): every view is resized to it, and
+  so is the encoder's input at evaluation and export."""
+  have = tuple(source.element_spec[KEY][0][:2])
+  want = tuple(int(n) for n in config.data.image_size)
+  if have == want or config.data.get("load_size"):
+    return []
+  return [f"the training images are {have[0]}x{have[1]} and config.data.image_size is "
+          f"{want[0]}x{want[1]}: every view is resized to {want[0]}x{want[1]}, and so is "
+          "the encoder's input at evaluation and export; add "
+          f"--config.data.image_size={have[0]},{have[1]} to train at their own size"]
 
 
 def check_input(images, definition):

@@ -21,6 +21,12 @@ def check_config(config, source):
                     "config.data.modality to the data's")
 
 
+def notes(config, source):
+  """What training says once about this data: nothing."""
+  del config, source
+  return []
+
+
 def check_input(examples, definition):
   """One line when raw examples do not fit an encoder's input."""
   want = tuple(definition.input_shape)

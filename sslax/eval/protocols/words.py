@@ -46,7 +46,7 @@ def run(args, overrides):
   from sslax.eval import words  # pylint: disable=g-import-not-at-top
   from sslax.eval.evaluate import write_eval  # pylint: disable=g-import-not-at-top
   from sslax.train import artifact, run_config  # pylint: disable=g-import-not-at-top
-  config = run_config.load_config(args.workdir, overrides)
+  config = run_config.load_config(args.workdir, overrides, reads_data=False)
   encoder = artifact.restore_encoder(args.workdir, name=args.encoder)
   settings = config.get("evals", {}).get("words", {})
   data_dir = args.data_dir or settings.get("data_dir") or None
