@@ -22,6 +22,7 @@ from sslax.config_loading import load_module
 
 _col = load_module(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "colorization.py"))
+VARIANTS = _col.VARIANTS
 
 
 def get_config(arg: str = "photos"):

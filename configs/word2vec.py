@@ -18,6 +18,7 @@ import ml_collections
 from sslax.config_base import base_config
 
 CORPUS = "data/text"
+VARIANTS = ("text", "cbow", "smoke")
 
 
 def corpus_words(data_dir: str) -> int:

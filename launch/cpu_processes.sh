@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 CONFIG="$1"; WORKDIR="$2"; N="${3:-2}"; DEVICES="${4:-4}"; PORT="${5:-12355}"
 pids=()
 for ((i = 0; i < N; i++)); do
+  # (gloo's "[Gloo] Rank N is connected to ..." lines, one per peer, dropped)
   XLA_FLAGS="--xla_force_host_platform_device_count=$DEVICES" JAX_PLATFORMS=cpu \
     .venv/bin/sslax train --config "$CONFIG" --workdir "$WORKDIR" \
-    --coordinator "127.0.0.1:$PORT" --num-processes "$N" --process-id "$i" &
+    --coordinator "127.0.0.1:$PORT" --num-processes "$N" --process-id "$i" \
+    > >(grep --line-buffered -v '^\[Gloo\]') 2> >(grep --line-buffered -v '^\[Gloo\]' >&2) &
   pids+=($!)
 done
 status=0

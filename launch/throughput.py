@@ -5,7 +5,7 @@ FLOPs as XLA's cost analysis counts them (model and augmentation, forward and
 backward) and the model FLOPs utilisation (MFU) against the devices' peak.
 
   python launch/throughput.py configs/simclr.py:fashion_mnist configs/byol.py:fashion_mnist
-  python launch/throughput.py configs/simclr.py:imagenet --config.data.name=fake ...
+  python launch/throughput.py configs/simclr.py:imagenet --config.data.name=synthetic
 
 The peak is known for common accelerators (``PEAK_TFLOPS``, dense bf16 and
 fp32 per device); elsewhere (CPUs) give ``--peak-tflops`` or MFU is not shown.

@@ -30,7 +30,8 @@
 # --dry-run (or DRY_RUN=1) prints every command, with its whole remote script,
 # instead of running it; it needs neither gcloud nor a network.
 # Environment: REPO (git URL the workers clone; default: this checkout's
-# origin), COMMIT (default: this checkout's HEAD; it must be pushed), RUN (the
+# origin; a local path is refused), COMMIT (default: this checkout's HEAD; it
+# must be pushed: a commit that origin's branches lack is refused), RUN (the
 # run's name in log file names; default: WORKDIR's last component),
 # PYTHON_VERSION (default 3.11, the version constraints.txt was made for),
 # PROJECT (gcloud --project), ACCELERATOR_TYPE, RUNTIME_VERSION, STOP_WAIT.
@@ -229,8 +230,23 @@ case "$COMMAND" in
       die "CONFIG, WORKDIR and DATA_DIR must not be empty"
     REPO="${REPO:-$(git remote get-url origin 2>/dev/null || true)}"
     [[ -n "$REPO" ]] || die "set REPO to the git URL the workers clone sslax from"
+    # The workers clone over the network: a path on this machine is not there.
+    case "$REPO" in
+      /* | ./* | ../* | file://* | ~*)
+        die "REPO $REPO is a path on this machine, which the workers cannot clone; set REPO to a URL they can reach (https://... or git@HOST:...)" ;;
+    esac
+    [[ "$REPO" == *://* || "$REPO" =~ ^[^/]+@[^/]+: ]] ||
+      die "REPO $REPO is not a git URL, so the workers cannot clone it; set REPO to https://... or git@HOST:..."
     COMMIT="${COMMIT:-$(git rev-parse HEAD 2>/dev/null || true)}"
     [[ -n "$COMMIT" ]] || die "set COMMIT (not in a git checkout)"
+    # A commit the remote lacks fails on every worker: when REPO is this
+    # checkout's origin, its remote-tracking branches (as last fetched) must
+    # hold COMMIT.
+    if [[ "$REPO" == "$(git remote get-url origin 2>/dev/null || true)" ]] &&
+        git rev-parse -q --verify "$COMMIT^{commit}" >/dev/null &&
+        [[ -z "$(git branch -r --contains "$COMMIT" 2>/dev/null)" ]]; then
+      die "COMMIT $COMMIT is not on any branch of origin ($REPO) as last fetched; push it (git push) or set COMMIT to a pushed commit"
+    fi
     RUN_NAME="${RUN:-$(basename "${WORKDIR%/}")}"
     [[ "$RUN_NAME" =~ ^[A-Za-z0-9._-]+$ ]] ||
       die "run name '$RUN_NAME' is not usable in a file name; set RUN"

@@ -9,7 +9,8 @@
   sslax eval words --workdir DIR [--encoder NAME] [--data-dir DIR]
   sslax export --workdir DIR --out PATH [--encoder NAME]
   sslax embed --from DIR --images FOLDER|X.npy --out FEATURES.npy [--encoder NAME] [--batch-size B]
-  sslax viz --workdir DIR
+  sslax viz --workdir DIR [--map tsne|umap]
+  sslax configs [NAME[:VARIANT]]
   sslax report RUN_DIR [RUN_DIR ...]
   sslax data make-speech --out DIR [--speakers N] [--train-per-speaker N]
                          [--test-per-speaker N] [--words FILE] [--seed S]
@@ -64,7 +65,12 @@ def build_parser():
   parser = _Parser(prog="sslax", description="Self-supervised learning in JAX.")
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-  train = sub.add_parser("train", help="train a method (resumes from WORKDIR)")
+  train = sub.add_parser(
+      "train", help="train a method (resumes from WORKDIR)",
+      epilog="Any config key can be set as --config.KEY=VALUE (Python literals: "
+      "--config.num_steps=200 --config.data.image_size=32,32 "
+      "--config.data.data_dir=DIR); `sslax configs NAME:VARIANT` lists every key "
+      "with its value.")
   train.add_argument("--config", required=True,
                      help="config file and variant, e.g. configs/simclr.py:fashion_mnist")
   train.add_argument("--workdir", required=True)
@@ -73,6 +79,11 @@ def build_parser():
   train.add_argument("--coordinator", help="host:port of process 0 (multi-process)")
   train.add_argument("--num-processes", type=int)
   train.add_argument("--process-id", type=int)
+
+  configs = sub.add_parser("configs", help="list the config files and their variants, or "
+                           "print one's every key (what --config.KEY=VALUE takes)")
+  configs.add_argument("name", nargs="?", metavar="NAME[:VARIANT]",
+                       help="e.g. simclr, simclr:cifar10 or configs/simclr.py:smoke")
 
   export = sub.add_parser("export", help="write the encoder for downstream use")
   export.add_argument("--workdir", required=True)
@@ -93,6 +104,9 @@ def build_parser():
   viz = sub.add_parser("viz", help="PNGs: t-SNE of test features, retrieval grid, "
                        "training curves (WORKDIR/viz)")
   viz.add_argument("--workdir", required=True)
+  viz.add_argument("--map", default="tsne", choices=("tsne", "umap"),
+                   help="the 2-D map of test features: t-SNE (default) or UMAP "
+                   "(the umap extra)")
 
   report = sub.add_parser("report", help="one Markdown table of several runs' evals")
   report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -140,6 +154,9 @@ def build_parser():
   for name, evaluation in EVALUATIONS.items():
     one = ev_sub.add_parser(name, help=evaluation.HELP)
     one.add_argument("--workdir", required=True)
+    one.add_argument("--json", action="store_true",
+                     help="print the whole result as one JSON line (for scripts) "
+                     "instead of a rounded table")
     evaluation.add_arguments(one)
   return parser
 
@@ -148,7 +165,7 @@ def run(argv):
   given_argv = list(argv)
   argv, overrides = _split_config_overrides(argv)
   args = build_parser().parse_args(argv)
-  if overrides and args.command in ("report", "data", "embed"):
+  if overrides and args.command in ("report", "data", "embed", "configs"):
     raise UserError(f"--config.KEY=VALUE overrides apply to commands that read a "
                     f"config (train, eval, export, viz), not `sslax {args.command}`")
   logs.filter_library_logs()
@@ -184,17 +201,49 @@ def run(argv):
     print(markdown(args.run_dirs))
   elif args.command == "viz":
     from sslax.eval.viz import visualize  # pylint: disable=g-import-not-at-top
-    for path in visualize(args.workdir, overrides=overrides):
+    for path in visualize(args.workdir, overrides=overrides, map_method=args.map):
       print(path)
   elif args.command == "export":
     from sslax.export import export_encoder  # pylint: disable=g-import-not-at-top
-    print(json.dumps(export_encoder(args.workdir, args.out, overrides, args.encoder)))
+    export_encoder(args.workdir, args.out, overrides, args.encoder)
+    from sslax.export import describe_export  # pylint: disable=g-import-not-at-top
+    print("\n".join(describe_export(args.out)))
   elif args.command == "embed":
     _embed(args)
+  elif args.command == "configs":
+    _configs(args.name)
   elif args.command == "eval":
     from sslax.eval import protocols  # pylint: disable=g-import-not-at-top
     protocols.check_encoder(args.protocol, args.workdir, getattr(args, "encoder", None))
-    print(json.dumps(protocols.EVALUATIONS[args.protocol].run(args, overrides)))
+    result = protocols.EVALUATIONS[args.protocol].run(args, overrides)
+    if args.json:
+      print(json.dumps(result))
+    else:
+      print(f"sslax eval {args.protocol} of {args.workdir} (the whole result: "
+            f"{args.workdir}/eval/, or --json)")
+      print("\n".join(result_table(result)))
+
+
+def result_table(result: dict) -> list:
+  """An evaluation's result as aligned ``key  value`` lines: floats to 4
+  decimals, nested groups as ``group.key``, lists (subset indices) by their
+  length."""
+  rows = []
+
+  def add(key, value):
+    if isinstance(value, dict):
+      for k, v in value.items():
+        add(f"{key}.{k}" if key else str(k), v)
+    elif isinstance(value, (list, tuple)):
+      rows.append((key, f"[{len(value)} values]"))
+    elif isinstance(value, float):
+      rows.append((key, f"{value:.4f}" if abs(value) < 1e5 else f"{value:.4g}"))
+    else:
+      rows.append((key, str(value)))
+
+  add("", result)
+  width = max((len(k) for k, _ in rows), default=0)
+  return [f"  {k.ljust(width)}  {v}" for k, v in rows]
 
 
 def invocation() -> list:
@@ -229,6 +278,42 @@ def _next_commands(workdir: str, step: int):
   steps = [*evals, *pictures, f"{me} export --workdir {where} --out {where}/export"]
   print(f"sslax: trained to step {step} in {workdir}; next: {'; '.join(steps)}",
         file=sys.stderr, flush=True)
+
+
+def config_dir() -> str:
+  """The configs/ of the working directory, else of sslax's checkout."""
+  import os  # pylint: disable=g-import-not-at-top
+  here = os.path.join(os.getcwd(), "configs")
+  if os.path.isdir(here):
+    return here
+  return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def _configs(name):
+  import os  # pylint: disable=g-import-not-at-top
+  from sslax import config_loading  # pylint: disable=g-import-not-at-top
+  directory = config_dir()
+  files = config_loading.config_files(directory)
+  if name is None:
+    width = max(len(os.path.relpath(p)) for p, _, _ in files)
+    for path, line, variants in files:
+      print(f"{os.path.relpath(path).ljust(width)}  {line}; variants: "
+            f"{variants[0]} (default), {', '.join(variants[1:])}")
+    print("Train one: sslax train --config configs/simclr.py:VARIANT --workdir DIR; "
+          "see its keys: sslax configs simclr:VARIANT")
+    return
+  file_part, _, variant = name.partition(":")
+  path = file_part if file_part.endswith(".py") else os.path.join(directory, f"{file_part}.py")
+  known = {os.path.basename(p)[:-3]: variants for p, _, variants in files}
+  stem = os.path.basename(path)[:-3]
+  if not os.path.isfile(path):
+    raise UserError(f"no config {file_part!r}; the configs are {', '.join(known)}")
+  if variant and stem in known and variant not in known[stem]:
+    raise UserError(f"{stem} has no variant {variant!r}; its variants are "
+                    f"{', '.join(known[stem])}")
+  config = config_loading.load_config_file(f"{path}:{variant}" if variant else path)
+  for key, value in config_loading.flatten(config):
+    print(f"{key} = {value!r}")
 
 
 def _embed(args):

@@ -4,6 +4,7 @@ overrides, with one-line errors for every mistake."""
 import ast
 import importlib.util
 import os
+import re
 
 import ml_collections
 
@@ -80,3 +81,42 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides):
     last = parts[-1]
     node[last] = _parse_value(key, text, node[last])
   return config
+
+
+def config_files(directory: str) -> list:
+  """``(path, one line, variants)`` of every config file in ``directory``:
+  the first sentence of its docstring and its ``VARIANTS`` (default:
+  ``sslax.config_base.VARIANTS``), the default (``get_config``'s) first."""
+  import inspect  # pylint: disable=g-import-not-at-top
+  from sslax import config_base  # pylint: disable=g-import-not-at-top
+  out = []
+  for name in sorted(os.listdir(directory)):
+    if not name.endswith(".py") or name.startswith("_"):
+      continue
+    path = os.path.join(directory, name)
+    module = load_module(path)
+    if not hasattr(module, "get_config"):
+      continue
+    variants = list(getattr(module, "VARIANTS", config_base.VARIANTS))
+    default = inspect.signature(module.get_config).parameters["arg"].default
+    if default in variants:
+      variants.remove(default)
+      variants.insert(0, default)
+    doc = " ".join((module.__doc__ or "").split())
+    # Its first sentence ("et al. 2020" is not an end), before any "Variants:".
+    line = re.split(r"(?<!\bal)\.\s", doc.split(" Variants:")[0])[0].rstrip(".")
+    out.append((path, line, variants))
+  return out
+
+
+def flatten(config, prefix: str = "") -> list:
+  """``(key, value)`` of every leaf, keys dotted as ``--config.KEY=VALUE``
+  takes them."""
+  rows = []
+  for key, value in config.items():
+    full = f"{prefix}{key}"
+    if isinstance(value, (ml_collections.ConfigDict, dict)):
+      rows.extend(flatten(value, full + "."))
+    else:
+      rows.append((full, value))
+  return rows

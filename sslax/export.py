@@ -50,6 +50,26 @@ def export_encoder(workdir: str, out: str, overrides=(), encoder=None):
   return info
 
 
+def describe_export(out: str) -> list:
+  """One line per encoder written at ``out``: its name, what it gives and
+  takes, the step, and where it is (the primary at ``out``, the others
+  below ``out/encoders/``)."""
+  root = checkpoint.workdir_path(out)
+  places = [root] + sorted(p for p in (root / ENCODERS_DIR).glob("*")) if (
+      root / ENCODERS_DIR).exists() else [root]
+  lines = []
+  for place in places:
+    info = _read_info(place)
+    gives = (f"{info['feature_dim']} features" if "feature_dim" in info
+             else info.get("output", "vector"))
+    lines.append(f"wrote encoder {info.get('name', 'encoder')!r} of step {info.get('step')} "
+                 f"({gives} of {info.get('input_key') or 'input'} "
+                 f"{list(info['input_shape'])}) to {place}: "
+                 f"sslax.load_encoder({str(root)!r}"
+                 f"{'' if place == root else ', name=' + repr(place.name)})")
+  return lines
+
+
 def _export_one(workdir, name, out_path, config, step):
   encoder = artifact.restore_encoder(workdir, name=name, step=step)
   definition = encoder.definition

@@ -349,7 +349,7 @@ def _write_idx(path, array):
     f.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_train_transfer_and_picture(corpus, tmp_path):
+def test_train_transfer_and_picture(corpus, tmp_path, capsys):
   from sslax.eval.transfer import transfer_linear
   from sslax.eval.viz import image_rows_png
   from sslax.models import make_encoder
@@ -428,3 +428,10 @@ def test_train_transfer_and_picture(corpus, tmp_path):
   np.testing.assert_allclose(true, np.asarray(test_images) / 255.0, atol=1e-6)
   path = image_rows_png(rows, str(tmp_path / "c.png"), title)
   assert os.path.getsize(path) > 1000
+  # `sslax viz` of the run: the photo labels do not carry across splits, so no
+  # map and no retrieval (a note says why); the curves and the colourisations.
+  from sslax.eval import viz  # pylint: disable=g-import-not-at-top
+  capsys.readouterr()
+  paths = viz.visualize(workdir)
+  assert [os.path.basename(p) for p in paths] == ["curves.png", "colorization.png"]
+  assert "no map or retrieval pictures" in capsys.readouterr().err

@@ -300,7 +300,7 @@ def test_speech_cpc_end_to_end(tiny_corpus, tmp_path):
   assert records[-1]["step"] == 6 and "online_probe_top1" in records[-1]
   linear = {}
   for features in ("encoder", "mfcc", "random_init"):
-    proc = _sslax("eval", "linear", "--workdir", work, "--features", features)
+    proc = _sslax("eval", "linear", "--json", "--workdir", work, "--features", features)
     assert proc.returncode == 0, proc.stderr[-3000:]
     linear[features] = json.loads(proc.stdout)
   # Pitch tells the 4 speakers apart: MFCC statistics classify the 8 test

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, fails_cleanly
 from sslax import cli
 
 SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
@@ -63,12 +63,16 @@ def test_train_then_evaluate(tmp_path, capsys, monkeypatch):
   knn = json.load(open(os.path.join(workdir, "eval", "knn.json")))
   assert set(knn) >= {"top1_k20", "top1_k200"}
   assert 0.3 < knn["top1_k20"] <= 1.0
+  # Printed: a short table, rounded; the file keeps every digit.
   printed = capsys.readouterr().out.strip().splitlines()
-  assert json.loads(printed[-1]) == knn
+  header = (f"sslax eval knn of {workdir} (the whole result: {workdir}/eval/, or --json)")
+  assert header in printed
+  rows = dict(line.split() for line in printed[printed.index(header) + 1:])
+  assert rows["top1_k20"] == f"{knn['top1_k20']:.4f}" and rows["features"] == "encoder"
   # --config.key=value reaches evaluation too: another batch size, the same
   # figures (up to a near-tie); a key the config does not have is one line,
   # status 2.
-  cli.main(["eval", "knn", "--workdir", workdir, "--config.eval.batch_size=700"])
+  cli.main(["eval", "knn", "--json", "--workdir", workdir, "--config.eval.batch_size=700"])
   again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert abs(again["top1_k20"] - knn["top1_k20"]) <= 2e-4
   with pytest.raises(SystemExit) as exit_info:
@@ -104,10 +108,19 @@ def test_train_then_evaluate(tmp_path, capsys, monkeypatch):
 
   cli.main(["report", workdir])
   table = capsys.readouterr().out.strip().splitlines()
-  assert table[0].startswith("| run | method |") and len(table) == 2 + 5
-  assert f"| {workdir} | simclr | encoder | linear | 0.1 | {100 * linear['top1']:.2f} |" in table
+  assert table[0].startswith("| run | method | dataset | step |") and len(table) == 2 + 5
+  assert (f"| {workdir} | simclr | fashion_mnist | 8 | encoder | linear | 0.1 | "
+          f"{100 * linear['top1']:.2f} |") in table
   assert any("kNN k=200" in line for line in table)
-  assert f"| {workdir} | simclr | random_init | finetune | 0.01 | {100 * scratch['top1']:.2f} |" in table
+  assert (f"| {workdir} | simclr | fashion_mnist | 8 | random_init | finetune | 0.01 | "
+          f"{100 * scratch['top1']:.2f} |") in table
+  # A directory that is not a workdir, and a workdir without results: one line
+  # each, saying which.
+  fails_cleanly(capsys, ["report", str(tmp_path)], "is not a workdir")
+  fresh = tmp_path / "fresh"
+  fresh.mkdir()
+  (fresh / "config.json").write_text("{}")
+  fails_cleanly(capsys, ["report", str(fresh)], "has no evaluation results yet")
 
 
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path, smoke_config):

@@ -113,13 +113,13 @@ def test_train_and_evaluate_on_an_image_folder(tmp_path, capsys):
   # test images (chance 1/3) online kNN, the linear probe and kNN measured 1.0.
   assert records[-1]["online_knn_top1_k20"] >= 0.75
   capsys.readouterr()
-  cli.main(["eval", "linear", "--workdir", str(workdir)])
+  cli.main(["eval", "linear", "--json", "--workdir", str(workdir)])
   linear = _last_json(capsys)
   assert linear["num_labels"] == 24 and linear["top1"] >= 0.75
-  cli.main(["eval", "knn", "--workdir", str(workdir)])
+  cli.main(["eval", "knn", "--json", "--workdir", str(workdir)])
   assert _last_json(capsys)["top1_k20"] >= 0.75
   # Evaluation splits are config: probing on train+test and scoring train works.
-  cli.main(["eval", "knn", "--workdir", str(workdir),
+  cli.main(["eval", "knn", "--json", "--workdir", str(workdir),
             "--config.data.eval_train_split=train+test", "--config.data.eval_split=train"])
   assert _last_json(capsys)["top1_k20"] > 0.5  # train images are in the bank
   # A split the folder does not have: one line listing those it has.
@@ -149,7 +149,7 @@ def test_unlabelled_folder_trains_and_refuses_label_based_evaluation(tmp_path, c
                    "(config.data.eval_train_split) has examples without one")
   # The encoder is probed on a labelled folder instead.
   labelled = make_folder(tmp_path / "labelled", splits=(("train", 4), ("test", 2)))
-  cli.main(["eval", "linear", "--workdir", str(workdir),
+  cli.main(["eval", "linear", "--json", "--workdir", str(workdir),
             f"--config.data.data_dir={labelled}"])
   assert _last_json(capsys)["num_labels"] == 12
 
@@ -175,9 +175,9 @@ def test_arrays_train_and_evaluate(tmp_path, capsys):
   records = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
   assert "online_knn_top1_k20" in records[-1]
   capsys.readouterr()
-  cli.main(["eval", "linear", "--workdir", str(workdir)])
+  cli.main(["eval", "linear", "--json", "--workdir", str(workdir)])
   assert _last_json(capsys)["num_labels"] == 36
-  cli.main(["eval", "knn", "--workdir", str(workdir)])
+  cli.main(["eval", "knn", "--json", "--workdir", str(workdir)])
   # Colour-coded classes, 12 test images: chance 1/3, measured 1.0.
   assert _last_json(capsys)["top1_k20"] >= 0.75
   # An evaluation split whose labels are all -1: one line naming the fix.

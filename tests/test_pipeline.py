@@ -259,3 +259,19 @@ def test_the_pipeline_adds_each_example_index():
   assert sorted(index.tolist()) == list(range(7)) and batch["index"].dtype == np.int32
   np.testing.assert_array_equal(np.asarray(batch["label"]), index)
   np.testing.assert_array_equal(np.asarray(batch["image"]), source.images[index])
+
+
+def test_synthetic_images_are_a_function_of_the_index():
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from sslax.data.sources import get_source  # pylint: disable=g-import-not-at-top
+  config = ml_collections.ConfigDict(dict(name="synthetic", image_size=(12, 10),
+                                          load_size=0, mean=(0.5, 0.5, 0.5)))
+  source = get_source(config, "train")
+  assert source.element_spec == {"image": ((12, 10, 3), "uint8"), "label": ((), "int32")}
+  both = source.get(np.array([7, 3]))
+  one = source.get(np.array([3]))
+  np.testing.assert_array_equal(both["image"][1], one["image"][0])
+  assert both["image"].dtype == np.uint8 and both["image"].std() > 50  # uniform noise
+  assert not np.array_equal(both["image"][0], both["image"][1])
+  assert not np.array_equal(get_source(config, "test").get(np.array([3]))["image"],
+                            one["image"])

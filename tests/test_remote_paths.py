@@ -108,12 +108,14 @@ def test_fake_bucket_is_not_local(gcs, local_run):
 
 def test_report_of_a_gs_run(gcs, local_run, capsys):
   _upload(local_run, RUN)
-  assert report.collect(RUN) == [(RUN, "simclr", "encoder", "kNN k=20", 1.0, 62.5),
-                                 (RUN, "simclr", "encoder", "linear", 0.1, 50.0)]
+  # (results written without their dataset and step: the run's data, "?")
+  assert report.collect(RUN) == [
+      (RUN, "simclr", "fashion_mnist", "?", "encoder", "kNN k=20", 1.0, 62.5),
+      (RUN, "simclr", "fashion_mnist", "?", "encoder", "linear", 0.1, 50.0)]
   cli.main(["report", RUN])
   table = capsys.readouterr().out.strip().splitlines()
-  assert f"| {RUN} | simclr | encoder | linear | 0.1 | 50.00 |" in table
-  with pytest.raises(UserError, match="has no config.json"):
+  assert f"| {RUN} | simclr | fashion_mnist | ? | encoder | linear | 0.1 | 50.00 |" in table
+  with pytest.raises(UserError, match="is not a workdir"):
     report.collect("gs://bucket/runs/missing")
 
 
@@ -126,6 +128,10 @@ def test_viz_writes_to_the_bucket(gcs, local_run, monkeypatch):
     return real_features(config, kind, str(local_run), purpose)
 
   monkeypatch.setattr(viz.features_lib, "features", features)
+  # (the figures' titles name the step: of the local mirror, as above)
+  real_latest = viz.checkpoint.latest_step
+  monkeypatch.setattr(viz.checkpoint, "latest_step",
+                      lambda workdir: real_latest(str(local_run) if workdir == RUN else workdir))
   paths = viz.visualize(RUN, overrides=["eval.tsne_points=100"])
   assert paths == [f"{RUN}/viz/{name}.png" for name in ("tsne", "retrieval", "curves")]
   for path in paths:

@@ -146,6 +146,44 @@ def test_launch_needs_a_repository(env, tmp_path):
   assert result.returncode == 2 and "set REPO" in result.stderr
 
 
+def _one_line_error(result, match):
+  assert result.returncode == 2 and result.stdout == "", result.stdout
+  assert result.stderr.startswith("tpu_pod.sh: error: ") and match in result.stderr
+  assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_launch_refuses_a_repository_the_workers_cannot_reach(env, tmp_path):
+  for repo in ("/work/sslax", "./sslax", "file:///work/sslax", "sslax"):
+    env["REPO"] = repo
+    _one_line_error(_run(env, "--dry-run", *LAUNCH), "workers cannot clone")
+  env["REPO"] = "git@github.com:me/sslax.git"
+  assert _run(env, "--dry-run", *LAUNCH).returncode == 0
+
+
+def test_launch_refuses_a_commit_that_origin_lacks(env, tmp_path):
+  """A checkout whose origin's branches (as last fetched) hold its first
+  commit but not the second: HEAD is refused, the pushed commit launches."""
+  repo = tmp_path / "checkout"
+  repo.mkdir()
+
+  def git(*args):
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+  git("init", "-q")
+  git("commit", "-q", "--allow-empty", "-m", "pushed")
+  pushed = git("rev-parse", "HEAD")
+  git("remote", "add", "origin", "https://example.com/sslax.git")
+  git("update-ref", "refs/remotes/origin/main", pushed)
+  git("commit", "-q", "--allow-empty", "-m", "local only")
+  del env["REPO"], env["COMMIT"]
+  _one_line_error(_run(env, "--dry-run", *LAUNCH, cwd=repo),
+                  "is not on any branch of origin")
+  env["COMMIT"] = pushed
+  result = _run(env, "--dry-run", *LAUNCH, cwd=repo)
+  assert result.returncode == 0 and pushed in result.stdout, result.stderr
+
+
 def _worker_stand_ins(bin_dir, home):
   """gcloud running the remote script here; git, curl and uv recording their
   calls; uv's venv holding an sslax that waits for SIGTERM."""

@@ -113,7 +113,7 @@ def test_eval_words_scores_the_table_and_refuses_other_protocols(tmp_path, tiny_
       "red blue one two\nred blue one unknownword\n")
   for name in ("wordsim353.tsv", "simlex999.txt"):
     (files / name).write_text("# w1\tw2\tscore\nking\tqueen\t9\ncat\tdog\t8\nred\tone\t1\n")
-  cli.run(["eval", "words", "--workdir", str(workdir), "--data-dir", str(files)])
+  cli.run(["eval", "words", "--json", "--workdir", str(workdir), "--data-dir", str(files)])
   result = json.loads(capsys.readouterr().out)
   assert result["analogies"]["total"]["covered"] == 2
   assert result["analogies"]["total"]["total"] == 3

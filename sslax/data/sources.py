@@ -8,7 +8,8 @@ Which split a run reads is config: ``data.train_split`` (training),
 
 import numpy as np
 
-from sslax.data import arrays, folder, photos, speech, tfds_source, word_windows
+from sslax.data import (arrays, folder, photos, speech, synthetic, tfds_source,
+                        word_windows)
 from sslax.data import fashion_mnist as fashion_mnist_idx
 from sslax.data.source import labelled
 from sslax.errors import UnknownSplit, UserError
@@ -34,6 +35,7 @@ SOURCES = {
     "wallpaper_photos": lambda c, split: photos.load_split(c.get("data_dir") or None,
                                                            split),
     "text_corpus": word_windows.source,
+    "synthetic": synthetic.source,
 }
 
 

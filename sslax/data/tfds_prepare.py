@@ -14,6 +14,7 @@ itself (``tfds.builder(NAME, data_dir=DATA_DIR).as_data_source(SPLIT)``, as
 ``sslax.data.tfds_source.TFDSSource`` does) with no TensorFlow either.
 """
 
+import contextlib
 import io
 import os
 import re
@@ -135,7 +136,10 @@ def write_dataset(name: str, data_dir: str, splits: Mapping[str, object], *,
   if not sys.stderr.isatty():
     tfds.disable_progress_bar()
   builder = builder_cls(data_dir=data_dir, file_format="array_record")
-  with tempfile.TemporaryDirectory() as downloads:  # nothing is downloaded
+  # Nothing is downloaded: TFDS's own lines ("Downloading and preparing
+  # dataset Unknown size...", "...downloaded and prepared") would say it is.
+  with tempfile.TemporaryDirectory() as downloads, \
+      contextlib.redirect_stdout(io.StringIO()):
     builder.download_and_prepare(download_dir=downloads)
   return os.fspath(builder.data_dir)
 

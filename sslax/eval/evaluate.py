@@ -21,6 +21,15 @@ def fraction_name(fraction: float) -> str:
   return str(float(fraction))
 
 
+def provenance(config, workdir: str) -> dict:
+  """What a result was computed on: the evaluated data (``data.name``, and
+  its ``data_dir`` where it has one) and the checkpoint's step."""
+  data = config.data
+  where = data.get("data_dir") or ""
+  return {"dataset": f"{data.name} {where}".strip(),
+          "step": checkpoint.latest_step(workdir)}
+
+
 def write_eval(workdir: str, name: str, result: dict):
   """Writes ``WORKDIR/eval/<name>.json``."""
   out = checkpoint.workdir_path(workdir) / "eval"
@@ -118,7 +127,8 @@ def evaluate_linear(workdir: str, fraction: float = 1.0, kind: str = "encoder",
   result = run_linear_probe(config, train_x, train_y, test_x, test_y, fraction=fraction,
                             seed=seed, num_classes=num_classes, subset=subset,
                             recompute=recompute)
-  result.update(features=kind, feature_dim=int(train_x.shape[1]))
+  result.update(features=kind, feature_dim=int(train_x.shape[1]),
+                **provenance(config, workdir))
   write_eval(workdir, linear_name(kind, fraction), result)
   return result
 
@@ -134,7 +144,7 @@ def evaluate_knn(workdir: str, ks=(20, 200), temperature: float = 0.07,
                                        num_classes=num_classes,
                                        temperature=temperature)
             for k in ks}
-  result.update(temperature=temperature, features=kind)
+  result.update(temperature=temperature, features=kind, **provenance(config, workdir))
   write_eval(workdir, "knn" if kind == "encoder" else f"knn_{kind}", result)
   return result
 
@@ -176,6 +186,7 @@ def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
                                     steps=steps, seed=seed, workdir=run_dir)
   result.update(label_fraction=fraction, num_labels=int(len(subset)), steps=steps,
                 epochs=float(config.finetune.epochs),
-                batch_size=int(config.finetune.batch_size), init=kind, seed=seed)
+                batch_size=int(config.finetune.batch_size), init=kind, seed=seed,
+                **provenance(config, workdir))
   write_eval(workdir, finetune_name(kind, fraction), result)
   return result

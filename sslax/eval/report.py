@@ -18,30 +18,43 @@ def _read_json(path):
 
 
 def collect(run_dir: str):
-  """Rows ``(run, method, features, protocol, label fraction, top-1 %)``."""
+  """Rows ``(run, method, dataset, step, features, protocol, label fraction,
+  top-1 %)``."""
   run = epath.Path(run_dir)
   config_path = run / "config.json"
   eval_dir = run / "eval"
-  if not config_path.exists() or not eval_dir.is_dir():
-    raise UserError(f"{run_dir} has no config.json and eval/ results; run `sslax eval "
-                    f"linear --workdir {run_dir}` first")
-  method = json.loads(config_path.read_text()).get("method", "?")
+  if not config_path.exists():
+    raise UserError(f"{run_dir} is not a workdir (it has no config.json); give the "
+                    "--workdir that `sslax train` wrote")
+  if not eval_dir.is_dir() or not any(p.name.endswith(".json") for p in eval_dir.iterdir()):
+    raise UserError(f"{run_dir} has no evaluation results yet (no eval/*.json); run "
+                    f"`sslax eval linear --workdir {run_dir}` (or knn, ...) first")
+  config = json.loads(config_path.read_text())
+  method = config.get("method", "?")
+  data = config.get("data", {})
+  # Results written before they named their data: the run's own.
+  trained_on = data.get("given_source") or " ".join(
+      str(x) for x in (data.get("name", "?"), data.get("data_dir")) if x)
   rows = []
   for name in sorted(p.name for p in eval_dir.iterdir()):
     for evaluation in EVALUATIONS.values():
       if evaluation.claims(name):
         result = _read_json(eval_dir / name)
         if result is not None:  # (torn or not JSON: left out)
-          rows.extend((run_dir, method, *row) for row in evaluation.report_rows(name, result))
+          dataset = result.get("dataset", trained_on)
+          step = result.get("step", "?")
+          rows.extend((run_dir, method, dataset, step, *row)
+                      for row in evaluation.report_rows(name, result))
         break
   return rows
 
 
 def markdown(run_dirs):
   rows = [row for d in run_dirs for row in collect(d)]
-  lines = ["| run | method | features | protocol | labels | top-1 (%) |",
-           "|---|---|---|---|---|---|"]
-  for run, method, feats, protocol, fraction, top1 in sorted(
-      rows, key=lambda r: (r[0], r[2], r[3], r[4])):
-    lines.append(f"| {run} | {method} | {feats} | {protocol} | {fraction:g} | {top1:.2f} |")
+  lines = ["| run | method | dataset | step | features | protocol | labels | top-1 (%) |",
+           "|---|---|---|---|---|---|---|---|"]
+  for run, method, dataset, step, feats, protocol, fraction, top1 in sorted(
+      rows, key=lambda r: (r[0], r[4], r[5], r[6])):
+    lines.append(f"| {run} | {method} | {dataset} | {step} | {feats} | {protocol} | "
+                 f"{fraction:g} | {top1:.2f} |")
   return "\n".join(lines)

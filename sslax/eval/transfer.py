@@ -22,7 +22,7 @@ from sslax.errors import UserError
 from sslax.eval.evaluate import fraction_name, write_eval
 from sslax.eval.features import encode_source, load_run_encoder
 from sslax.probes.linear import check_fraction, linear_probe, stratified_subset
-from sslax.train import run_config
+from sslax.train import checkpoint, run_config
 
 KINDS = ("encoder", "random_init")
 
@@ -88,7 +88,7 @@ def transfer_linear(workdir: str, fraction: float = 1.0, seed: int = 0,
   result = linear_probe(train_x, train_y, test_x, test_y, fraction=fraction, seed=seed,
                         num_classes=train.num_classes, subset=subset)
   result.update(dataset=target.name, features=kind, method=config.method,
-                feature_dim=int(train_x.shape[1]),
+                step=checkpoint.latest_step(workdir), feature_dim=int(train_x.shape[1]),
                 input="L channel of the gray image, {}x{}".format(
                     *train.element_spec["image"][0][:2]))
   prefix = f"transfer_{target.name}_linear" + ("" if kind == "encoder" else f"_{kind}")

@@ -45,7 +45,7 @@ def run(args, overrides):
   """(The command has checked that the encoder is a table.)"""
   from sslax.eval import words  # pylint: disable=g-import-not-at-top
   from sslax.eval.evaluate import write_eval  # pylint: disable=g-import-not-at-top
-  from sslax.train import artifact, run_config  # pylint: disable=g-import-not-at-top
+  from sslax.train import artifact, checkpoint, run_config  # pylint: disable=g-import-not-at-top
   config = run_config.load_config(args.workdir, overrides, reads_data=False)
   encoder = artifact.restore_encoder(args.workdir, name=args.encoder)
   settings = config.get("evals", {}).get("words", {})
@@ -53,7 +53,9 @@ def run(args, overrides):
   neighbours = tuple(settings.get("neighbours", words.NEIGHBOUR_WORDS))
   result = words.evaluate(vocabulary(encoder, args.workdir), table(encoder),
                           data_dir=data_dir, words=neighbours)
-  result.update(encoder=args.encoder or artifact.encoder_names(args.workdir)[0])
+  result.update(encoder=args.encoder or artifact.encoder_names(args.workdir)[0],
+                dataset="word similarity and analogy files " + (data_dir or "(gensim's)"),
+                step=checkpoint.latest_step(args.workdir))
   write_eval(args.workdir, "words" if not args.encoder else f"words_{args.encoder}", result)
   # (eval/words.json: the primary's; eval/words_<name>.json: --encoder NAME's)
   return result
