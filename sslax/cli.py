@@ -292,8 +292,9 @@ def config_dir() -> str:
 def _configs(name):
   import os  # pylint: disable=g-import-not-at-top
   from sslax import config_loading  # pylint: disable=g-import-not-at-top
+  from sslax.config_base import VARIANTS  # pylint: disable=g-import-not-at-top
   directory = config_dir()
-  files = config_loading.config_files(directory)
+  files = config_loading.config_files(directory, VARIANTS)
   if name is None:
     width = max(len(os.path.relpath(p)) for p, _, _ in files)
     for path, line, variants in files:

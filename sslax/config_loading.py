@@ -83,12 +83,12 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides):
   return config
 
 
-def config_files(directory: str) -> list:
+def config_files(directory: str, shared_variants=()) -> list:
   """``(path, one line, variants)`` of every config file in ``directory``:
   the first sentence of its docstring and its ``VARIANTS`` (default:
-  ``sslax.config_base.VARIANTS``), the default (``get_config``'s) first."""
+  ``shared_variants``, those of ``config_base.apply_variant``), the default
+  (``get_config``'s) first."""
   import inspect  # pylint: disable=g-import-not-at-top
-  from sslax import config_base  # pylint: disable=g-import-not-at-top
   out = []
   for name in sorted(os.listdir(directory)):
     if not name.endswith(".py") or name.startswith("_"):
@@ -97,7 +97,7 @@ def config_files(directory: str) -> list:
     module = load_module(path)
     if not hasattr(module, "get_config"):
       continue
-    variants = list(getattr(module, "VARIANTS", config_base.VARIANTS))
+    variants = list(getattr(module, "VARIANTS", shared_variants))
     default = inspect.signature(module.get_config).parameters["arg"].default
     if default in variants:
       variants.remove(default)

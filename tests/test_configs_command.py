@@ -5,6 +5,7 @@ import os
 
 from conftest import ROOT, fails_cleanly
 from sslax import cli, config_loading
+from sslax.config_base import VARIANTS
 
 
 def test_every_config_file_is_listed_with_variants_that_load(capsys, monkeypatch):
@@ -15,7 +16,7 @@ def test_every_config_file_is_listed_with_variants_that_load(capsys, monkeypatch
   assert [line.split()[0] for line in lines[:-1]] == [f"configs/{f}" for f in files]
   assert lines[-1].startswith("Train one: sslax train --config")
   by_file = {os.path.basename(p): (line, variants) for p, line, variants in
-             config_loading.config_files(os.path.join(ROOT, "configs"))}
+             config_loading.config_files(os.path.join(ROOT, "configs"), VARIANTS)}
   assert by_file["simclr.py"][0] == "SimCLR (Chen et al. 2020)"
   assert by_file["word2vec.py"][1] == ["text", "cbow", "smoke"]
   assert by_file["colorization.py"][1][0] == "photos"  # the default first
