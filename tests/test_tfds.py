@@ -179,3 +179,18 @@ def test_a_dataset_without_labels_reads_and_refuses_label_based_evaluation(tmp_p
                                         eval_train_split="train"))
   with pytest.raises(UserError, match="the linear probe needs labels"):
     labelled_source(data, "eval_train_split", "the linear probe")
+
+
+def test_make_tfds_names_its_own_flag_for_a_mixed_folder(tmp_path, capsys):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from conftest import fails_cleanly  # pylint: disable=g-import-not-at-top
+  for i, mode in enumerate(("RGB", "L")):
+    os.makedirs(tmp_path / "photos" / "train" / "cat", exist_ok=True)
+    Image.new(mode, (20, 20)).save(tmp_path / "photos" / "train" / "cat" / f"{i}.png")
+  args = ["data", "make-tfds", "--from", "image_folder", "--data-dir",
+          str(tmp_path / "photos"), "--name", "mixed", "--out", str(tmp_path / "tfds"),
+          "--size", "16"]
+  line = fails_cleanly(capsys, args, "mixes gray and colour images")
+  assert "--channels 3" in line and "--config.data.channels" not in line
+  cli.main(args + ["--channels", "3"])
+  assert capsys.readouterr().out.strip().endswith(os.path.join("mixed", "1.0.0"))

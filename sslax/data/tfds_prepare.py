@@ -170,4 +170,6 @@ def prepare_from(kind: str, source_dir: str, name: str, data_dir: str, *,
     except UnknownSplit:
       if splits or split == "train":
         raise
+    except UserError as e:  # the folder's fixes, in this command's own flags
+      raise UserError(str(e).replace("--config.data.channels=", "--channels ")) from None
   return write_dataset(name, data_dir, sources, encoding=encoding)
