@@ -257,8 +257,8 @@ def invocation() -> list:
     on_path = shutil.which("sslax")
     if on_path and os.path.samefile(on_path, script):
       return ["sslax"]
-    return [os.path.relpath(script) if not os.path.relpath(script).startswith("..")
-            else script]
+    relative = os.path.relpath(script)
+    return [script if relative.startswith("..") else relative]
   return [sys.executable, "-m", "sslax"]
 
 

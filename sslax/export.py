@@ -55,8 +55,8 @@ def describe_export(out: str) -> list:
   takes, the step, and where it is (the primary at ``out``, the others
   below ``out/encoders/``)."""
   root = checkpoint.workdir_path(out)
-  places = [root] + sorted(p for p in (root / ENCODERS_DIR).glob("*")) if (
-      root / ENCODERS_DIR).exists() else [root]
+  others = root / ENCODERS_DIR
+  places = [root, *(sorted(others.glob("*")) if others.exists() else [])]
   lines = []
   for place in places:
     info = _read_info(place)
@@ -204,10 +204,7 @@ def _encoder_at(path: str, name=None):
 def _read_size(definition, data: dict):
   """The size images are read at before the encoder's own preprocessing:
   the run's ``data.load_size`` when it had one, else its ``image_size``."""
-  load = data.get("load_size") or 0
-  if load:
-    return (int(load), int(load)) if np.ndim(load) == 0 else tuple(int(s) for s in load)
-  return tuple(int(s) for s in definition.preprocess["image_size"])
+  return data.get("load_size") or tuple(int(s) for s in definition.preprocess["image_size"])
 
 
 def embedding_source(definition, data: dict, inputs):
@@ -224,8 +221,8 @@ def embedding_source(definition, data: dict, inputs):
                     "array, not image files")
   if image:
     size = _read_size(definition, data)
-    lab = definition.preprocess["kind"] in ("lab_l", "lab")
-    channels = 3 if lab else int(definition.input_shape[-1])
+    accepted = modalities.image.input_channels(definition)
+    channels = accepted[-1]
   if isinstance(inputs, str):
     if not checkpoint.workdir_path(inputs).is_dir():
       raise UserError(f"{inputs} is not a folder of images")
@@ -249,7 +246,7 @@ def embedding_source(definition, data: dict, inputs):
       examples = np.clip(np.round(examples * 255.0), 0, 255).astype(np.uint8)
     examples = np.stack([resize_and_center_crop(x, size) for x in examples]) if len(
         examples) else examples
-    if examples.shape[-1] not in ((1, 3) if lab else (channels,)):
+    if examples.shape[-1] not in accepted:
       raise UserError(f"the images have {examples.shape[-1]} channels but the encoder "
                       f"takes {channels}; convert them first (gray: 1, RGB: 3)")
   else:

@@ -24,9 +24,7 @@ def fraction_name(fraction: float) -> str:
 def provenance(config, workdir: str) -> dict:
   """What a result was computed on: the evaluated data (``data.name``, and
   its ``data_dir`` where it has one) and the checkpoint's step."""
-  data = config.data
-  where = data.get("data_dir") or ""
-  return {"dataset": f"{data.name} {where}".strip(),
+  return {"dataset": run_config.describe_data(config.data),
           "step": checkpoint.latest_step(workdir)}
 
 

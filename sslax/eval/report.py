@@ -7,6 +7,7 @@ from etils import epath
 
 from sslax.errors import UserError
 from sslax.eval.protocols import EVALUATIONS
+from sslax.train import run_config
 
 
 def _read_json(path):
@@ -31,10 +32,8 @@ def collect(run_dir: str):
                     f"`sslax eval linear --workdir {run_dir}` (or knn, ...) first")
   config = json.loads(config_path.read_text())
   method = config.get("method", "?")
-  data = config.get("data", {})
   # Results written before they named their data: the run's own.
-  trained_on = data.get("given_source") or " ".join(
-      str(x) for x in (data.get("name", "?"), data.get("data_dir")) if x)
+  trained_on = run_config.describe_data(config.get("data", {}))
   rows = []
   for name in sorted(p.name for p in eval_dir.iterdir()):
     for evaluation in EVALUATIONS.values():

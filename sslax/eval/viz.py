@@ -194,9 +194,7 @@ def image_rows_png(rows, path, title):
 
 def figure_title(workdir: str, config) -> str:
   """``run · method · dataset · step N``: what every figure is of."""
-  data = config.data
-  dataset = data.get("given_source") or " ".join(
-      str(x) for x in (data.name, data.get("data_dir")) if x)
+  dataset = run_config.describe_data(config.data)
   run = os.path.basename(os.fspath(workdir).rstrip("/")) or os.fspath(workdir)
   return (f"{run} · {config.method} · {dataset} · step "
           f"{checkpoint.latest_step(workdir)}")

@@ -64,7 +64,9 @@ def load_config(workdir: str, overrides=(), *, reads_data: bool = True
                     "`sslax train --config ... --workdir " + str(workdir) + "`")
   config = apply_overrides(ml_collections.ConfigDict(_read_json(path)), overrides)
   given = config.data.get(GIVEN_SOURCE)
-  if reads_data and given and not any(o.startswith(_DATA_OVERRIDES) for o in overrides):
+  if given and any(o.startswith(_DATA_OVERRIDES) for o in overrides):
+    del config.data[GIVEN_SOURCE]  # the overrides name the data read now
+  elif reads_data and given:
     raise UserError(
         f"{workdir} was trained on data given to train_and_evaluate ({given}), not on "
         f"its config's data.name={config.data.name}; evaluate it on that data: save it "
@@ -72,6 +74,14 @@ def load_config(workdir: str, overrides=(), *, reads_data: bool = True
         "test_labels=...) and add --config.data.name=arrays "
         "--config.data.data_dir=mine.npz")
   return config
+
+
+def describe_data(data) -> str:
+  """What a run's ``config.data`` (a ConfigDict or its dict) reads, in a few
+  words: the source given to ``train_and_evaluate``, or ``data.name`` and its
+  ``data_dir`` where it has one."""
+  return data.get(GIVEN_SOURCE) or " ".join(
+      str(x) for x in (data.get("name", "?"), data.get("data_dir")) if x)
 
 
 def record_given_source(config, source) -> ml_collections.ConfigDict:

@@ -71,11 +71,19 @@ def notes(config, source):
           f"--config.data.image_size={have[0]},{have[1]} to train at their own size"]
 
 
+def input_channels(definition) -> tuple:
+  """The channel counts of raw images an encoder takes: gray or RGB for the
+  Lab kinds (L is computed from either), else its input's own; the last is
+  what a folder of mixed images is converted to."""
+  lab = definition.preprocess["kind"] in ("lab_l", "lab")
+  return (1, 3) if lab else (int(definition.input_shape[-1]),)
+
+
 def check_input(images, definition):
   """One line when raw images do not fit an encoder's input."""
   height, width, channels = definition.input_shape
-  lab = definition.preprocess["kind"] in ("lab_l", "lab")
-  ok_channels = (1, 3) if lab else (channels,)
+  ok_channels = input_channels(definition)
+  lab = len(ok_channels) == 2
   if images.ndim != 4 or tuple(images.shape[1:3]) != (height, width) or \
       images.shape[-1] not in ok_channels:
     want = (f"({height}, {width}, 3) RGB or ({height}, {width}, 1) gray" if lab
