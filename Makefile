@@ -13,7 +13,7 @@ TEXT_PACKAGES := dict-gcide wordnet-base sword-text-kjv sword-text-web sword-com
   sword-comm-tdavid sword-comm-scofield dict-foldoc dict-jargon dict-devil python3-doc \
   perl-doc linux-doc postgresql-doc fortunes
 
-.PHONY: demo test install data speech photos text smoke clean
+.PHONY: demo test install data speech photos text smoke results clean
 
 $(BIN)/sslax: setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -50,6 +50,11 @@ test: install data
 
 demo: install data
 	$(BIN)/python launch/demo.py --workdir runs/demo
+
+# RESULTS.md's demo and methods tables, retrained on this machine (about an
+# hour on a 2-core CPU; resumable: run it again to go on).
+results: install data
+	$(BIN)/python launch/results.py --workdir runs/results
 
 # The espeak-ng speaker corpus for configs/cpc_speech.py (about a minute).
 speech: install data
