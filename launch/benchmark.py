@@ -24,17 +24,23 @@ def sslax_command():
   return [sys.executable, "-m", "sslax"]
 
 
-def run_measured(cmd):
-  """Runs ``cmd``; returns (wall seconds, peak resident memory in GB)."""
+def run_measured(cmd, log=None):
+  """Runs ``cmd`` (its output appended to ``log`` where given); returns
+  (wall seconds, peak resident memory in GB)."""
   start = time.perf_counter()
-  proc = subprocess.Popen(cmd, cwd=ROOT)
-  _, status, usage = os.wait4(proc.pid, 0)
+  with open(log, "a") if log else open(os.devnull) as out:
+    proc = subprocess.Popen(cmd, cwd=ROOT, **(dict(stdout=out, stderr=subprocess.STDOUT)
+                                               if log else {}))
+    _, status, usage = os.wait4(proc.pid, 0)
   if os.waitstatus_to_exitcode(status) != 0:
-    sys.exit(f"benchmark: {' '.join(cmd)} failed")
+    sys.exit(f"{os.path.basename(sys.argv[0])}: {' '.join(cmd)} failed"
+             + (f"; see {log}" if log else ""))
   return time.perf_counter() - start, usage.ru_maxrss / 1e6  # ru_maxrss is in KiB
 
 
-def images_per_second(workdir):
+def examples_per_second(workdir):
+  """The mean logged training rate, leaving out the first interval
+  (compilation)."""
   rates = []
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     for line in f:
@@ -42,8 +48,8 @@ def images_per_second(workdir):
       if "examples_per_second" in record or "images_per_second" in record:
         # (runs written before examples_per_second say images_per_second)
         rates.append(record.get("examples_per_second", record.get("images_per_second")))
-  rates = rates[1:] or rates  # the first interval includes compilation
-  return sum(rates) / len(rates)
+  rates = rates[1:] or rates
+  return sum(rates) / len(rates) if rates else None
 
 
 def main():
@@ -52,6 +58,8 @@ def main():
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--run", action="append", required=True, metavar="NAME=CONFIG")
   parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
+  parser.add_argument("--fractions", nargs="+", default=["0.01", "1.0"],
+                      help="label fractions of the linear probe (default 0.01 1.0)")
   args = parser.parse_args()
   results = {}
   for spec in args.run:
@@ -60,7 +68,7 @@ def main():
     overrides = [f"--config.{o}" for o in args.override] + ["--config.progress_bar=False"]
     train_s, peak_gb = run_measured(sslax_command() + [
         "train", "--config", config, "--workdir", workdir] + overrides)
-    for fraction in ("0.01", "1.0"):
+    for fraction in args.fractions:
       run_measured(sslax_command() + ["eval", "linear", "--workdir", workdir,
                                       "--label-fraction", fraction])
     run_measured(sslax_command() + ["eval", "knn", "--workdir", workdir])
@@ -71,22 +79,22 @@ def main():
 
     results[name] = {
         "config": config, "overrides": args.override,
-        "linear_top1_0.01": load("linear_0.01.json")["top1"],
-        "linear_top1_1.0": load("linear_1.0.json")["top1"],
+        **{f"linear_top1_{float(f)}": load(f"linear_{float(f)}.json")["top1"]
+           for f in args.fractions},
         "knn_top1_k20": load("knn.json")["top1_k20"],
         "knn_top1_k200": load("knn.json")["top1_k200"],
-        "images_per_second": images_per_second(workdir),
+        "examples_per_second": examples_per_second(workdir),
         "train_seconds": train_s, "train_peak_memory_gb": peak_gb,
     }
     with open(os.path.join(args.workdir, "benchmark.json"), "w") as f:
       json.dump(results, f, indent=2)
-  print("| method | linear 1% | linear 100% | kNN k=20 | kNN k=200 | images/s | "
-        "train s | peak memory (GB) |")
-  print("|---|---|---|---|---|---|---|---|")
+  linear = "".join(f"linear {float(f):.0%} | " for f in args.fractions)
+  print(f"| method | {linear}kNN k=20 | kNN k=200 | examples/s | train s | peak memory (GB) |")
+  print("|---|" + "---|" * (len(args.fractions) + 6))
   for name, r in results.items():
-    print(f"| {name} | {100 * r['linear_top1_0.01']:.2f} | {100 * r['linear_top1_1.0']:.2f} "
-          f"| {100 * r['knn_top1_k20']:.2f} | {100 * r['knn_top1_k200']:.2f} "
-          f"| {r['images_per_second']:.0f} | {r['train_seconds']:.0f} "
+    linear = "".join(f"{100 * r[f'linear_top1_{float(f)}']:.2f} | " for f in args.fractions)
+    print(f"| {name} | {linear}{100 * r['knn_top1_k20']:.2f} | {100 * r['knn_top1_k200']:.2f} "
+          f"| {r['examples_per_second']:.0f} | {r['train_seconds']:.0f} "
           f"| {r['train_peak_memory_gb']:.2f} |")
 
 

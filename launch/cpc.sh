@@ -8,6 +8,9 @@
 #   from CPC features, MFCC statistics and the random-init encoder.
 # Usage: launch/cpc.sh [RUNS_DIR]   (default runs/cpc)
 set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0
+fi
 cd "$(dirname "$0")/.."
 RUNS="${1:-runs/cpc}"
 SSLAX="${SSLAX:-.venv/bin/sslax}"  # a command, split on spaces

@@ -4,6 +4,12 @@
 # at 127.0.0.1:PORT and exchange collectives over gloo.
 # Usage: launch/cpu_processes.sh CONFIG WORKDIR [N=2] [DEVICES=4] [PORT=12355]
 set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0
+fi
+if [ $# -lt 2 ]; then
+  echo "usage: launch/cpu_processes.sh CONFIG WORKDIR [N=2] [DEVICES=4] [PORT=12355]" >&2; exit 2
+fi
 cd "$(dirname "$0")/.."
 CONFIG="$1"; WORKDIR="$2"; N="${3:-2}"; DEVICES="${4:-4}"; PORT="${5:-12355}"
 pids=()

@@ -10,6 +10,9 @@
 # Example: launch/gpus.sh configs/simclr.py:cifar10 runs/simclr-c10 \
 #            --config.model.encoder=resnet18 --config.compute_dtype=bfloat16
 set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0
+fi
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
   echo "usage: launch/gpus.sh CONFIG WORKDIR [--config.key=value ...]" >&2; exit 2

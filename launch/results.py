@@ -26,12 +26,13 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "launch"))
+from benchmark import examples_per_second, run_measured, sslax_command  # noqa: E402
 
 # (run name, row label, config): the methods table, in RESULTS.md's order.
 METHODS = (
@@ -96,25 +97,11 @@ def finished(workdir, name, steps):
 
 def train(workdir, config_spec, log):
   """Trains (or resumes) in its own process; returns (seconds, peak GB)."""
-  cmd = [sys.executable, "-m", "sslax", "train", "--config", os.path.join(ROOT, config_spec),
-         "--workdir", workdir, "--config.progress_bar=False"]
-  print("results: " + " ".join(cmd[1:]), flush=True)
-  start = time.perf_counter()
-  with open(log, "a") as out:
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(proc.pid, 0)
-  if os.waitstatus_to_exitcode(status) != 0:
-    sys.exit(f"results: training failed; see {log} (rerun to resume)")
-  return time.perf_counter() - start, usage.ru_maxrss / 1e6  # ru_maxrss is in KiB
-
-
-def examples_per_second(workdir):
-  """Mean logged rate, leaving out the first interval (compilation)."""
-  from sslax.train.metrics import read_metrics
-  rates = [r["examples_per_second"] for r in read_metrics(workdir)
-           if "examples_per_second" in r]
-  rates = rates[1:] or rates
-  return sum(rates) / len(rates) if rates else None
+  cmd = sslax_command() + ["train", "--config", os.path.join(ROOT, config_spec),
+                           "--workdir", workdir, "--config.progress_bar=False"]
+  print(f"results: sslax train --config {config_spec} --workdir {workdir} (log: {log})",
+        flush=True)
+  return run_measured(cmd, log)
 
 
 def evaluate(workdir, name, steps):

@@ -5,6 +5,12 @@
 # Usage: launch/semi_supervised.sh WORKDIR [EPOCHS_AT_100%]
 # EPOCHS_AT_100% (default: config.finetune.epochs) shortens the 100% runs.
 set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0
+fi
+if [ $# -lt 1 ]; then
+  echo "usage: launch/semi_supervised.sh WORKDIR [EPOCHS_AT_100%]" >&2; exit 2
+fi
 cd "$(dirname "$0")/.."
 WORKDIR="$1"
 EPOCHS_FULL="${2:-}"

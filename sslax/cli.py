@@ -269,11 +269,17 @@ def _next_commands(workdir: str, step: int):
   from sslax.train import artifact  # pylint: disable=g-import-not-at-top
   if jax.process_index() != 0:
     return
+  from sslax.data.sources import probe_labels  # pylint: disable=g-import-not-at-top
+  from sslax.train import run_config  # pylint: disable=g-import-not-at-top
   definition, _ = artifact.read_encoder_definition(workdir)
+  labelled = probe_labels(run_config.load_config(workdir, reads_data=False).data)
   me = shlex.join(invocation())
   where = shlex.quote(workdir)
   evals = [f"{me} eval {name} --workdir {where}"
-           for name in protocols.for_output(definition.output)[:2]]
+           for name in protocols.applicable(definition, labelled)[:2]]
+  if not labelled and "linear" in protocols.for_output(definition.output):
+    # the probes need labelled data: the run's splits have none
+    evals.append(f"{me} eval linear --workdir {where} --config.data.data_dir=LABELLED_DATA")
   pictures = [f"{me} viz --workdir {where}"] if definition.output == "vector" else []
   steps = [*evals, *pictures, f"{me} export --workdir {where} --out {where}/export"]
   print(f"sslax: trained to step {step} in {workdir}; next: {'; '.join(steps)}",

@@ -89,7 +89,7 @@ def test_workdir_of_a_different_config_is_left_untouched(tmp_path, capsys):
   assert any(k.startswith("checkpoints") for k in before)
   fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", workdir,
                           "--config.num_steps=2", "--config.seed=5"],
-                 "different config (differs in seed)")
+                 "different config (differs in seed); resume with --config.seed=0, or")
   assert _snapshot(workdir) == before
   # Run-control keys may change: the same config resumes (and is already done).
   cli.main(["train", "--config", SMOKE, "--workdir", workdir, "--config.num_steps=2",
@@ -164,3 +164,20 @@ def test_bad_eval_requests(tmp_path, capsys, argv, match):
 def test_incomplete_distributed_flags(tmp_path, capsys):
   fails_cleanly(capsys, ["train", "--config", SMOKE, "--workdir", str(tmp_path),
                           "--coordinator", "127.0.0.1:1234"], "go together")
+
+
+def test_data_of_another_modality_names_the_modality_that_fits():
+  import numpy as np
+  from sslax.config_loading import apply_overrides, load_config_file
+  from sslax.data import modality
+  from sslax.data.source import ArraySource
+  from sslax.errors import UserError
+  waveforms = ArraySource(arrays={"audio": np.zeros((4, 100), np.float32)})
+  config = load_config_file(SMOKE)
+  with pytest.raises(UserError, match=r"modality is image but .* examples have audio; "
+                                      r"set --config.data.modality=audio$"):
+    modality.check_config(config, waveforms)
+  modality.check_config(apply_overrides(config, ["data.modality=audio"]), waveforms)
+  tokens = ArraySource(arrays={"centre": np.zeros((4,), np.int32)})
+  with pytest.raises(UserError, match="set --config.data.modality=text$"):
+    modality.check_config(config, tokens)

@@ -139,6 +139,11 @@ def test_unlabelled_folder_trains_and_refuses_label_based_evaluation(tmp_path, c
   err = capsys.readouterr().err
   assert "online evaluation is off" in err
   assert "online linear probe is off: the training data has no labels" in err
+  # what to run next: the probes only with labelled data given
+  done = err.strip().splitlines()[-1]
+  assert "next: " in done and "export --workdir" in done
+  assert "eval knn" not in done and "eval finetune" not in done
+  assert f"eval linear --workdir {workdir} --config.data.data_dir=LABELLED_DATA" in done
   records = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
   assert [r["step"] for r in records] == [2, 4]
   assert not any("online_knn_top1_k20" in r for r in records)

@@ -70,6 +70,19 @@ def split_source(data_config, key: str, *, fix: str = ""):
     raise UnknownSplit(f"{e}; set config.data.{key} to one of them{fix}") from None
 
 
+def probe_labels(data_config) -> bool:
+  """Whether label-based evaluation applies to this data: both evaluation
+  splits are labelled, and their labels say what an example shows (not
+  ``SOURCE_LABELLED``). False where the data cannot be read."""
+  if data_config.name in SOURCE_LABELLED:
+    return False
+  try:
+    return all(labelled(split_source(data_config, key))
+               for key in ("eval_train_split", "eval_split"))
+  except UserError:
+    return False
+
+
 def labelled_source(data_config, key: str, purpose: str, *, fix: str = ""):
   """``split_source``, refused with one line when the split has no labels
   (an unlabelled folder or array, imagenet2012's test split): ``purpose``

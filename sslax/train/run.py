@@ -34,7 +34,7 @@ def validate_config(config, source):
   if int(config.online_eval_every) < 0:
     raise UserError("config.online_eval_every must be >= 0 (0 turns online "
                     f"evaluation off), got {config.online_eval_every}")
-  modality.of_config(config.data).check_config(config, source)
+  modality.check_config(config, source)
 
 
 def check_source(source):

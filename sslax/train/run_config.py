@@ -8,7 +8,7 @@ import jax
 import ml_collections
 from jax.experimental import multihost_utils
 
-from sslax.config_loading import apply_overrides
+from sslax.config_loading import apply_overrides, flatten
 from sslax.errors import UserError
 from sslax.train.checkpoint import latest_step
 from sslax.train.workdir import workdir_path
@@ -39,6 +39,28 @@ def _comparable(config_dict):
     out["data"] = {k: v for k, v in out["data"].items()
                    if k not in RUN_CONTROL_DATA_KEYS}
   return out
+
+
+def _different_config(workdir, old: dict, new: dict) -> str:
+  """The refusal of a changed config: the keys that differ, and the
+  overrides that give back the saved values."""
+  saved, given = dict(flatten(_comparable(old))), dict(flatten(_comparable(new)))
+  if saved.get("method") != given.get("method"):
+    return (f"{workdir} holds checkpoints of a {saved.get('method')} run, not "
+            f"{given.get('method')}; use a new --workdir")
+  keys = sorted(k for k in set(saved) | set(given) if saved.get(k, None) != given.get(k, None))
+  fix = " ".join(f"--config.{k}={_literal(saved[k])}" for k in keys[:4] if k in saved)
+  return (f"{workdir} holds checkpoints of a different config (differs in "
+          f"{', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''}); resume with "
+          + (f"{fix}, " if fix and len(keys) <= 4 else "the original config, ")
+          + "or use a new --workdir")
+
+
+def _literal(value) -> str:
+  """A JSON value as --config.KEY=VALUE takes it."""
+  if isinstance(value, (list, tuple)):
+    return ",".join(_literal(v) for v in value)
+  return repr(value) if isinstance(value, str) and " " in value else str(value)
 
 
 def _read_json(path: epath.Path):
@@ -107,11 +129,7 @@ def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
   if latest_step(workdir) is not None and path.exists():
     old = _read_json(path)
     if _comparable(old) != _comparable(new):
-      diff = sorted(k for k in set(old) | set(new)
-                    if k not in RUN_CONTROL_KEYS and old.get(k) != new.get(k))
-      raise UserError(f"{workdir} holds checkpoints of a different config "
-                      f"(differs in {', '.join(diff)}); use a new --workdir or the "
-                      "original config")
+      raise UserError(_different_config(workdir, old, new))
   if jax.process_index() == 0 and (not path.exists() or _read_json(path) != new):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / (CONFIG_FILE + ".tmp")

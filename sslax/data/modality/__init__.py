@@ -1,5 +1,6 @@
 """The modalities sslax trains on, one module each: its examples' key, its
-encoders' preprocessing kinds, its input checks (``check_config`` raises,
+encoders' preprocessing kinds, its input checks (``accepts(element_spec)``
+says whether a source's examples are its kind, ``check_config`` raises,
 ``notes(config, source)`` lists what training says once in its log), what an
 encoder sees at evaluation time and its raw baselines. Nothing else branches on the
 modality: it asks the module named by ``config.data.modality`` (or the one
@@ -18,6 +19,20 @@ def of_config(data_config):
     raise UserError(f"unknown config.data.modality {name!r}; use one of "
                     f"{', '.join(MODALITIES)}")
   return MODALITIES[name]
+
+
+def check_config(config, source):
+  """The modality module's checks of the config against the training data,
+  after refusing data of another modality with the override that fits it."""
+  module = of_config(config.data)
+  spec = source.element_spec
+  if not module.accepts(spec):
+    fits = [name for name, m in MODALITIES.items() if m.accepts(spec)]
+    fix = (f"set --config.data.modality={fits[0]}" if fits else
+           f"give {module.NAME} data (examples with {module.KEY!r})")
+    raise UserError(f"config.data.modality is {module.NAME} but {config.data.name} "
+                    f"examples have {', '.join(sorted(spec))}; {fix}")
+  module.check_config(config, source)
 
 
 def owning(preprocess_kind: str):

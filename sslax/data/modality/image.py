@@ -38,15 +38,16 @@ def _per_channel(value: float, channels: int) -> str:
   return ",".join([str(value)] * channels) + ("," if channels == 1 else "")
 
 
+def accepts(element_spec) -> bool:
+  """Whether examples with this ``{name: (shape, dtype)}`` are images."""
+  return KEY in element_spec
+
+
 def check_config(config, source):
   """One-line errors for image settings that would fail deep inside."""
   if len(config.data.image_size) != 2:
     raise UserError(f"config.data.image_size must be (height, width), got "
                     f"{tuple(config.data.image_size)}")
-  if KEY not in source.element_spec:
-    raise UserError(f"config.data.modality is image but {config.data.name} examples "
-                    f"have {sorted(source.element_spec)}, no {KEY!r}; set "
-                    "config.data.modality to the data's")
   channels = source.element_spec[KEY][0][-1]
   for key in ("mean", "std"):
     if len(config.data[key]) != channels:

@@ -2,7 +2,9 @@
 
 Each module says what it evaluates: ``OUTPUT``, the encoder output kind it
 needs (``vector``, ``table``, ...; ``sslax.encoder.OUTPUT_KINDS``), and
-``LABELS``, whether it needs labelled data; its ``add_arguments(parser)``
+``LABELS``, whether it needs labelled data; ``applies(definition,
+probe_labels)``, whether it fits an encoder of a run whose evaluation splits
+are labelled or not (what training suggests next); its ``add_arguments(parser)``
 and ``run(args, overrides) -> dict`` (which writes ``WORKDIR/eval/*.json``);
 ``claims(file_name)``, whether an eval file is one of its results, and
 ``report_rows(file_name, result)``: its rows in ``sslax report``
@@ -25,6 +27,13 @@ EVALUATIONS = {
 def for_output(output: str) -> list:
   """The evaluations that apply to an encoder of output kind ``output``."""
   return [name for name, e in EVALUATIONS.items() if e.OUTPUT == output]
+
+
+def applicable(definition, probe_labels: bool) -> list:
+  """The evaluations that fit the encoder ``definition`` of a run whose
+  evaluation splits are labelled (``probe_labels``) or not."""
+  return [name for name in for_output(definition.output)
+          if EVALUATIONS[name].applies(definition, probe_labels)]
 
 
 def check_encoder(name: str, workdir: str, encoder=None):

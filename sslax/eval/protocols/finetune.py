@@ -10,6 +10,11 @@ HELP = ("fine-tune encoder + linear head on a fraction of the labels (or train "
 _FILE = re.compile(r"^finetune(?:_(random_init))?_([0-9.]+)\.json$")
 
 
+def applies(definition, probe_labels: bool) -> bool:
+  del definition
+  return probe_labels  # the run's own labelled splits
+
+
 def add_arguments(parser):
   parser.add_argument("--label-fraction", type=float, default=0.01)
   parser.add_argument("--init", default="encoder",

@@ -10,6 +10,11 @@ HELP = "weighted kNN on frozen features (k=20, 200)"
 _FILE = re.compile(r"^knn(?:_(random_init|raw_pixels|mfcc))?\.json$")
 
 
+def applies(definition, probe_labels: bool) -> bool:
+  del definition
+  return probe_labels  # the run's own labelled splits
+
+
 def add_arguments(parser):
   parser.add_argument("--temperature", type=float, default=0.07)
   parser.add_argument("--features", default="encoder",

@@ -8,6 +8,11 @@ HELP = "linear probe on frozen features"
 _FILE = re.compile(r"^linear(?:_(random_init|raw_pixels|mfcc))?_([0-9.]+)\.json$")
 
 
+def applies(definition, probe_labels: bool) -> bool:
+  del definition
+  return probe_labels  # the run's own labelled splits
+
+
 def add_arguments(parser):
   parser.add_argument("--label-fraction", type=float, default=1.0)
   parser.add_argument("--features", default="encoder",

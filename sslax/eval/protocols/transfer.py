@@ -5,10 +5,19 @@ data_dir, splits). Vector encoders; ``eval/transfer_<dataset>_linear_*.json``.""
 
 import re
 
+from sslax.data import modality
+from sslax.data.modality import image
+
 OUTPUT, LABELS = "vector", True
 HELP = ("linear probe of the encoder on other labelled images (default: grayscale "
         "Fashion-MNIST; config.evals.transfer.data)")
 _FILE = re.compile(r"^transfer_(\w+?)_linear(?:_(random_init))?_([0-9.]+)\.json$")
+
+
+def applies(definition, probe_labels: bool) -> bool:
+  del probe_labels  # its data is config.evals.transfer.data
+  return modality.owning(definition.preprocess["kind"]) is image and (
+      1 in image.input_channels(definition))  # gray target images
 
 
 def add_arguments(parser):

@@ -15,6 +15,11 @@ HELP = "word analogies, WordSim-353/SimLex-999 and neighbours of a table encoder
 VOCABULARY = "vocab.json"
 
 
+def applies(definition, probe_labels: bool) -> bool:
+  del definition, probe_labels
+  return True
+
+
 def add_arguments(parser):
   parser.add_argument("--encoder", help="which of the run's encoders (default: the primary)")
   parser.add_argument("--data-dir", help="the evaluation files (default: "
