@@ -74,6 +74,11 @@ def build_parser():
   train.add_argument("--config", required=True,
                      help="config file and variant, e.g. configs/simclr.py:fashion_mnist")
   train.add_argument("--workdir", required=True)
+  train.add_argument("--extend-to", type=int, metavar="N",
+                     help="continue the workdir's run (finished or not) to N steps; its "
+                     "learning-rate schedule keeps its length, then follows "
+                     "config.optimizer.extend (tail: a new cosine from tail_peak x the "
+                     "peak; hold: the end value)")
   train.add_argument("--distributed", action="store_true",
                      help="call jax.distributed.initialize() (TPU pods detect the rest)")
   train.add_argument("--coordinator", help="host:port of process 0 (multi-process)")
@@ -187,7 +192,7 @@ def run(argv):
     from sslax.train.interrupt import Interrupted  # pylint: disable=g-import-not-at-top
     from sslax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
     try:
-      state = train_and_evaluate(config, args.workdir)
+      state = train_and_evaluate(config, args.workdir, extend_to=args.extend_to)
     except Interrupted as e:
       # One line: where it stopped, how to resume; 0 for SIGTERM, 130 for SIGINT.
       print(f"sslax: {e}; resume with the same command and --workdir: "

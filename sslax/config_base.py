@@ -13,6 +13,12 @@ VARIANTS = ("fashion_mnist", "cifar10", "stl10", "imagenet", "image_folder", "sm
 FASHION_MNIST_STEPS = 1000  # the CPU budget every method gets on Fashion-MNIST
 
 
+def schedule_steps(config) -> int:
+  """The steps the schedules run over (``config.schedule_steps``, else
+  ``config.num_steps``)."""
+  return int(config.get("schedule_steps") or config.num_steps)
+
+
 def base_config(method: str) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.method = method
@@ -20,10 +26,16 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.compute_dtype = "float32"  # or "bfloat16" (parameters stay float32)
   c.global_batch_size = 256
   c.num_steps = FASHION_MNIST_STEPS
+  # Steps the schedules (learning rate, BYOL's tau) run over; None: num_steps.
+  # `sslax train --extend-to N` sets it to the run's old length.
+  c.schedule_steps = None
   c.log_every = 50
   c.checkpoint_every = 500
   c.keep_checkpoints = 2
   c.progress_bar = True
+  # Seconds without a heartbeat after which WORKDIR/run.lock is stale on any
+  # host (a run killed elsewhere); the holder rewrites it every tenth of that.
+  c.lock_timeout = 300
   c.online_eval_every = 250  # steps between online kNN / probe evaluations; 0: off
   c.online_probe = ml_collections.ConfigDict(dict(learning_rate=1e-3))
   # Splits: training reads train_split; evaluation (kNN bank, probes' training
@@ -53,7 +65,11 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict(dict(
       name="lars", learning_rate=0.3, lr_scaling="linear", schedule="cosine",
       warmup_steps=100, weight_decay=1e-6, momentum=0.9, trust_coefficient=0.001,
-      nesterov=False, b1=0.9, b2=0.999))
+      nesterov=False, b1=0.9, b2=0.999,
+      # After schedule_steps (an extended run): "tail", a new cosine from
+      # tail_peak x the peak to zero over the added steps; "hold", the
+      # schedule's end value.
+      extend="tail", tail_peak=0.1))
   # Evaluation. Features are extracted batch_size examples at a time, each
   # batch split over every device. The linear probe (`sslax eval linear`):
   # linear_probe="lbfgs", full-batch L-BFGS with the L2 penalty chosen on a

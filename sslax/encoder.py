@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax.data import modality as modalities
-from sslax.errors import UserError
+from sslax.errors import UserError, read_json
 from sslax.models import make_encoder
 from sslax.models.channel_split import ChannelSplit
 from sslax.models.embedding import TokenEmbedding
@@ -267,10 +267,9 @@ def write_definition(path, definition: EncoderDef, **extra):
 
 def read_definition(path) -> Tuple[EncoderDef, dict]:
   """``(definition, the whole JSON)`` of an epath ``path``."""
-  try:
-    info = json.loads(path.read_text())
-  except json.JSONDecodeError:
-    raise UserError(f"{path} is not valid JSON; restore it or retrain") from None
+  info = read_json(path, "rerun the `sslax train` command of its workdir, which "
+                         "rewrites it from the config without retraining (or export "
+                         "the encoder again)")
   return EncoderDef.from_json(info), info
 
 

@@ -1,4 +1,7 @@
-"""The one exception type for mistakes a user can fix."""
+"""The one exception type for mistakes a user can fix, and the reading of
+the JSON files a run keeps (damaged ones are such mistakes)."""
+
+import json
 
 
 class UserError(Exception):
@@ -19,3 +22,16 @@ class NonFinite(UserError):
   message names the step and the fix). Training stops with exit status 3,
   having saved nothing non-finite: its last checkpoints are finite ones."""
   exit_code = 3
+
+
+def read_json(path, fix: str) -> dict:
+  """The JSON object in the file ``path`` (an ``epath.Path``); one line
+  (``UserError``) naming the file and ``fix`` when it is not UTF-8 JSON
+  holding an object: a file torn, truncated or overwritten."""
+  try:
+    value = json.loads(path.read_bytes().decode("utf-8"))
+  except (UnicodeDecodeError, json.JSONDecodeError):
+    value = None
+  if not isinstance(value, dict):
+    raise UserError(f"{path} is damaged (not UTF-8 JSON holding an object); {fix}")
+  return value

@@ -8,7 +8,6 @@ where it came from. ``load_encoder(PATH)`` gives back a Linen module and its
 variables, placed on the devices of the process that loads them.
 """
 
-import json
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +16,7 @@ import orbax.checkpoint as ocp
 
 from sslax import encoder as encoder_lib
 from sslax.data import modality as modalities
-from sslax.errors import UserError
+from sslax.errors import UserError, read_json
 from sslax.train import artifact, checkpoint, run_config
 
 INFO_FILE = encoder_lib.INFO_FILE
@@ -153,11 +152,7 @@ def load_encoder(path: str, sharding=None, name=None):
 
 
 def _read_info(path) -> dict:
-  try:
-    return json.loads((path / INFO_FILE).read_text())
-  except json.JSONDecodeError:
-    raise UserError(f"{path / INFO_FILE} is not valid JSON; export the encoder "
-                    "again") from None
+  return read_json(path / INFO_FILE, "export the encoder again")
 
 
 def preprocess(images, info):

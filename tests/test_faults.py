@@ -238,10 +238,13 @@ def test_second_run_on_a_workdir_is_refused_and_a_killed_runs_lock_is_stale(tmp_
   finally:
     if first.poll() is None:
       first.kill()
-  # The killed run's lock stays; its process is gone, so the next run takes it.
+  # The killed run's lock stays; its process is gone, so the next run takes
+  # it over, and says so.
   assert os.path.exists(lock)
   code, lines = _train(workdir, *longer)
-  assert (code, lines) == (0, [])
+  assert code == 0 and len(lines) == 1, lines
+  assert lines[0].startswith(f"sslax: note: took over {lock} of process {first.pid} on ")
+  assert lines[0].endswith(": its process is gone")
   assert checkpoint.saved_steps(workdir)[-1] == 400
   assert not os.path.exists(lock)
 

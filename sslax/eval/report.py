@@ -5,7 +5,7 @@ import json
 
 from etils import epath
 
-from sslax.errors import UserError
+from sslax.errors import UserError, read_json
 from sslax.eval.protocols import EVALUATIONS
 from sslax.train import run_config
 
@@ -13,8 +13,8 @@ from sslax.train import run_config
 def _read_json(path):
   """The JSON in ``path``, or None where it is not valid JSON."""
   try:
-    return json.loads(path.read_text())
-  except json.JSONDecodeError:
+    return json.loads(path.read_bytes().decode("utf-8"))
+  except (UnicodeDecodeError, json.JSONDecodeError):
     return None
 
 
@@ -30,7 +30,7 @@ def collect(run_dir: str):
   if not eval_dir.is_dir() or not any(p.name.endswith(".json") for p in eval_dir.iterdir()):
     raise UserError(f"{run_dir} has no evaluation results yet (no eval/*.json); run "
                     f"`sslax eval linear --workdir {run_dir}` (or knn, ...) first")
-  config = json.loads(config_path.read_text())
+  config = read_json(config_path, "restore it from a copy")
   method = config.get("method", "?")
   # Results written before they named their data: the run's own.
   trained_on = run_config.describe_data(config.get("data", {}))

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import jax
 
 from sslax import losses
+from sslax.config_base import schedule_steps
 from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods import common
@@ -67,7 +68,7 @@ def build(config) -> Method:
                          common.deinterleave(h)[0])
 
   def after_update(method_state, params, step):
-    tau = common.cosine_momentum(step, config.num_steps, bc.tau_base)
+    tau = common.cosine_momentum(step, schedule_steps(config), bc.tau_base)
     return method_state._replace(
         params=common.ema(method_state.params, target_part(params), tau))
 

@@ -46,6 +46,41 @@ def write_encoders(workdir: str, method, state, config, source):
     ckptr.save(root / ENCODER_INIT_DIR, primary)
 
 
+def damaged(workdir: str, method) -> list:
+  """The encoder files of a run that are missing or unreadable: each
+  description (``encoder.json``, ``encoders/<name>.json``) and
+  ``encoder_init/`` (restored in full: it is small). What ``write_encoders``
+  rewrites, after removing a damaged ``encoder_init/``."""
+  root = workdir_path(workdir)
+  paths = [root / encoder_lib.INFO_FILE] + [root / ENCODERS_DIR / f"{n}.json"
+                                            for n in method.encoders]
+  bad = []
+  for path in paths:
+    try:
+      encoder_lib.read_definition(path)
+    except (UserError, OSError, KeyError, TypeError, ValueError):
+      bad.append(path)
+  init = root / ENCODER_INIT_DIR
+  try:
+    shapes = method.encoder.abstract_variables()
+    with ocp.StandardCheckpointer() as ckptr:
+      ckptr.restore(init, jax.tree.map(
+          lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=local_replicated()),
+          shapes))
+  except Exception:  # pylint: disable=broad-except
+    # Orbax reports a missing or damaged directory in many types.
+    bad.append(init)
+  return bad
+
+
+def repair(workdir: str, method, state, config, source, paths):
+  """Rewrites the ``damaged`` ``paths`` from a state at initialisation."""
+  init = workdir_path(workdir) / ENCODER_INIT_DIR
+  if init in paths and init.exists() and jax.process_index() == 0:
+    init.rmtree()
+  write_encoders(workdir, method, state, config, source)
+
+
 def encoder_names(workdir: str) -> list:
   """The names of a workdir's encoders, the primary first (a workdir written
   before named encoders has one, ``encoder``)."""
@@ -79,9 +114,9 @@ def read_encoder_definition(workdir: str, name=None):
   primary, ``encoder.json``)."""
   path = _description_path(workdir, name)
   if not path.exists():
-    raise UserError(f"{workdir} holds no {encoder_lib.INFO_FILE}: it was not trained "
-                    "by this version of sslax; train it again with `sslax train "
-                    f"--config ... --workdir {workdir}`")
+    raise UserError(f"{workdir} holds no {encoder_lib.INFO_FILE}; rerun the `sslax "
+                    "train` command of this workdir: it rewrites it from the config, "
+                    "without retraining")
   return encoder_lib.read_definition(path)
 
 
@@ -110,8 +145,9 @@ def restore_encoder(workdir: str, *, name=None, random_init: bool = False, step=
   if random_init:
     path = workdir_path(workdir) / ENCODER_INIT_DIR
     if not path.exists():
-      raise UserError(f"{workdir} holds no {ENCODER_INIT_DIR}/; train it again with "
-                      "this version of sslax")
+      raise UserError(f"{workdir} holds no {ENCODER_INIT_DIR}/; rerun the `sslax train` "
+                      "command of this workdir: it rewrites it from the config, without "
+                      "retraining")
     with ocp.StandardCheckpointer() as ckptr:
       return encoder_lib.Encoder(definition, ckptr.restore(path, shapes), assets)
   step = latest_step(workdir) if step is None else step

@@ -62,7 +62,7 @@ def log_line(done: int, num_steps: int, record: dict, global_batch: int) -> str:
 
 
 def train_and_evaluate(config, workdir: str, *, source=None, method=None,
-                       stop_at: int = None, eval_sources=None):
+                       stop_at: int = None, eval_sources=None, extend_to: int = None):
   """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
   ``source`` and ``method`` replace the config's own (see ``setup``): e.g.
@@ -73,10 +73,15 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
   off when ``source`` is given without them). Returns the final TrainState.
   SIGTERM or SIGINT during the steps saves the step reached and raises
   ``interrupt.Interrupted`` (its ``step``, ``signum`` and ``state``).
+  ``extend_to`` continues the workdir's run to that many steps
+  (``run_config.extend``: its schedules keep their length).
   """
   own_source = source is not None
   if own_source:  # config.json says so: evaluations then refuse its data.name
     config = run_config.record_given_source(config, source)
+  extend_line = None
+  if extend_to is not None:
+    config, extend_line = run_config.extend(config, workdir, extend_to)
   run = setup(config, source=source, method=method)
   # Before anything is written: a refused evaluation split costs nothing.
   evaluate = online.make_online_eval(config, run.method.encoder, run.mesh, run.source,
@@ -86,9 +91,9 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
   probe_off = online.probe_note(run.method.encoder, run.source)
   if probe_off:
     _report(f"sslax: note: the online linear probe is off: {probe_off}")
-  with workdir_lib.claim(workdir):
+  with workdir_lib.claim(workdir, config.get("lock_timeout", 300), report=_report):
     try:
-      return _train(run, workdir, evaluate, stop_at)
+      return _train(run, workdir, evaluate, stop_at, extend_line)
     except (OSError, ValueError) as e:
       problem = workdir_lib.system_error(e)
       if problem is None:
@@ -116,16 +121,26 @@ def _report(line: str):
     print(line, file=sys.stderr, flush=True)
 
 
-def _train(run: Run, workdir: str, evaluate, stop_at):
+def _train(run: Run, workdir: str, evaluate, stop_at, extend_line=None):
   """The steps of ``train_and_evaluate``, with ``workdir`` claimed."""
   config, mesh, source = run.config, run.mesh, run.source
-  run_config.check_or_write_config(workdir, config)
+  run_config.check_or_write_config(workdir, config, extending=extend_line is not None)
+  if extend_line:
+    _report(extend_line)
   state = None
   if checkpoint.latest_step(workdir) is not None:
     state = checkpoint.restore_newest(workdir, abstract_state(run), report=_report)
   if state is None:
     state = init_state(run)
     artifact.write_encoders(workdir, run.method, state, config, run.source)
+  else:
+    # What evaluation and export read besides the checkpoints: rewritten from
+    # the config when missing or damaged (encoder_init/ is the seed's).
+    damaged = artifact.damaged(workdir, run.method)
+    if damaged:
+      artifact.repair(workdir, run.method, init_state(run), config, run.source, damaged)
+      _report(f"sslax: note: rewrote {', '.join(p.name for p in damaged)} of {workdir} "
+              "(missing or damaged) from the config")
   # Made after the restore: a damaged checkpoint moved aside is not listed.
   mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
   start = int(jax.device_get(state.step))

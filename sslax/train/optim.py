@@ -6,12 +6,7 @@ import optax
 from sslax.errors import UserError
 
 
-def learning_rate_schedule(opt_config, global_batch_size: int, num_steps: int):
-  """Linear warmup, then ``schedule``: 'cosine' decay to zero (SimCLR, MoCo v2)
-  or 'step': x0.1 at 60% and 80% of the steps (MoCo v1's 120 and 160 of 200
-  epochs), or 'linear' decay to zero (word2vec). The peak is ``learning_rate * global_batch_size / 256`` with
-  ``lr_scaling='linear'`` (Goyal et al. 2017), ``* sqrt(global_batch_size)``
-  with 'sqrt', or ``learning_rate`` itself with 'none'."""
+def _peak(opt_config, global_batch_size: int) -> float:
   scaling = {
       "linear": global_batch_size / 256,
       "sqrt": global_batch_size ** 0.5,
@@ -20,7 +15,16 @@ def learning_rate_schedule(opt_config, global_batch_size: int, num_steps: int):
   if opt_config.lr_scaling not in scaling:
     raise UserError(f"unknown lr_scaling {opt_config.lr_scaling!r}; use one of "
                     f"{sorted(scaling)}")
-  peak = opt_config.learning_rate * scaling[opt_config.lr_scaling]
+  return opt_config.learning_rate * scaling[opt_config.lr_scaling]
+
+
+def learning_rate_schedule(opt_config, global_batch_size: int, num_steps: int):
+  """Linear warmup, then ``schedule``: 'cosine' decay to zero (SimCLR, MoCo v2)
+  or 'step': x0.1 at 60% and 80% of the steps (MoCo v1's 120 and 160 of 200
+  epochs), or 'linear' decay to zero (word2vec). The peak is ``learning_rate * global_batch_size / 256`` with
+  ``lr_scaling='linear'`` (Goyal et al. 2017), ``* sqrt(global_batch_size)``
+  with 'sqrt', or ``learning_rate`` itself with 'none'."""
+  peak = _peak(opt_config, global_batch_size)
   warmup = min(int(opt_config.warmup_steps), max(num_steps - 1, 0))
   kind = opt_config.schedule
   if kind == "cosine":
@@ -76,10 +80,33 @@ def _plain_sgd(c, lr):
 OPTIMIZERS = {"lars": _lars, "sgd": _sgd, "adamw": _adamw, "plain_sgd": _plain_sgd}
 
 
-def make_optimizer(opt_config, global_batch_size: int, num_steps: int):
-  """Returns ``(optax transformation, schedule)``."""
+def extended_schedule(opt_config, global_batch_size: int, num_steps: int,
+                      schedule_steps: int):
+  """The learning rate of a run of ``num_steps`` whose schedule was made for
+  ``schedule_steps`` (an extended run): that schedule, then, for the steps
+  past it, ``optimizer.extend``: "tail", a cosine from ``tail_peak`` x the
+  peak to zero; "hold", the schedule's end value."""
+  schedule = learning_rate_schedule(opt_config, global_batch_size, schedule_steps)
+  added = num_steps - schedule_steps
+  if added <= 0:
+    return schedule
+  extend = opt_config.get("extend", "tail")
+  if extend == "hold":
+    return schedule  # every schedule above holds its end value past its length
+  if extend != "tail":
+    raise UserError(f"unknown optimizer.extend {extend!r}; use tail or hold")
+  peak = _peak(opt_config, global_batch_size)
+  tail = optax.cosine_decay_schedule(float(opt_config.get("tail_peak", 0.1)) * peak, added)
+  return optax.join_schedules([schedule, tail], [schedule_steps])
+
+
+def make_optimizer(opt_config, global_batch_size: int, num_steps: int,
+                   schedule_steps: int = None):
+  """Returns ``(optax transformation, schedule)``; the schedule runs over
+  ``schedule_steps`` (default ``num_steps``; see ``extended_schedule``)."""
   if opt_config.name not in OPTIMIZERS:
     raise UserError(f"unknown optimizer {opt_config.name!r}; set "
                     f"config.optimizer.name to one of {sorted(OPTIMIZERS)}")
-  schedule = learning_rate_schedule(opt_config, global_batch_size, num_steps)
+  schedule = extended_schedule(opt_config, global_batch_size, num_steps,
+                               schedule_steps or num_steps)
   return OPTIMIZERS[opt_config.name](opt_config, schedule), schedule

@@ -10,6 +10,7 @@ import numpy as np
 import optax
 
 from sslax import encoder as encoder_lib
+from sslax.config_base import schedule_steps
 from sslax.data import modality, pipeline
 from sslax.data.source import LABEL, Source
 from sslax.data.sources import split_source
@@ -77,7 +78,7 @@ def setup(config, *, source=None, method=None) -> Run:
                     f"examples have {', '.join(sorted(source.element_spec))}; train it "
                     f"on data with {key!r} (config.data.name, config.data.modality)")
   tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
-                                config.num_steps)
+                                config.num_steps, schedule_steps(config))
   return Run(config, source, method, tx, schedule, mesh)
 
 

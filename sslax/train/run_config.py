@@ -9,7 +9,7 @@ import ml_collections
 from jax.experimental import multihost_utils
 
 from sslax.config_loading import apply_overrides, flatten
-from sslax.errors import UserError
+from sslax.errors import UserError, read_json
 from sslax.train.checkpoint import latest_step
 from sslax.train.workdir import workdir_path
 
@@ -17,7 +17,7 @@ CONFIG_FILE = "config.json"
 # Keys that control how a run is watched, not what it computes: they may change
 # between a run and its resumption.
 RUN_CONTROL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints",
-                    "progress_bar", "online_eval_every",
+                    "progress_bar", "online_eval_every", "lock_timeout",
                     "eval", "evals")  # evaluation settings: never what training computes
 
 # Where a run given its own source to ``train_and_evaluate`` says so: the
@@ -33,12 +33,61 @@ RUN_CONTROL_DATA_KEYS = ("workers", "eval_train_split", "eval_split", GIVEN_SOUR
 _DATA_OVERRIDES = ("data.name=", "data.data_dir=")
 
 
-def _comparable(config_dict):
-  out = {k: v for k, v in config_dict.items() if k not in RUN_CONTROL_KEYS}
-  if isinstance(out.get("data"), dict):
-    out["data"] = {k: v for k, v in out["data"].items()
-                   if k not in RUN_CONTROL_DATA_KEYS}
+# Keys added after runs were saved without them, with the value that means
+# what those runs did: a saved config without the key compares as having it.
+ADDED_KEYS = {"schedule_steps": None, "optimizer.extend": "tail", "optimizer.tail_peak": 0.1}
+# What `sslax train --extend-to N` changes.
+EXTEND_KEYS = ("num_steps", "schedule_steps", "optimizer.extend", "optimizer.tail_peak")
+
+
+def _drop(tree: dict, dotted: str, only_if=lambda value: True) -> dict:
+  """``tree`` without the key ``dotted`` (e.g. ``"optimizer.extend"``) where
+  ``only_if(its value)``."""
+  head, _, rest = dotted.partition(".")
+  if head not in tree:
+    return tree
+  if rest:
+    inner = tree[head]
+    return {**tree, head: _drop(inner, rest, only_if)} if isinstance(inner, dict) else tree
+  return {k: v for k, v in tree.items() if k != head} if only_if(tree[head]) else tree
+
+
+def _comparable(config_dict, ignore=()):
+  out = config_dict
+  for key in (*RUN_CONTROL_KEYS, *(f"data.{k}" for k in RUN_CONTROL_DATA_KEYS), *ignore):
+    out = _drop(out, key)
+  for key, default in ADDED_KEYS.items():
+    out = _drop(out, key, only_if=lambda value, default=default: value == default)
   return out
+
+
+def extend(config, workdir: str, num_steps: int):
+  """``config`` continued to ``num_steps`` (``sslax train --extend-to``):
+  the saved run's schedules keep their length (``schedule_steps``), the
+  steps past it follow ``optimizer.extend``. Returns ``(config, line)``: the
+  line says what the learning rate does."""
+  path = workdir_path(workdir) / CONFIG_FILE
+  if not path.exists() or latest_step(workdir) is None:
+    raise UserError(f"--extend-to continues a run, and {workdir} holds none yet; train "
+                    "it without --extend-to")
+  saved = _read_json(path)
+  old_steps = int(saved["num_steps"])
+  length = int(saved.get("schedule_steps") or old_steps)
+  if num_steps < old_steps:
+    raise UserError(f"--extend-to {num_steps} is below the run's {old_steps} steps; give "
+                    f"more than {old_steps}")
+  config = config.copy_and_resolve_references()
+  config.num_steps, config.schedule_steps = int(num_steps), length
+  how = config.optimizer.get("extend", "tail")
+  if how == "tail":
+    what = (f"a new cosine from {config.optimizer.get('tail_peak', 0.1):g} x its peak to "
+            f"zero over steps {length}-{num_steps}")
+  else:
+    what = f"its end value from step {length} on"
+  line = (f"sslax: note: extending {workdir} from {old_steps} to {num_steps} steps; the "
+          f"learning rate keeps its {length}-step schedule, then {what} "
+          f"(config.optimizer.extend={how!r}; 'tail' or 'hold')")
+  return config, line
 
 
 def _different_config(workdir, old: dict, new: dict) -> str:
@@ -49,6 +98,11 @@ def _different_config(workdir, old: dict, new: dict) -> str:
     return (f"{workdir} holds checkpoints of a {saved.get('method')} run, not "
             f"{given.get('method')}; use a new --workdir")
   keys = sorted(k for k in set(saved) | set(given) if saved.get(k, None) != given.get(k, None))
+  if (set(keys) <= set(EXTEND_KEYS) and "num_steps" in keys
+      and given["num_steps"] > saved["num_steps"]):
+    return (f"{workdir} holds a run of {saved['num_steps']} steps; to train it to "
+            f"{given['num_steps']}, add --extend-to {given['num_steps']} (or use a new "
+            "--workdir)")
   fix = " ".join(f"--config.{k}={_literal(saved[k])}" for k in keys[:4] if k in saved)
   return (f"{workdir} holds checkpoints of a different config (differs in "
           f"{', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''}); resume with "
@@ -64,10 +118,7 @@ def _literal(value) -> str:
 
 
 def _read_json(path: epath.Path):
-  try:
-    return json.loads(path.read_text())
-  except json.JSONDecodeError:
-    raise UserError(f"{path} is not valid JSON; restore it or use a new workdir") from None
+  return read_json(path, "restore it from a copy, or train into a new --workdir")
 
 
 def load_config(workdir: str, overrides=(), *, reads_data: bool = True
@@ -115,9 +166,11 @@ def record_given_source(config, source) -> ml_collections.ConfigDict:
   return config
 
 
-def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
+def check_or_write_config(workdir: str, config: ml_collections.ConfigDict, *,
+                          extending: bool = False):
   """Writes the run's config; refuses a workdir whose checkpoints were made by a
-  different config (only run-control keys may differ)."""
+  different config (only run-control keys may differ; and the length, when
+  ``extending``)."""
   path = workdir_path(workdir) / CONFIG_FILE
   new = json.loads(config.to_json())
   # Every process takes the same branches: checkpoints are only created after
@@ -128,7 +181,8 @@ def check_or_write_config(workdir: str, config: ml_collections.ConfigDict):
                     "into a new --workdir")
   if latest_step(workdir) is not None and path.exists():
     old = _read_json(path)
-    if _comparable(old) != _comparable(new):
+    ignore = EXTEND_KEYS if extending else ()
+    if _comparable(old, ignore) != _comparable(new, ignore):
       raise UserError(_different_config(workdir, old, new))
   if jax.process_index() == 0 and (not path.exists() or _read_json(path) != new):
     path.parent.mkdir(parents=True, exist_ok=True)

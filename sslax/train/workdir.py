@@ -1,14 +1,18 @@
 """The training run's hold on its workdir: one run at a time, and system
 errors (full disk, read-only or unwritable paths) as one line each.
 
-``claim(workdir)`` checks that the workdir is a directory this process can
-write, and takes ``WORKDIR/run.lock``: a file naming the host, process id and
-process start time of the run holding it. A second run on the same workdir is
-refused with one line. A lock left by a killed run is stale when its host is
-this host and its process is gone (or its process id now belongs to a later
-process); it is then taken over. A lock from another host cannot be checked:
-the message says how to remove it. Only process 0 of a multi-process run takes
-the lock.
+``claim(workdir, timeout)`` checks that the workdir is a directory this
+process can write, and takes ``WORKDIR/run.lock``: a JSON object naming the
+host, process id and process start time of the run holding it, and its
+heartbeat, a time the holder rewrites every ``timeout / 10`` seconds (through
+``epath``, so on ``gs://`` too). A second run on the same workdir is refused
+with one line. A lock is stale, and is taken over with one line saying so,
+when its heartbeat is older than ``timeout`` seconds (its run died, on any
+host: a preempted machine), or at once when its host is this host and its
+process is gone. A lock that is not such an object is refused with one line
+naming the file, unless it too is older than ``timeout``. Only process 0 of a
+multi-process run takes the lock. Hosts' clocks are assumed to agree to well
+within ``timeout``.
 """
 
 import contextlib
@@ -17,7 +21,9 @@ import json
 import os
 import re
 import socket
+import threading
 import time
+import uuid
 
 from etils import epath
 import jax
@@ -62,12 +68,14 @@ def _start_time(pid: int):
 
 
 def _holder() -> dict:
+  now = time.time()
   return {"host": socket.gethostname(), "pid": os.getpid(),
-          "start_time": _start_time(os.getpid()), "since": time.time()}
+          "start_time": _start_time(os.getpid()), "since": now, "heartbeat": now,
+          "token": uuid.uuid4().hex}
 
 
-def _is_stale(holder: dict) -> bool:
-  """Whether the run named by ``holder`` is certainly gone (this host only)."""
+def _gone(holder: dict) -> bool:
+  """Whether the process ``holder`` names is certainly gone (this host only)."""
   if holder.get("host") != socket.gethostname():
     return False
   pid = holder.get("pid")
@@ -83,9 +91,22 @@ def _is_stale(holder: dict) -> bool:
   return started is not None and _start_time(pid) not in (None, started)
 
 
+def _silent_for(holder: dict, path: epath.Path) -> float:
+  """Seconds since the lock's last heartbeat (locks written before heartbeats
+  existed: since the file was last written)."""
+  beat = holder.get("heartbeat")
+  if not isinstance(beat, (int, float)):
+    try:
+      beat = path.stat().mtime
+    except OSError:
+      beat = time.time()
+  return time.time() - beat
+
+
 def _describe(holder: dict) -> str:
   since = holder.get("since")
-  when = time.strftime(" since %Y-%m-%d %H:%M:%S", time.localtime(since)) if since else ""
+  when = time.strftime(" since %Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(
+      since, (int, float)) else ""
   return f"process {holder.get('pid')} on {holder.get('host')}{when}"
 
 
@@ -117,52 +138,126 @@ def _create_exclusive(path: epath.Path, text: str) -> bool:
   return True
 
 
-def _take_lock(path: epath.Path, workdir: str):
+def _write(path: epath.Path, text: str):
+  """Replaces ``path`` whole (rename on local filesystems; an object store's
+  writes are whole already)."""
+  if "://" in str(path):
+    path.write_text(text)
+    return
+  tmp = f"{path}.{os.getpid()}.tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, str(path))
+
+
+def _read_holder(path: epath.Path):
+  """The lock's holder dict, or None when the file is not a JSON object."""
+  try:
+    holder = json.loads(path.read_text())
+  except (json.JSONDecodeError, UnicodeDecodeError):
+    return None
+  return holder if isinstance(holder, dict) else None
+
+
+def _take_lock(path: epath.Path, workdir: str, timeout: float, report):
   holder = _holder()
   for _ in range(3):
     if _create_exclusive(path, json.dumps(holder)):
       return holder
     try:
-      other = json.loads(path.read_text())
+      other = _read_holder(path)
+      silent = _silent_for(other or {}, path)
     except FileNotFoundError:
       continue  # released meanwhile
-    except (json.JSONDecodeError, UnicodeDecodeError):
-      other = {}  # torn by a crash while it was written
-    if other and not _is_stale(other):
-      raise UserError(f"{workdir} is in use by another run ({_describe(other)}); wait "
-                      f"for it, or use another --workdir (if no run is using it, "
-                      f"delete {path})")
+    if other is None:
+      if silent <= timeout:
+        raise UserError(f"{path} is not a lock that sslax wrote (not a JSON object); "
+                        f"delete it if no run is using {workdir}")
+      reason = f"it is not a JSON object and was last written {silent:.0f} s ago"
+    elif _gone(other):
+      reason = "its process is gone"
+    elif silent > timeout:
+      reason = (f"its heartbeat stopped {silent:.0f} s ago (config.lock_timeout = "
+                f"{timeout:g} s)")
+    else:
+      raise UserError(f"{workdir} is in use by another run ({_describe(other)}, "
+                      f"heartbeat {silent:.0f} s ago); wait for it, or use another "
+                      f"--workdir (a run that died holds it {timeout:g} s at most, "
+                      f"config.lock_timeout; if none is running, delete {path})")
     # Stale: its run is gone. Remove it and try again (another run starting
     # now may win the race; then it is refused above).
+    report(f"sslax: note: took over {path} of "
+           f"{_describe(other) if other else 'an unknown run'}: {reason}")
     with contextlib.suppress(FileNotFoundError):
       path.unlink()
   raise UserError(f"could not take {path}; delete it if no run is using {workdir}")
 
 
-def _release_lock(path: epath.Path, holder: dict):
+def _ours(path: epath.Path, holder: dict) -> bool:
   try:
-    if json.loads(path.read_text()).get("pid") == holder["pid"]:
+    other = _read_holder(path)
+  except OSError:
+    return False
+  return other is not None and other.get("token") == holder["token"]
+
+
+def _release_lock(path: epath.Path, holder: dict):
+  with contextlib.suppress(OSError, ValueError):
+    if _ours(path, holder):
       path.unlink()
-  except (OSError, ValueError):
-    pass
+
+
+class _Heartbeat:
+  """Rewrites the lock's heartbeat every ``interval`` seconds on a daemon
+  thread, while the lock is still this run's."""
+
+  def __init__(self, path: epath.Path, holder: dict, interval: float):
+    self.path, self.holder, self.interval = path, holder, interval
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._run, name="sslax-lock-heartbeat",
+                                    daemon=True)
+    self._thread.start()
+
+  def _run(self):
+    while not self._stop.wait(self.interval):
+      with contextlib.suppress(OSError):
+        if not _ours(self.path, self.holder):
+          return  # taken over: this run is no longer its holder
+        self.holder["heartbeat"] = time.time()
+        _write(self.path, json.dumps(self.holder))
+
+  def stop(self):
+    self._stop.set()
+    self._thread.join()
+
+
+def _print_line(line: str):
+  import sys  # pylint: disable=g-import-not-at-top
+  print(line, file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
-def claim(workdir: str):
+def claim(workdir: str, timeout: float = 300.0, report=_print_line):
   """Holds ``workdir`` for one training run (see the module docstring);
-  released on any exit of the ``with`` block."""
+  released on any exit of the ``with`` block. ``report`` prints the line
+  saying a stale lock was taken over."""
   root = workdir_path(workdir)
   _check_directory(root, workdir)
   if jax.process_index() != 0:
     yield
     return
+  timeout = float(timeout)
+  if timeout <= 0:
+    raise UserError(f"config.lock_timeout must be positive (seconds), got {timeout:g}")
   path = root / LOCK_FILE
   try:
-    holder = _take_lock(path, workdir)
+    holder = _take_lock(path, workdir, timeout, report)
   except OSError as e:
     raise UserError(f"cannot write in --workdir {workdir}: {system_error(e) or e.strerror}; "
                     "give a directory you can write to") from None
+  heartbeat = _Heartbeat(path, holder, timeout / 10)
   try:
     yield
   finally:
+    heartbeat.stop()
     _release_lock(path, holder)
