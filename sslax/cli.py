@@ -37,6 +37,7 @@ read-only or unwritable workdir print one line and exit with status 2.
 
 import argparse
 import json
+import os
 import shlex
 import sys
 
@@ -197,6 +198,9 @@ def run(argv):
       # One line: where it stopped, how to resume; 0 for SIGTERM, 130 for SIGINT.
       print(f"sslax: {e}; resume with the same command and --workdir: "
             f"{shlex.join([*invocation(), *given_argv])}", file=sys.stderr, flush=True)
+      if e.abandoned:  # a compilation still runs on a helper thread: do not wait
+        sys.stdout.flush()
+        os._exit(e.exit_status)  # pylint: disable=protected-access
       sys.exit(e.exit_status)
     _next_commands(args.workdir, int(state.step))
   elif args.command == "data":
@@ -255,7 +259,6 @@ def invocation() -> list:
   """How this command was started, as a user would type it again: ``sslax``
   when that is the one on PATH, else the script's full path (an inactive
   virtual environment's ``.venv/bin/sslax``) or ``python -m sslax``."""
-  import os  # pylint: disable=g-import-not-at-top
   import shutil  # pylint: disable=g-import-not-at-top
   script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
   if os.path.basename(script) == "sslax" and os.path.isfile(script):
@@ -293,7 +296,6 @@ def _next_commands(workdir: str, step: int):
 
 def config_dir() -> str:
   """The configs/ of the working directory, else of sslax's checkout."""
-  import os  # pylint: disable=g-import-not-at-top
   here = os.path.join(os.getcwd(), "configs")
   if os.path.isdir(here):
     return here
@@ -301,7 +303,6 @@ def config_dir() -> str:
 
 
 def _configs(name):
-  import os  # pylint: disable=g-import-not-at-top
   from sslax import config_loading  # pylint: disable=g-import-not-at-top
   from sslax.config_base import VARIANTS  # pylint: disable=g-import-not-at-top
   directory = config_dir()
@@ -329,7 +330,6 @@ def _configs(name):
 
 
 def _embed(args):
-  import os  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   if not args.out.endswith(".npy"):
     raise UserError(f"--out {args.out} must end in .npy")

@@ -243,3 +243,61 @@ def test_the_extended_schedule():
   opt.extend = "hold"
   hold = extended_schedule(opt, 32, 12, 8)
   assert [float(hold(s)) for s in range(13)] == [float(base(s)) for s in range(13)]
+
+
+# --- signals before the first step -------------------------------------------
+
+import signal  # noqa: E402
+
+
+def _signal_during_compilation(workdir, signum, *extra, marker="encoder_init"):
+  """Starts ``sslax train``, sends ``signum`` a second after ``marker`` is
+  written (encoder_init/ of a new run, run.lock of a resumed one; what
+  follows is starting the input pipeline, then compiling the step, which
+  takes seconds); (exit status, stderr lines)."""
+  command = [sys.executable, "-m", "sslax", "train", "--config", SMOKE, "--workdir",
+             str(workdir), *[f"--config.{k}={v}" for k, v in OVERRIDES.items()], *extra]
+  proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  marker = os.path.join(workdir, *({"encoder_init": ("encoder_init", "_CHECKPOINT_METADATA"),
+                                    "run.lock": (workdir_lib.LOCK_FILE,)}[marker]))
+  try:
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not os.path.exists(marker):
+      time.sleep(0.02)
+    time.sleep(1.0)
+    assert proc.poll() is None, proc.communicate()[1]
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  return proc.returncode, err.splitlines()
+
+
+@serial
+@pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_signal_during_compilation_is_one_line_and_releases_the_lock(tmp_path, signum,
+                                                                       status):
+  workdir = tmp_path / "run"
+  code, lines = _signal_during_compilation(workdir, signum)
+  name = signal.Signals(signum).name
+  assert code == status and len(lines) == 1, lines
+  assert lines[0].startswith(f"sslax: stopped by {name} during compilation and the first "
+                             "step; nothing is saved yet; resume with the same command"), lines
+  assert not os.path.exists(_lock(workdir))
+  assert not os.path.exists(workdir / "checkpoints") or not os.listdir(workdir / "checkpoints")
+
+
+@serial
+def test_a_signal_while_a_resumed_run_compiles_names_the_saved_step(trained, tmp_path):
+  workdir = _copy(trained, tmp_path / "run")
+  code, lines = _signal_during_compilation(workdir, signal.SIGTERM, "--extend-to", "12",
+                                           marker="run.lock")
+  assert code == 0, lines
+  lines = [l for l in lines if "extending" not in l]
+  assert len(lines) == 1 and lines[0].startswith(
+      "sslax: stopped by SIGTERM during compilation and the first step; the checkpoint "
+      f"of step 8 is saved in {workdir}; resume with the same command"), lines
+  assert not os.path.exists(_lock(workdir))
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "8"]

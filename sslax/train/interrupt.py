@@ -8,6 +8,13 @@ handler that was there before (the default: a second Ctrl-C aborts at once).
 With several processes, every process must stop at the same step (a
 checkpoint is a collective): ``agreed`` combines the flags of all processes
 with one small all-gather per step. A single process runs no collective.
+
+Before the first step (set-up, restoring, writing the encoders, the first
+step's compilation) the handlers are already installed: ``StopOnSignal.check``
+between phases, and ``StopOnSignal.wait_for`` around the ones that block in
+native code for long (compilation), which it runs on a helper thread while
+the main thread watches for the signal. Either raises ``Interrupted`` naming
+the phase and what is saved.
 """
 
 import signal
@@ -30,10 +37,21 @@ class Interrupted(Exception):
   (``signal.SIGTERM`` or ``signal.SIGINT``). Rerunning with the same config
   and workdir resumes from ``step``."""
 
-  def __init__(self, step: int, signum: int, state=None, workdir: str = ""):
+  def __init__(self, step, signum: int, state=None, workdir: str = "", *,
+               phase: str = None, saved=None, abandoned: bool = False):
     self.step, self.signum, self.state, self.workdir = step, signum, state, workdir
-    super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}; "
-                     f"its checkpoint is saved in {workdir}")
+    # abandoned: a helper thread still runs native code (a compilation); a
+    # command-line process exits without waiting for it.
+    self.abandoned = abandoned
+    name = signal.Signals(signum).name
+    if phase is None:
+      message = (f"stopped by {name} after step {step}; its checkpoint is saved in "
+                 f"{workdir}")
+    else:
+      kept = (f"the checkpoint of step {saved} is saved in {workdir}" if saved is not None
+              else "nothing is saved yet")
+      message = f"stopped by {name} during {phase}; {kept}"
+    super().__init__(message)
 
   @property
   def exit_status(self) -> int:
@@ -61,6 +79,36 @@ class StopOnSignal:
     # The next one of this signal is handled as before: a second Ctrl-C aborts.
     if signum in self._previous:
       signal.signal(signum, self._previous[signum])
+
+  def check(self, phase: str, saved=None, workdir: str = ""):
+    """Raises ``Interrupted`` when a signal came before or during ``phase``."""
+    if self.signum:
+      raise Interrupted(saved, self.signum, workdir=workdir, phase=phase, saved=saved)
+
+  def wait_for(self, phase: str, fn, *args, saved=None, workdir: str = ""):
+    """``fn(*args)`` on a helper thread, the main thread watching for a
+    signal: ``Interrupted`` at once when one comes (``fn`` is abandoned)."""
+    if not self._previous:  # not the main thread: no handler to watch for
+      return fn(*args)
+    self.check(phase, saved, workdir)
+    result = {}
+
+    def target():
+      try:
+        result["value"] = fn(*args)
+      except BaseException as e:  # pylint: disable=broad-except
+        result["error"] = e
+
+    thread = threading.Thread(target=target, name=f"sslax-{phase}", daemon=True)
+    thread.start()
+    while thread.is_alive():
+      thread.join(0.1)
+      if self.signum and thread.is_alive():
+        raise Interrupted(saved, self.signum, workdir=workdir, phase=phase, saved=saved,
+                          abandoned=True)
+    if "error" in result:
+      raise result["error"]
+    return result["value"]
 
   def agreed(self) -> int:
     """The signal that stops every process at this step, or 0."""

@@ -72,10 +72,25 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
   (default: the config's ``data.eval_train_split`` and ``data.eval_split``;
   off when ``source`` is given without them). Returns the final TrainState.
   SIGTERM or SIGINT during the steps saves the step reached and raises
-  ``interrupt.Interrupted`` (its ``step``, ``signum`` and ``state``).
+  ``interrupt.Interrupted`` (its ``step``, ``signum`` and ``state``), at the
+  last step too (the final online evaluation is then skipped); before the
+  first step (set-up, restoring, compilation) it raises ``Interrupted`` at
+  once, naming what is saved.
   ``extend_to`` continues the workdir's run to that many steps
   (``run_config.extend``: its schedules keep their length).
   """
+  # From here to the end a signal stops the run with one line, never the
+  # default action (which would leave the lock behind).
+  stop = interrupt.StopOnSignal()
+  try:
+    return _set_up_and_train(config, workdir, source, method, stop_at, eval_sources,
+                             extend_to, stop)
+  finally:
+    stop.restore()
+
+
+def _set_up_and_train(config, workdir, source, method, stop_at, eval_sources, extend_to,
+                      stop):
   own_source = source is not None
   if own_source:  # config.json says so: evaluations then refuse its data.name
     config = run_config.record_given_source(config, source)
@@ -91,9 +106,10 @@ def train_and_evaluate(config, workdir: str, *, source=None, method=None,
   probe_off = online.probe_note(run.method.encoder, run.source)
   if probe_off:
     _report(f"sslax: note: the online linear probe is off: {probe_off}")
+  stop.check("set-up", checkpoint.latest_step(workdir), workdir)
   with workdir_lib.claim(workdir, config.get("lock_timeout", 300), report=_report):
     try:
-      return _train(run, workdir, evaluate, stop_at, extend_line)
+      return _train(run, workdir, evaluate, stop_at, extend_line, stop)
     except (OSError, ValueError) as e:
       problem = workdir_lib.system_error(e)
       if problem is None:
@@ -121,7 +137,7 @@ def _report(line: str):
     print(line, file=sys.stderr, flush=True)
 
 
-def _train(run: Run, workdir: str, evaluate, stop_at, extend_line=None):
+def _train(run: Run, workdir: str, evaluate, stop_at, extend_line, stop):
   """The steps of ``train_and_evaluate``, with ``workdir`` claimed."""
   config, mesh, source = run.config, run.mesh, run.source
   run_config.check_or_write_config(workdir, config, extending=extend_line is not None)
@@ -129,9 +145,11 @@ def _train(run: Run, workdir: str, evaluate, stop_at, extend_line=None):
     _report(extend_line)
   state = None
   if checkpoint.latest_step(workdir) is not None:
-    state = checkpoint.restore_newest(workdir, abstract_state(run), report=_report)
+    state = stop.wait_for("restoring the checkpoint", checkpoint.restore_newest, workdir,
+                          abstract_state(run), _report, workdir=workdir)
+  saved = checkpoint.latest_step(workdir) if state is not None else None
   if state is None:
-    state = init_state(run)
+    state = stop.wait_for("initialisation", init_state, run, workdir=workdir)
     artifact.write_encoders(workdir, run.method, state, config, run.source)
   else:
     # What evaluation and export read besides the checkpoints: rewritten from
@@ -160,13 +178,19 @@ def _train(run: Run, workdir: str, evaluate, stop_at, extend_line=None):
   # data_wait: the fraction of each logged interval's wall time spent waiting
   # for the next batch (BatchIterator.wait_seconds).
   last_time, last_step, last_wait = time.perf_counter(), start, batches.wait_seconds
-  # SIGTERM/SIGINT: stop at the next step boundary, after saving that step.
-  stop, interrupted = interrupt.StopOnSignal(), None
+  # SIGTERM/SIGINT: stop at the next step boundary, after saving that step;
+  # during the first step's compilation, at once.
+  interrupted = None
+  stop.check("the input pipeline's start", saved, workdir)
   try:
     for step, batch in batches:
       if step >= config.num_steps:
         break
-      state, metrics = train_step(state, batch)
+      if step == start:
+        state, metrics = stop.wait_for("compilation and the first step", train_step,
+                                       state, batch, saved=saved, workdir=workdir)
+      else:
+        state, metrics = train_step(state, batch)
       done = step + 1
       # Non-finite guard: every logged step and every step about to be saved
       # (two scalars fetched; checkpoint.save also checks the parameters).
@@ -184,7 +208,10 @@ def _train(run: Run, workdir: str, evaluate, stop_at, extend_line=None):
         if bar is not None:
           bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", ex_s=f"{rate:.0f}")
       if evaluate is not None and (done % config.online_eval_every == 0 or
-                                   done == config.num_steps):
+                                   done == config.num_steps) and not (
+                                       jax.process_count() == 1 and stop.signum):
+        # (a signal already came: the run stops after saving this step;
+        # with several processes every one evaluates, a collective)
         record.update(evaluate(state))
       if record:
         writer.write(done, record)
@@ -202,7 +229,7 @@ def _train(run: Run, workdir: str, evaluate, stop_at, extend_line=None):
           checkpoint.save(mngr, state, force=True)
         break
       signum = stop.agreed()  # the same on every process
-      if signum and done < config.num_steps:
+      if signum:  # at the last step too: its checkpoint is saved above
         if mngr.latest_step() != done:
           checkpoint.save(mngr, state, force=True)
         interrupted = interrupt.Interrupted(done, signum, state, workdir)
@@ -211,7 +238,6 @@ def _train(run: Run, workdir: str, evaluate, stop_at, extend_line=None):
     # Each cleanup runs even when one before it raises (a failed async save
     # surfaces in wait_until_finished); callbacks run last-registered first.
     with contextlib.ExitStack() as cleanup:
-      cleanup.callback(stop.restore)
       if bar is not None:
         cleanup.callback(bar.close)
       cleanup.callback(writer.close)
