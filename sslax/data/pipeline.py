@@ -15,7 +15,9 @@ thread (``workers=0``) or in ``workers`` processes (``mp_prefetch``: worker
 i computes steps i, i+W, ... and Grain interleaves them back in step order,
 batches crossing in shared memory). Whatever the worker count, the batch of a
 step is the same, so ``config.data.workers`` may change when a run resumes.
-Workers receive the source pickled (a source that cannot be is one line).
+Workers receive the source pickled (a source that cannot be is one line);
+they die with the trainer and a dead one ends the run with one line
+(``sslax.data.workers``).
 Augmentation is not done here: it runs on device, in the jitted step.
 """
 
@@ -27,6 +29,7 @@ import grain
 import jax
 import numpy as np
 
+from sslax.data import workers as workers_lib
 from sslax.data.source import INDEX, check_examples
 from sslax.errors import UserError
 
@@ -184,8 +187,10 @@ class BatchIterator:
     if self.workers:
       _check_picklable(source, self.workers)
       _absl_flags_parsed()
+      workers_lib.quiet_resource_tracker()
       dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
-          num_workers=self.workers, per_worker_buffer_size=prefetch))
+          num_workers=self.workers, per_worker_buffer_size=prefetch),
+          worker_init_fn=workers_lib.watch_parent)
     self._iterator = iter(dataset)
     # Seconds the consumer has spent in ``next``: waiting for a batch, and
     # placing it on the devices (the trainer's ``data_wait``).
@@ -199,7 +204,15 @@ class BatchIterator:
     try:
       if self._iterator is None or self._next_step >= self._stop:
         raise StopIteration
-      step, batch = next(self._iterator)
+      try:
+        step, batch = next(self._iterator)
+      except RuntimeError as e:
+        code = workers_lib.died(e)
+        if code is None:
+          raise
+        raise workers_lib.InputWorkerDied(
+            f"an input worker process {workers_lib.describe_exit(code)} while reading "
+            f"batch {self._next_step}") from None
       self._next_step = step + 1
       return step, to_global(self.sharding, jax.tree.map(_plain, batch))
     finally:

@@ -9,7 +9,7 @@ import time
 import jax
 import numpy as np
 
-from sslax.data import modality, pipeline
+from sslax.data import modality, pipeline, workers
 from sslax.errors import NonFinite, UserError
 from sslax.sharding import data_sharding
 from sslax.train import artifact, checkpoint, interrupt, online, run_config
@@ -165,6 +165,11 @@ def _train(run: Run, workdir: str, evaluate, stop_at, extend_line, stop):
   train_step = compile_step(run, state)
 
   writer = MetricWriter(workdir, resume_step=start)
+  if pipeline.resolve_workers(config.data.get("workers", 0)):
+    count, size = workers.reclaim_orphaned_segments()
+    if count:
+      _report(f"sslax: note: removed {count} shared-memory segments ({size / 2**20:.0f} "
+              f"MiB in {workers.SHM_DIR}) left by input workers of runs that died")
   batches = pipeline.BatchIterator(source, seed=config.seed,
                                    global_batch=config.global_batch_size,
                                    sharding=data_sharding(mesh), start_step=start,
@@ -234,6 +239,13 @@ def _train(run: Run, workdir: str, evaluate, stop_at, extend_line, stop):
           checkpoint.save(mngr, state, force=True)
         interrupted = interrupt.Interrupted(done, signum, state, workdir)
         break
+  except workers.InputWorkerDied as e:
+    saved_step = mngr.latest_step()
+    kept = (f"the checkpoint of step {saved_step} is saved in {workdir}"
+            if saved_step is not None else "nothing is saved yet")
+    raise workers.InputWorkerDied(
+        f"{e}; {kept}; rerun the same command to resume (with a smaller "
+        "--config.data.workers if memory ran out)") from None
   finally:
     # Each cleanup runs even when one before it raises (a failed async save
     # surfaces in wait_until_finished); callbacks run last-registered first.
