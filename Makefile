@@ -13,7 +13,7 @@ TEXT_PACKAGES := dict-gcide wordnet-base sword-text-kjv sword-text-web sword-com
   sword-comm-tdavid sword-comm-scofield dict-foldoc dict-jargon dict-devil python3-doc \
   perl-doc linux-doc postgresql-doc fortunes
 
-.PHONY: demo test install data speech photos text smoke results clean
+.PHONY: demo test install data speech photos text video smoke results clean
 
 $(BIN)/sslax: setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -63,6 +63,10 @@ speech: install data
 # The wallpaper photo corpus for configs/colorization.py and split_brain.py.
 photos: install data
 	$(BIN)/sslax data make-photos --out data/wallpaper_photos
+
+# The synthetic video corpus with masks and keypoints (seconds).
+video: install data
+	$(BIN)/sslax data make-video --out data/video
 
 # The English text corpus for word2vec, from Debian packages (about a minute
 # once they are installed): data/text/{train,heldout}.txt.

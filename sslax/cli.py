@@ -15,6 +15,7 @@
   sslax data make-speech --out DIR [--speakers N] [--train-per-speaker N]
                          [--test-per-speaker N] [--words FILE] [--seed S]
   sslax data make-photos --out DIR [--size 32] [--crops-per-image N] [--seed S]
+  sslax data make-video --out DIR [--train-clips N] [--test-clips N] [--frames T] [--size S]
   sslax data make-text --out DIR
   sslax data make-tfds --from image_folder|arrays --data-dir DIR --name NAME --out TFDS_DIR
                        [--size S] [--splits train,test] [--channels C] [--encoding png|jpeg]
@@ -134,6 +135,16 @@ def build_parser():
   photos.add_argument("--size", type=int, default=32, help="crop side in pixels")
   photos.add_argument("--crops-per-image", type=int, default=1000)
   photos.add_argument("--seed", type=int, default=0)
+  video = data_sub.add_parser("make-video", help="render the synthetic video corpus "
+                              "(garments over panning photographs, with masks and "
+                              "keypoints) for the video methods and `sslax eval track`")
+  video.add_argument("--out", required=True)
+  video.add_argument("--train-clips", type=int, default=800)
+  video.add_argument("--test-clips", type=int, default=100)
+  video.add_argument("--frames", type=int, default=16)
+  video.add_argument("--size", type=int, default=64, help="frame side in pixels")
+  video.add_argument("--objects", type=int, default=3, help="garments per clip")
+  video.add_argument("--seed", type=int, default=0)
   make_tfds = data_sub.add_parser("make-tfds", help="write an image folder or "
                                   ".npz/.npy arrays as a TFDS dataset in the "
                                   "array_record format (no TensorFlow needed)")
@@ -377,6 +388,13 @@ def _make_photos(args):
                      seed=args.seed)
 
 
+def _make_video(args):
+  from sslax.data import video_corpus  # pylint: disable=g-import-not-at-top
+  video_corpus.make_corpus(args.out, clips=(args.train_clips, args.test_clips),
+                           frames=args.frames, size=args.size, objects=args.objects,
+                           seed=args.seed)
+
+
 def _make_tfds(args):
   from sslax.data import tfds_prepare  # pylint: disable=g-import-not-at-top
   splits = [s for s in args.splits.split(",") if s] if args.splits else None
@@ -392,7 +410,7 @@ def _make_text(args):
 
 # `sslax data NAME`: the function building it.
 DATA_COMMANDS = {"make-speech": _make_speech, "make-photos": _make_photos,
-                 "make-tfds": _make_tfds, "make-text": _make_text}
+                 "make-tfds": _make_tfds, "make-text": _make_text, "make-video": _make_video}
 
 
 def main(argv=None):

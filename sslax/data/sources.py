@@ -9,7 +9,7 @@ Which split a run reads is config: ``data.train_split`` (training),
 import numpy as np
 
 from sslax.data import (arrays, folder, photos, speech, synthetic, tfds_source,
-                        word_windows)
+                        video_corpus, word_windows)
 from sslax.data import fashion_mnist as fashion_mnist_idx
 from sslax.data.source import labelled
 from sslax.errors import UnknownSplit, UserError
@@ -36,6 +36,8 @@ SOURCES = {
                                                            split),
     "text_corpus": word_windows.source,
     "synthetic": synthetic.source,
+    "video_corpus": lambda c, split: video_corpus.load_split(c.get("data_dir") or None,
+                                                             split),
 }
 
 

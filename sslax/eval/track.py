@@ -1,0 +1,256 @@
+"""Label propagation through a clip with a dense encoder's features, and
+its scores: masks by DAVIS's region similarity J and boundary F-measure F
+(Perazzi et al. 2016), keypoints by PCK.
+
+The protocol is that of the label-propagation work that followed
+"Tracking emerges by colorizing videos" (Vondrick et al. 2018), e.g. Jabri
+et al. 2020: the first frame's labels are given; each later frame t takes
+its labels from a context of the first frame and the ``context`` frames
+before it (their propagated labels). Target position i attends to context
+positions j with weights ``softmax(f_i . f_j / temperature)`` over its
+``topk`` most similar positions, positions of the short-term frames
+restricted to within ``radius`` feature cells of i. Labels are one-hot maps
+(one channel per object, background included) and Gaussian heatmaps per
+keypoint, at the feature resolution; predictions are upsampled to the
+frame and decoded (argmax; a keypoint is its heatmap's peak, refined by the
+weighted mean of the 3x3 cells around it).
+"""
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+# DAVIS's boundary tolerance: a fraction of the image diagonal.
+BOUNDARY_TOLERANCE = 0.008
+DEFAULTS = dict(context=20, topk=10, radius=12, temperature=0.05)
+
+
+def one_hot_masks(masks: np.ndarray, num_objects: int) -> np.ndarray:
+  """uint8 [..., H, W] ids (0 background) -> float32 [..., H, W, num_objects + 1]."""
+  return (masks[..., None] == np.arange(num_objects + 1)).astype(np.float32)
+
+
+def downsample(maps: np.ndarray, size) -> np.ndarray:
+  """[H, W, C] -> [h, w, C] by averaging blocks (H, W multiples of h, w)."""
+  (height, width, channels), (h, w) = maps.shape, size
+  return maps.reshape(h, height // h, w, width // w, channels).mean(axis=(1, 3))
+
+
+def upsample(maps: np.ndarray, size) -> np.ndarray:
+  """[h, w, C] -> [H, W, C], bilinear (cell centres at their pixel centres)."""
+  h, w, _ = maps.shape
+  height, width = size
+  zoom = (height / h, width / w, 1)
+  return ndimage.zoom(maps, zoom, order=1, mode="nearest", grid_mode=True)
+
+
+def keypoint_heatmaps(keypoints: np.ndarray, size, stride: float,
+                      sigma: float = 0.75) -> np.ndarray:
+  """[K, 2] pixel (x, y) -> float32 [h, w, K] Gaussians (``sigma`` in cells)
+  at the feature resolution ``size`` whose cells are ``stride`` pixels."""
+  h, w = size
+  ys, xs = np.mgrid[0:h, 0:w]
+  cx = (keypoints[:, 0] + 0.5) / stride - 0.5
+  cy = (keypoints[:, 1] + 0.5) / stride - 0.5
+  d2 = (xs[..., None] - cx) ** 2 + (ys[..., None] - cy) ** 2
+  return np.exp(-d2 / (2 * sigma ** 2)).astype(np.float32)
+
+
+def heatmap_peaks(heatmaps: np.ndarray, stride: float) -> np.ndarray:
+  """[h, w, K] -> [K, 2] pixel (x, y): each map's peak, refined by the
+  weighted mean of the 3x3 cells around it."""
+  h, w, k = heatmaps.shape
+  out = np.zeros((k, 2), np.float32)
+  for i in range(k):
+    m = heatmaps[..., i]
+    y, x = np.unravel_index(np.argmax(m), m.shape)
+    y0, y1, x0, x1 = max(y - 1, 0), min(y + 2, h), max(x - 1, 0), min(x + 2, w)
+    patch = np.maximum(m[y0:y1, x0:x1], 0)
+    gy, gx = np.mgrid[y0:y1, x0:x1]
+    total = patch.sum()
+    cy, cx = ((gy * patch).sum() / total, (gx * patch).sum() / total) if total > 0 else (y, x)
+    out[i] = ((cx + 0.5) * stride - 0.5, (cy + 0.5) * stride - 0.5)
+  return out
+
+
+def _local_mask(size, radius: float) -> np.ndarray:
+  """bool [h*w, h*w]: position j is within ``radius`` cells of position i."""
+  h, w = size
+  ys, xs = np.mgrid[0:h, 0:w]
+  p = np.stack([ys.ravel(), xs.ravel()], -1).astype(np.float32)
+  d2 = ((p[:, None] - p[None]) ** 2).sum(-1)
+  return d2 <= radius ** 2
+
+
+def propagate(features: np.ndarray, first_labels: np.ndarray, *, context: int = 20,
+              topk: int = 10, radius: float = 12, temperature: float = 0.05) -> np.ndarray:
+  """``features`` float [T, h, w, d], ``first_labels`` float [h, w, C] ->
+  labels float [T, h, w, C] (frame 0 the given ones). Features are
+  L2-normalised per position here."""
+  t_len, h, w, d = features.shape
+  f = features.reshape(t_len, h * w, d).astype(np.float32)
+  f = f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+  labels = np.zeros((t_len, h * w, first_labels.shape[-1]), np.float32)
+  labels[0] = first_labels.reshape(h * w, -1)
+  local = _local_mask((h, w), radius)
+  for t in range(1, t_len):
+    frames = [0] + [s for s in range(max(1, t - context), t)]
+    sims = []
+    for s in frames:
+      sim = f[t] @ f[s].T  # [hw, hw]
+      if s != 0:  # the short-term frames: only nearby positions
+        sim = np.where(local, sim, -np.inf)
+      sims.append(sim)
+    sim = np.concatenate(sims, axis=1)  # [hw, len(frames) * hw]
+    ctx = np.concatenate([labels[s] for s in frames], axis=0)
+    k = min(topk, sim.shape[1])
+    top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    top_sim = np.take_along_axis(sim, top, axis=1) / temperature
+    top_sim = top_sim - top_sim.max(axis=1, keepdims=True)
+    weights = np.exp(top_sim)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    labels[t] = np.einsum("ik,ikc->ic", weights, ctx[top])
+  return labels.reshape(t_len, h, w, -1)
+
+
+def region_similarity(pred: np.ndarray, true: np.ndarray) -> float:
+  """J: intersection over union of two bool masks (1 when both are empty)."""
+  union = np.logical_or(pred, true).sum()
+  return 1.0 if union == 0 else float(np.logical_and(pred, true).sum() / union)
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+  """The mask's boundary pixels: mask pixels with a 4-neighbour outside it."""
+  eroded = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(2, 1),
+                                  border_value=0)
+  return mask & ~eroded
+
+
+def boundary_f(pred: np.ndarray, true: np.ndarray,
+               tolerance: float = BOUNDARY_TOLERANCE) -> float:
+  """F: the F-measure of boundary precision and recall, a boundary pixel
+  matching within ``ceil(tolerance * diagonal)`` pixels (a disc) of the other
+  boundary. 1 when both masks are empty, 0 when one is."""
+  pb, tb = _boundary(pred.astype(bool)), _boundary(true.astype(bool))
+  if not pb.any() and not tb.any():
+    return 1.0
+  if not pb.any() or not tb.any():
+    return 0.0
+  r = int(math.ceil(tolerance * math.hypot(*pred.shape)))
+  yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+  disc = xx ** 2 + yy ** 2 <= r ** 2
+  precision = (pb & ndimage.binary_dilation(tb, structure=disc)).sum() / pb.sum()
+  recall = (tb & ndimage.binary_dilation(pb, structure=disc)).sum() / tb.sum()
+  return 0.0 if precision + recall == 0 else float(2 * precision * recall /
+                                                    (precision + recall))
+
+
+def pck(pred: np.ndarray, true: np.ndarray, visible: np.ndarray, box_size: np.ndarray,
+        alpha: float) -> tuple:
+  """(correct, counted): keypoints ``pred`` [N, 2] within ``alpha`` x their
+  object's ``box_size`` [N] of ``true`` [N, 2], among the ``visible`` [N]."""
+  error = np.linalg.norm(pred - true, axis=-1)
+  ok = (error <= alpha * box_size) & visible
+  return int(ok.sum()), int(visible.sum())
+
+
+def object_box_sizes(keypoints: np.ndarray, per_object: int) -> np.ndarray:
+  """[K, 2] keypoints of objects with ``per_object`` each -> [K] the larger
+  side of each object's keypoint box (its extreme pixels)."""
+  k = keypoints.reshape(-1, per_object, 2)
+  side = (k.max(axis=1) - k.min(axis=1)).max(axis=-1) + 1.0
+  return np.repeat(side, per_object)
+
+
+def score_clip(pred_masks, masks, pred_keypoints, keypoints, visible, num_objects: int,
+               per_object: int) -> dict:
+  """J and F per object (means over frames 1..T-1) and PCK counts of one clip."""
+  out = {"J": [], "F": [], "pck": {0.1: [0, 0], 0.2: [0, 0]}}
+  for k in range(1, num_objects + 1):
+    out["J"].append(np.mean([region_similarity(pred_masks[t] == k, masks[t] == k)
+                             for t in range(1, len(masks))]))
+    out["F"].append(np.mean([boundary_f(pred_masks[t] == k, masks[t] == k)
+                             for t in range(1, len(masks))]))
+  for t in range(1, len(masks)):
+    counted = visible[t] & visible[0]  # a keypoint hidden at the start is not tracked
+    size = object_box_sizes(keypoints[t], per_object)
+    for alpha in out["pck"]:
+      c, n = pck(pred_keypoints[t], keypoints[t], counted, size, alpha)
+      out["pck"][alpha][0] += c
+      out["pck"][alpha][1] += n
+  return out
+
+
+def track_clip(features, masks, keypoints, visible, *, num_objects: int, per_object: int,
+               **options) -> tuple:
+  """Propagates a clip's first-frame masks and keypoints with ``features``
+  [T, h, w, d]; returns (predicted masks [T, H, W], keypoints [T, K, 2])."""
+  t_len, height, width = masks.shape
+  _, h, w, _ = features.shape
+  stride = height / h
+  first = np.concatenate([downsample(one_hot_masks(masks[0], num_objects), (h, w)),
+                          keypoint_heatmaps(keypoints[0], (h, w), stride)], axis=-1)
+  labels = propagate(features, first, **{**DEFAULTS, **options})
+  c = num_objects + 1
+  pred_masks = np.stack([np.argmax(upsample(labels[t, ..., :c], (height, width)), -1)
+                         for t in range(t_len)]).astype(np.uint8)
+  pred_masks[0] = masks[0]
+  pred_kp = np.stack([heatmap_peaks(labels[t, ..., c:], stride) for t in range(t_len)])
+  pred_kp[0] = keypoints[0]
+  return pred_masks, pred_kp
+
+
+def summarise(scores) -> dict:
+  """Means over every object of every clip (J, F, J&F) and PCK@0.1/0.2 over
+  every counted keypoint, in percent."""
+  j = np.concatenate([s["J"] for s in scores])
+  f = np.concatenate([s["F"] for s in scores])
+  out = {"J": 100 * float(j.mean()), "F": 100 * float(f.mean())}
+  out["J&F"] = (out["J"] + out["F"]) / 2
+  for alpha in (0.1, 0.2):
+    correct = sum(s["pck"][alpha][0] for s in scores)
+    counted = sum(s["pck"][alpha][1] for s in scores)
+    out[f"PCK@{alpha}"] = 100 * correct / max(counted, 1)
+  out["objects"] = int(len(j))
+  return out
+
+
+def copy_first_frame(masks, keypoints):
+  """The baseline that tracks nothing: every frame gets the first's labels."""
+  return (np.repeat(masks[:1], len(masks), axis=0),
+          np.repeat(keypoints[:1], len(keypoints), axis=0))
+
+
+def lab_pixel_features(clip: np.ndarray, stride: int) -> np.ndarray:
+  """The raw-pixel baseline's features: each ``stride`` x ``stride`` cell's
+  CIE Lab pixels (L / 100, a / 110, b / 110), flattened, centred per clip.
+  uint8 [T, H, W, 3] -> float32 [T, H / stride, W / stride, 3 stride^2]."""
+  from sslax.data.color import rgb_to_lab  # pylint: disable=g-import-not-at-top
+  lab = rgb_to_lab(clip.astype(np.float32) / 255.0, xp=np) / np.array([100.0, 110.0, 110.0])
+  t, height, width, c = lab.shape
+  h, w = height // stride, width // stride
+  cells = lab.reshape(t, h, stride, w, stride, c).transpose(0, 1, 3, 2, 4, 5)
+  cells = cells.reshape(t, h, w, stride * stride * c)
+  return (cells - cells.mean(axis=(0, 1, 2))).astype(np.float32)
+
+
+def evaluate(source, features_fn, *, num_objects: int, per_object: int, limit=None,
+             **options) -> dict:
+  """``summarise`` over the clips of ``source`` (the video corpus' examples),
+  each tracked with ``features_fn(clip) -> [T, h, w, d]`` (None: copying the
+  first frame's labels)."""
+  scores = []
+  n = len(source) if limit is None else min(limit, len(source))
+  for i in range(n):
+    ex = source.get(np.array([i]))
+    clip, masks = ex["clip"][0], ex["masks"][0]
+    keypoints, visible = ex["keypoints"][0], ex["visible"][0]
+    if features_fn is None:
+      pred, pred_kp = copy_first_frame(masks, keypoints)
+    else:
+      pred, pred_kp = track_clip(features_fn(clip), masks, keypoints, visible,
+                                 num_objects=num_objects, per_object=per_object, **options)
+    scores.append(score_clip(pred, masks, pred_kp, keypoints, visible, num_objects,
+                             per_object))
+  return summarise(scores)
