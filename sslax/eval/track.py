@@ -23,7 +23,9 @@ from scipy import ndimage
 
 # DAVIS's boundary tolerance: a fraction of the image diagonal.
 BOUNDARY_TOLERANCE = 0.008
-DEFAULTS = dict(context=20, topk=10, radius=12, temperature=0.05)
+# radius: 12 feature cells of a DAVIS frame (480p, stride 8: a 60-cell-high grid) are a
+# fifth of its height; 3 cells are that fraction of the corpus grid (64 px, stride 4).
+DEFAULTS = dict(context=20, topk=10, radius=3, temperature=0.05)
 
 
 def one_hot_masks(masks: np.ndarray, num_objects: int) -> np.ndarray:
@@ -254,3 +256,59 @@ def evaluate(source, features_fn, *, num_objects: int, per_object: int, limit=No
     scores.append(score_clip(pred, masks, pred_kp, keypoints, visible, num_objects,
                              per_object))
   return summarise(scores)
+
+
+def _encoder_features(encoder, stride_check=True):
+  """``features_fn(clip)``: the encoder's maps of each frame (eval mode)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from sslax.encoder import embed_fn  # pylint: disable=g-import-not-at-top
+  embed = jax.jit(embed_fn(encoder.definition))
+
+  def features(clip):
+    return np.asarray(embed(encoder.variables, clip))
+
+  return features
+
+
+def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, overrides=(),
+                     **options) -> dict:
+  """``sslax eval track``: the workdir's dense encoder (or a baseline) on the
+  test clips of ``config.evals.track.data``; writes ``eval/track*.json``."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from sslax.data.sources import get_source  # pylint: disable=g-import-not-at-top
+  from sslax.errors import UserError  # pylint: disable=g-import-not-at-top
+  from sslax.eval.evaluate import write_eval  # pylint: disable=g-import-not-at-top
+  from sslax.train import artifact, checkpoint, run_config  # pylint: disable=g-import-not-at-top
+  config = run_config.load_config(workdir, overrides, reads_data=False)
+  settings = config.get("evals", {}).get("track", {})
+  data = ml_collections.ConfigDict(dict(settings.get("data", {}) or {}))
+  with data.unlocked():
+    data.name = data.get("name") or "video_corpus"
+    data.data_dir = data.get("data_dir") or "data/video"
+  source = get_source(data, data.get("split") or "test")
+  spec = source.element_spec
+  missing = [k for k in ("clip", "masks", "keypoints", "visible") if k not in spec]
+  if missing:
+    raise UserError(f"`sslax eval track` needs clips with masks and keypoints, but "
+                    f"{data.name} examples lack {', '.join(missing)}; set "
+                    "--config.evals.track.data.name=video_corpus")
+  t, height, width = spec["masks"][0]
+  if spec["clip"][0][:3] != (t, height, width) or spec["keypoints"][0][:1] != (t,):
+    raise UserError(f"{data.name}: masks {spec['masks'][0]}, keypoints "
+                    f"{spec['keypoints'][0]} do not match the clips {spec['clip'][0]}")
+  num_objects = int(source.get(np.arange(min(len(source), 50)))["masks"].max())
+  per_object = spec["keypoints"][0][1] // max(num_objects, 1)
+  if features == "copy":
+    fn = None
+  elif features == "lab_pixels":
+    fn = lambda clip: lab_pixel_features(clip, 4)  # noqa: E731
+  else:
+    encoder = artifact.restore_encoder(workdir, random_init=features == "random_init")
+    fn = _encoder_features(encoder)
+  result = evaluate(source, fn, num_objects=num_objects, per_object=per_object,
+                    limit=limit, **options)
+  result.update(features=features, options=options, clips=limit or len(source),
+                dataset=f"{data.name} ({data.data_dir}, test)",
+                step=checkpoint.latest_step(workdir))
+  write_eval(workdir, "track" if features == "encoder" else f"track_{features}", result)
+  return result

@@ -7,7 +7,7 @@ from sslax.methods import exemplar, jigsaw, relative_patch, rotation
 from sslax.methods import colorization, split_brain
 from sslax.methods import supervised
 from sslax.methods import simsiam, vicreg
-from sslax.methods import word2vec
+from sslax.methods import video_colorization, word2vec
 from sslax.methods.base import Method
 
 METHODS = {
@@ -29,6 +29,7 @@ METHODS = {
     "split_brain": split_brain,
     "supervised": supervised,
     "word2vec": word2vec,
+    "video_colorization": video_colorization,
 }
 
 

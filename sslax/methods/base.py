@@ -6,7 +6,7 @@ one config, plus its name in ``sslax.methods.METHODS``.
 """
 
 import dataclasses
-from typing import Any, Callable, Mapping, NamedTuple, Optional
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple
 
 import jax
 
@@ -62,6 +62,9 @@ class Method:
       a second optimizer's step that the trainer runs after the loss, on
       ``LossAux.outputs`` (a discriminator's Adam step, its state in
       ``method_state``); no gradient reaches the method's parameters.
+  reads: the example names ``loss_fn`` reads, optional (default: the
+      encoder's ``input_key``): a video method reads ``"clip"`` while its
+      encoder takes single frames (``"image"``).
   pictures(params, model_state, images, key) -> {name: (rows, title)},
       optional: rows ``(label, float images [n, H, W, C] in [0, 1])`` that
       ``sslax viz`` draws for test ``images`` (uint8), e.g. reconstructions or
@@ -76,6 +79,7 @@ class Method:
   other_encoders: Mapping[str, EncoderDef] = dataclasses.field(default_factory=dict)
   assets: Optional[Callable[[Any], dict]] = None
   constants: Optional[Callable[[Any], Any]] = None
+  reads: Optional[Tuple[str, ...]] = None
   side_update: Optional[Callable[..., Any]] = None
   pictures: Optional[Callable[..., dict]] = None
 

@@ -65,7 +65,7 @@ def make_encoder(model_config: ml_collections.ConfigDict, dtype_name: str = "flo
   if name not in ENCODERS:
     raise UserError(f"unknown encoder {name!r}; set config.model.encoder to one "
                     f"of {sorted(ENCODERS)}")
-  choices = {"stem": ("imagenet", "cifar"), "pool": ("avg", "flatten")}
+  choices = {"stem": ("imagenet", "cifar"), "pool": ("avg", "flatten", "map")}
   for key, valid in choices.items():
     if key in model_config and model_config[key] not in valid:
       raise UserError(f"unknown config.model.{key} {model_config[key]!r}; use one "

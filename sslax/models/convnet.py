@@ -10,13 +10,14 @@ import jax.numpy as jnp
 class ConvNet(nn.Module):
   """Stages of (3x3 conv, BN, ReLU) x 2, then global average pooling
   ([batch, widths[-1]]) or, with ``pool='flatten'``, the flattened last map
-  (``map_shape``). The first convolution of every stage after the first has
+  (``map_shape``), or with ``pool='map'`` that map itself ([batch, h, w, c]:
+  a dense encoder). The first convolution of every stage after the first has
   stride 2; that of the first stage has stride ``stem_stride``, which has no
   default here: configs set it (``config.model.stem_stride``, 2 in
   ``sslax.config_base``)."""
   widths: Sequence[int] = (32, 64, 128)
   stem_stride: int = dataclasses.field(kw_only=True)
-  pool: str = "avg"  # "avg": global average pool; "flatten": keep the spatial map
+  pool: str = "avg"  # "avg": global average pool; "flatten" / "map": keep the spatial map
   dtype: Any = jnp.float32
 
   def stage_strides(self) -> Tuple[int, ...]:
@@ -45,6 +46,8 @@ class ConvNet(nn.Module):
         x = nn.relu(x)
     if self.pool == "flatten":
       return x.reshape(x.shape[0], -1).astype(jnp.float32)
+    if self.pool == "map":
+      return x.astype(jnp.float32)
     if self.pool != "avg":
-      raise ValueError(f"unknown ConvNet pool {self.pool!r}; use 'avg' or 'flatten'")
+      raise ValueError(f"unknown ConvNet pool {self.pool!r}; use 'avg', 'flatten' or 'map'")
     return jnp.mean(x, axis=(1, 2)).astype(jnp.float32)

@@ -72,11 +72,11 @@ def setup(config, *, source=None, method=None) -> Run:
   check_source(source)
   validate_config(config, source)
   method = method if method is not None else build_method(config)
-  key = method.encoder.input_key
-  if key not in source.element_spec:
-    raise UserError(f"{config.method} reads examples' {key!r} but the training data's "
-                    f"examples have {', '.join(sorted(source.element_spec))}; train it "
-                    f"on data with {key!r} (config.data.name, config.data.modality)")
+  for key in method.reads or (method.encoder.input_key,):
+    if key not in source.element_spec:
+      raise UserError(f"{config.method} reads examples' {key!r} but the training data's "
+                      f"examples have {', '.join(sorted(source.element_spec))}; train it "
+                      f"on data with {key!r} (config.data.name, config.data.modality)")
   tx, schedule = make_optimizer(config.optimizer, config.global_batch_size,
                                 config.num_steps, schedule_steps(config))
   return Run(config, source, method, tx, schedule, mesh)

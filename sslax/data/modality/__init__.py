@@ -6,10 +6,10 @@ encoder sees at evaluation time and its raw baselines. Nothing else branches on 
 modality: it asks the module named by ``config.data.modality`` (or the one
 owning an encoder's preprocessing kind)."""
 
-from sslax.data.modality import audio, image, text
+from sslax.data.modality import audio, image, text, video
 from sslax.errors import UserError
 
-MODALITIES = {"image": image, "audio": audio, "text": text}
+MODALITIES = {"image": image, "audio": audio, "text": text, "video": video}
 
 
 def of_config(data_config):

@@ -13,7 +13,7 @@ module here and one line below; none names a method.
 """
 
 from sslax.errors import UserError
-from sslax.eval.protocols import finetune, knn, linear, transfer, words
+from sslax.eval.protocols import finetune, knn, linear, track, transfer, words
 
 EVALUATIONS = {
     "linear": linear,
@@ -21,6 +21,7 @@ EVALUATIONS = {
     "finetune": finetune,
     "transfer": transfer,
     "words": words,
+    "track": track,
 }
 
 

@@ -1,0 +1,161 @@
+"""Video colourisation (Vondrick et al. 2018, "Tracking emerges by
+colorizing videos"): colour a grayscale target frame by pointing into
+coloured reference frames.
+
+Each training clip gives ``references`` consecutive reference frames and
+the target frame after them (a random place per clip; one horizontal flip
+per clip). Every frame is seen only as its lightness (``lab_l``) by one
+shared encoder, a dense ConvNet (``config.model.pool = 'map'``) giving
+features f [h, w, d]. The colours are quantised into ``clusters`` centres,
+k-means in ab space (computed once before step 0 from a fixed sample of
+training pixels, kept in the train state); each frame's ab is averaged over
+each feature cell and assigned its nearest centre c. Target position i
+attends to every reference position j, ``A_ij = softmax_j(f_i . f_j /
+temperature)``, predicts the colour distribution ``sum_j A_ij onehot(c_j)``
+and is trained by cross-entropy against its own centre c_i.
+
+The encoder is the run's ``dense`` encoder; ``sslax eval track`` propagates
+masks and keypoints with it.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sslax.data.color import lab, rgb_to_lab, scale_l
+from sslax.encoder import backbone_def
+from sslax.errors import UserError
+from sslax.methods import common
+from sslax.methods.base import LossAux, Method
+from sslax.methods.color_common import block_mean
+from sslax.models import make_encoder
+
+KMEANS_PIXELS = 100_000
+KMEANS_ITERATIONS = 30
+
+
+class _FrameEncoder(nn.Module):
+  """The run's network: the dense encoder of single frames, held as
+  ``encoder`` (where ``Method.encoder`` selects it)."""
+  encoder: nn.Module
+
+  def __call__(self, x, train: bool = True):
+    return self.encoder(x, train=train)
+
+
+class Centres(NamedTuple):
+  ab: jax.Array  # [clusters, 2]: the k-means colour centres
+
+
+def kmeans(points: np.ndarray, k: int, seed: int, iterations: int = KMEANS_ITERATIONS):
+  """Lloyd's k-means of ``points`` [n, 2] from ``k`` distinct seeded points;
+  float32 [k, 2], sorted by the first coordinate then the second."""
+  rng = np.random.default_rng(seed)
+  unique = np.unique(points, axis=0)
+  if len(unique) < k:
+    raise UserError(f"the training clips have {len(unique)} distinct colours, fewer than "
+                    f"config.video_colorization.clusters = {k}; use fewer clusters")
+  centres = unique[rng.choice(len(unique), k, replace=False)].astype(np.float64)
+  for _ in range(iterations):
+    nearest = np.argmin(((points[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+    for c in range(k):
+      members = points[nearest == c]
+      if len(members):
+        centres[c] = members.mean(axis=0)
+  order = np.lexsort((centres[:, 1], centres[:, 0]))
+  return centres[order].astype(np.float32)
+
+
+def nearest_centre(ab, centres):
+  """[..., 2] -> int32 [...]: the index of the nearest centre."""
+  d = jnp.sum(jnp.square(ab[..., None, :] - centres), axis=-1)
+  return jnp.argmin(d, axis=-1).astype(jnp.int32)
+
+
+def attention_colour_loss(target_f, ref_f, ref_colour, target_colour, num_colours,
+                          temperature: float):
+  """Vondrick et al. 2018, eq. 1-2. ``target_f`` [B, N, d], ``ref_f`` [B, M, d],
+  ``ref_colour`` int [B, M], ``target_colour`` int [B, N] -> (mean cross-
+  entropy, accuracy of the most likely colour)."""
+  logits = jnp.einsum("bnd,bmd->bnm", target_f, ref_f) / temperature
+  attention = jax.nn.softmax(logits, axis=-1)
+  predicted = jnp.einsum("bnm,bmc->bnc", attention,
+                         jax.nn.one_hot(ref_colour, num_colours, dtype=attention.dtype))
+  p_true = jnp.take_along_axis(predicted, target_colour[..., None], axis=-1)[..., 0]
+  loss = -jnp.mean(jnp.log(jnp.maximum(p_true, 1e-8)))
+  accuracy = jnp.mean(jnp.argmax(predicted, -1) == target_colour)
+  return loss, accuracy
+
+
+def _frames_and_targets(key, clips, references: int):
+  """Per clip: the ``references`` frames before a random target frame, and
+  that target; one horizontal flip per clip. uint8 [B, T, H, W, 3] ->
+  (references [B, R, H, W, 3], target [B, H, W, 3]) floats in [0, 1]."""
+  b, t = clips.shape[:2]
+  k_start, k_flip = jax.random.split(key)
+  start = jax.random.randint(k_start, (b,), 0, t - references)
+  index = start[:, None] + jnp.arange(references + 1)
+  frames = jnp.take_along_axis(clips, index[:, :, None, None, None], axis=1)
+  flip = jax.random.bernoulli(k_flip, 0.5, (b,))
+  frames = jnp.where(flip[:, None, None, None, None], frames[:, :, :, ::-1], frames)
+  frames = frames.astype(jnp.float32) / 255.0
+  return frames[:, :references], frames[:, references]
+
+
+def build(config) -> Method:
+  vc = config.video_colorization
+  references, clusters = int(vc.references), int(vc.clusters)
+  temperature = float(vc.temperature)
+  if references < 1 or clusters < 2 or temperature <= 0:
+    raise UserError("config.video_colorization needs references >= 1, clusters >= 2 and "
+                    f"a positive temperature; got {references}, {clusters}, {temperature}")
+  if config.model.get("pool") != "map":
+    raise UserError("video_colorization attends over a feature map; set "
+                    "--config.model.pool=map")
+  net = _FrameEncoder(encoder=make_encoder(config.model, config.compute_dtype))
+
+  def constants(source):
+    spec = source.element_spec.get("clip")
+    if spec is None or len(spec[0]) != 4:
+      raise UserError("video_colorization trains on clips [T, H, W, 3]; set "
+                      "--config.data.name=video_corpus (build it with `make video`)")
+    if spec[0][0] < references + 1:
+      raise UserError(f"the clips have {spec[0][0]} frames but video_colorization needs "
+                      f"{references} reference frames and a target; set "
+                      f"--config.video_colorization.references={spec[0][0] - 1} or less")
+    rng = np.random.default_rng([config.seed, 7])
+    picks = rng.choice(len(source), min(len(source), 64), replace=False)
+    clips = source.get(np.sort(picks))["clip"]
+    pixels = clips.reshape(-1, 3)
+    pixels = pixels[rng.choice(len(pixels), min(len(pixels), KMEANS_PIXELS), replace=False)]
+    ab = rgb_to_lab(pixels.astype(np.float32) / 255.0, xp=np)[:, 1:]
+    return kmeans(ab, clusters, config.seed)
+
+  def init(key, examples, centres):
+    frame = jnp.asarray(examples["clip"][:, 0], jnp.float32) / 255.0
+    params, model_state = common.init_variables(net, key, scale_l(lab(frame)[..., :1]))
+    return params, model_state, Centres(ab=jnp.asarray(centres))
+
+  def loss_fn(params, model_state, method_state, batch, key):
+    clips = batch["clip"]
+    refs, target = _frames_and_targets(key, clips, references)
+    b = clips.shape[0]
+    frames = jnp.concatenate([refs.reshape(-1, *refs.shape[2:]), target], axis=0)
+    x = lab(frames)
+    f, new_state = common.apply_train(net, params, model_state, scale_l(x[..., :1]))
+    h, w, d = f.shape[1:]
+    colours = nearest_centre(block_mean(x[..., 1:], (h, w)), method_state.ab)
+    ref_f = f[:b * references].reshape(b, references * h * w, d)
+    ref_c = colours[:b * references].reshape(b, references * h * w)
+    tgt_f = f[b * references:].reshape(b, h * w, d)
+    tgt_c = colours[b * references:].reshape(b, h * w)
+    loss, accuracy = attention_colour_loss(tgt_f, ref_f, ref_c, tgt_c, clusters, temperature)
+    return loss, LossAux(new_state, method_state, {"colour_top1": accuracy})
+
+  encoder = dataclasses.replace(backbone_def(config, preprocess="lab_l"), output="dense")
+  return Method(name="video_colorization", init=init, loss_fn=loss_fn, encoder=encoder,
+                constants=constants, reads=("clip",))
