@@ -52,14 +52,20 @@ class Centres(NamedTuple):
 
 
 def kmeans(points: np.ndarray, k: int, seed: int, iterations: int = KMEANS_ITERATIONS):
-  """Lloyd's k-means of ``points`` [n, 2] from ``k`` distinct seeded points;
-  float32 [k, 2], sorted by the first coordinate then the second."""
+  """k-means of ``points`` [n, 2]: k-means++ seeding (Arthur & Vassilvitskii
+  2007, fixed by ``seed``), then Lloyd's iterations; float32 [k, 2], sorted
+  by the first coordinate then the second."""
   rng = np.random.default_rng(seed)
-  unique = np.unique(points, axis=0)
-  if len(unique) < k:
-    raise UserError(f"the training clips have {len(unique)} distinct colours, fewer than "
+  points = np.asarray(points, np.float64)
+  if len(np.unique(points, axis=0)) < k:
+    raise UserError(f"the training clips have fewer distinct colours than "
                     f"config.video_colorization.clusters = {k}; use fewer clusters")
-  centres = unique[rng.choice(len(unique), k, replace=False)].astype(np.float64)
+  centres = [points[rng.integers(len(points))]]
+  d2 = ((points - centres[0]) ** 2).sum(-1)
+  for _ in range(1, k):
+    centres.append(points[rng.choice(len(points), p=d2 / d2.sum())])
+    d2 = np.minimum(d2, ((points - centres[-1]) ** 2).sum(-1))
+  centres = np.stack(centres)
   for _ in range(iterations):
     nearest = np.argmin(((points[:, None] - centres[None]) ** 2).sum(-1), axis=1)
     for c in range(k):

@@ -17,7 +17,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslax import losses
 from sslax.config_loading import load_config_file
-from sslax.data import photos
+from sslax.data import photos, video_corpus
 from sslax.eval.finetune import finetune_config
 from sslax.methods import METHODS
 from sslax.train import optim
@@ -44,6 +44,7 @@ STEP_CASES = {
     "word2vec": {},  # skip-gram, negatives shared by a centre's pairs
     "word2vec_per_pair": {"word2vec": {"shared_negatives": False}},
     "word2vec_cbow": {"word2vec": {"cbow": True}},
+    "video_colorization": {},  # attention over reference frames of each clip
 }
 # Step cases of a config file under another name.
 CONFIG_OF = {"word2vec_per_pair": "word2vec", "word2vec_cbow": "word2vec"}
@@ -54,6 +55,7 @@ CONSTANTS = {name: ("method_state.weights",) for name in COLOUR}
 # ... and word2vec's counts, noise and subsampling tables.
 CONSTANTS.update({name: ("method_state.counts", "method_state.noise", "method_state.keep")
                   for name in ("word2vec", "word2vec_per_pair", "word2vec_cbow")})
+CONSTANTS["video_colorization"] = ("method_state.ab",)  # the k-means colour centres
 STEPS = 2
 # float32 leaves: the sharded step sums gradients and batch statistics in
 # another order, a rounding of ~1e-7 relative per step (measured at most 3e-6
@@ -94,9 +96,8 @@ def _steps(config, mesh):
 
 
 @pytest.fixture(scope="module")
-def photo_corpus(tmp_path_factory):
-  """A tiny photo corpus: four allow-listed names holding smooth random colour
-  fields."""
+def wallpapers(tmp_path_factory):
+  """Four allow-listed wallpaper names holding smooth random colour fields."""
   root = tmp_path_factory.mktemp("wallpapers")
   rng = np.random.default_rng(0)
   for name in ("mate/nature/Aqua.jpg", "mate/nature/Dune.jpg", "mate/nature/Storm.jpg",
@@ -104,9 +105,24 @@ def photo_corpus(tmp_path_factory):
     field = rng.uniform(0, 255, (4, 6, 3)).astype(np.uint8)
     os.makedirs(os.path.dirname(root / name), exist_ok=True)
     Image.fromarray(field).resize((96, 64), Image.BICUBIC).save(root / name, quality=95)
+  return str(root)
+
+
+@pytest.fixture(scope="module")
+def photo_corpus(tmp_path_factory, wallpapers):
+  """A tiny photo corpus cut from ``wallpapers``."""
   out = str(tmp_path_factory.mktemp("photos") / "corpus")
-  photos.make_corpus(out, size=32, crops_per_image=30, search_dirs=[str(root)],
+  photos.make_corpus(out, size=32, crops_per_image=30, search_dirs=[wallpapers],
                      log=lambda *_: None)
+  return out
+
+
+@pytest.fixture(scope="module")
+def tiny_video(tmp_path_factory, wallpapers):
+  """A tiny video corpus (16 clips of 8 frames) over ``wallpapers``."""
+  out = str(tmp_path_factory.mktemp("video") / "corpus")
+  video_corpus.make_corpus(out, clips=(16, 2), frames=8, size=64, search_dirs=[wallpapers],
+                           log=lambda *_: None)
   return out
 
 
@@ -125,6 +141,8 @@ def _config(name, request):
     config.data.data_dir = request.getfixturevalue("tiny_corpus")
   if name.startswith("word2vec"):
     config.data.data_dir = request.getfixturevalue("tiny_text")
+  if name == "video_colorization":
+    config.data.data_dir = request.getfixturevalue("tiny_video")
   # The smoke configs warm up from a learning rate of 0: from the first step
   # here, so that the steps compared move every parameter.
   config.optimizer.warmup_steps = 0
@@ -153,7 +171,7 @@ def test_steps_on_eight_devices_equal_one_device(name, request):
   # The steps moved every parameter, every non-constant method-state leaf
   # and the probe: the equality below is not that of two untouched states.
   states.assert_moved(start1, state1, "params")
-  if name.startswith("word2vec"):  # a table encoder: no online probe
+  if name.startswith("word2vec") or name == "video_colorization":  # no vector features
     assert not any(path.startswith("probe") for path in start1)
   else:
     states.assert_moved(start1, state1, "probe.params")
@@ -169,7 +187,7 @@ def test_steps_on_eight_devices_equal_one_device(name, request):
   count = states.assert_states_equal(state8, state1, float_tolerance=FLOAT32,
                                      context=f"{name} after {STEPS} steps:")
   # (word2vec: step, rng, two tables, three constants; SGD keeps no state)
-  assert count >= (7 if name.startswith("word2vec") else 11)
+  assert count >= (7 if name.startswith("word2vec") or name == "video_colorization" else 11)
 
 
 def test_sharded_barlow_twins_value_and_gradient_equal_single_device():
