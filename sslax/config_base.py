@@ -26,9 +26,9 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.compute_dtype = "float32"  # or "bfloat16" (parameters stay float32)
   c.global_batch_size = 256
   c.num_steps = FASHION_MNIST_STEPS
-  # Steps the schedules (learning rate, BYOL's tau) run over; None: num_steps.
+  # Steps the schedules (learning rate, BYOL's tau) run over; 0: num_steps.
   # `sslax train --extend-to N` sets it to the run's old length.
-  c.schedule_steps = None
+  c.schedule_steps = 0
   c.log_every = 50
   c.checkpoint_every = 500
   c.keep_checkpoints = 2

@@ -35,7 +35,7 @@ _DATA_OVERRIDES = ("data.name=", "data.data_dir=")
 
 # Keys added after runs were saved without them, with the value that means
 # what those runs did: a saved config without the key compares as having it.
-ADDED_KEYS = {"schedule_steps": None, "optimizer.extend": "tail", "optimizer.tail_peak": 0.1}
+ADDED_KEYS = {"schedule_steps": 0, "optimizer.extend": "tail", "optimizer.tail_peak": 0.1}
 # What `sslax train --extend-to N` changes.
 EXTEND_KEYS = ("num_steps", "schedule_steps", "optimizer.extend", "optimizer.tail_peak")
 
