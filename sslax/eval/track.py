@@ -237,11 +237,37 @@ def lab_pixel_features(clip: np.ndarray, stride: int) -> np.ndarray:
   return (cells - cells.mean(axis=(0, 1, 2))).astype(np.float32)
 
 
+def flow_track(clip, masks, keypoints):
+  """The optical-flow baseline: TV-L1 flow (Zach et al. 2007, scikit-image's
+  ``optical_flow_tvl1``) between consecutive gray frames; masks are warped
+  backwards (nearest pixel), keypoints moved forwards, frame by frame."""
+  try:
+    from skimage.registration import optical_flow_tvl1  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    from sslax.errors import UserError  # pylint: disable=g-import-not-at-top
+    raise UserError("the flow baseline needs scikit-image: pip install -e '.[video]'") from None
+  gray = clip.astype(np.float32).mean(-1) / 255.0
+  t_len, height, width = masks.shape
+  ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+  pred, kp = [masks[0]], [keypoints[0].copy()]
+  for t in range(1, t_len):
+    back = optical_flow_tvl1(gray[t], gray[t - 1])  # gray[t](r) ~ gray[t-1](r + back)
+    sy = np.clip(np.round(ys + back[0]), 0, height - 1).astype(int)
+    sx = np.clip(np.round(xs + back[1]), 0, width - 1).astype(int)
+    pred.append(pred[-1][sy, sx])
+    fwd = optical_flow_tvl1(gray[t - 1], gray[t])  # a point r of t-1 is at r + fwd in t
+    p = kp[-1]
+    iy = np.clip(np.round(p[:, 1]), 0, height - 1).astype(int)
+    ix = np.clip(np.round(p[:, 0]), 0, width - 1).astype(int)
+    kp.append(p + np.stack([fwd[1][iy, ix], fwd[0][iy, ix]], -1))
+  return np.stack(pred), np.stack(kp).astype(np.float32)
+
+
 def evaluate(source, features_fn, *, num_objects: int, per_object: int, limit=None,
              **options) -> dict:
   """``summarise`` over the clips of ``source`` (the video corpus' examples),
   each tracked with ``features_fn(clip) -> [T, h, w, d]`` (None: copying the
-  first frame's labels)."""
+  first frame's labels; ``"flow"``: ``flow_track``)."""
   scores = []
   n = len(source) if limit is None else min(limit, len(source))
   for i in range(n):
@@ -250,6 +276,8 @@ def evaluate(source, features_fn, *, num_objects: int, per_object: int, limit=No
     keypoints, visible = ex["keypoints"][0], ex["visible"][0]
     if features_fn is None:
       pred, pred_kp = copy_first_frame(masks, keypoints)
+    elif features_fn == "flow":
+      pred, pred_kp = flow_track(clip, masks, keypoints)
     else:
       pred, pred_kp = track_clip(features_fn(clip), masks, keypoints, visible,
                                  num_objects=num_objects, per_object=per_object, **options)
@@ -300,6 +328,8 @@ def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, ove
   per_object = spec["keypoints"][0][1] // max(num_objects, 1)
   if features == "copy":
     fn = None
+  elif features == "flow":
+    fn = "flow"
   elif features == "lab_pixels":
     fn = lambda clip: lab_pixel_features(clip, 4)  # noqa: E731
   else:

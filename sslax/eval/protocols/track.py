@@ -3,7 +3,8 @@ encoder's feature maps of each frame carry the first frame's masks and
 keypoints through every test clip of the video corpus
 (``config.evals.track.data``, default ``data/video``, split ``test``); DAVIS
 J and F, PCK@0.1 and @0.2. ``--features`` also gives the baselines: the
-randomly initialised encoder, raw Lab pixels and copying the first frame.
+randomly initialised encoder, raw Lab pixels, TV-L1 optical flow and copying
+the first frame.
 ``eval/track.json`` (``track_<features>.json``)."""
 
 import re
@@ -11,8 +12,8 @@ import re
 OUTPUT, LABELS = "dense", False
 HELP = ("propagate the first frame's masks and keypoints through the video corpus' "
         "test clips (J, F, PCK) with a dense encoder")
-FEATURES = ("encoder", "random_init", "lab_pixels", "copy")
-_FILE = re.compile(r"^track(?:_(random_init|lab_pixels|copy))?\.json$")
+FEATURES = ("encoder", "random_init", "lab_pixels", "flow", "copy")
+_FILE = re.compile(r"^track(?:_(random_init|lab_pixels|flow|copy))?\.json$")
 
 
 def applies(definition, probe_labels: bool) -> bool:
@@ -22,8 +23,9 @@ def applies(definition, probe_labels: bool) -> bool:
 
 def add_arguments(parser):
   parser.add_argument("--features", default="encoder", choices=FEATURES,
-                      help="encoder (default), random_init, lab_pixels or copy (the "
-                      "first frame's labels in every frame)")
+                      help="encoder (default), random_init, lab_pixels, flow (TV-L1 "
+                      "optical flow; the video extra) or copy (the first frame's labels "
+                      "in every frame)")
   parser.add_argument("--clips", type=int, help="only the first N test clips")
   for name, default in (("context", 20), ("topk", 10), ("radius", 12.0),
                         ("temperature", 0.05)):
