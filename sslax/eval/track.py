@@ -25,7 +25,7 @@ from scipy import ndimage
 BOUNDARY_TOLERANCE = 0.008
 # radius: 12 feature cells of a DAVIS frame (480p, stride 8: a 60-cell-high grid) are a
 # fifth of its height; 3 cells are that fraction of the corpus grid (64 px, stride 4).
-DEFAULTS = dict(context=20, topk=10, radius=3, temperature=0.05)
+DEFAULTS = dict(context=20, topk=10, radius=3.0, temperature=0.05)
 
 
 def one_hot_masks(masks: np.ndarray, num_objects: int) -> np.ndarray:
@@ -86,7 +86,7 @@ def _local_mask(size, radius: float) -> np.ndarray:
 
 
 def propagate(features: np.ndarray, first_labels: np.ndarray, *, context: int = 20,
-              topk: int = 10, radius: float = 12, temperature: float = 0.05) -> np.ndarray:
+              topk: int = 10, radius: float = 3.0, temperature: float = 0.05) -> np.ndarray:
   """``features`` float [T, h, w, d], ``first_labels`` float [h, w, C] ->
   labels float [T, h, w, C] (frame 0 the given ones). Features are
   L2-normalised per position here."""

@@ -27,8 +27,8 @@ def add_arguments(parser):
                       "optical flow; the video extra) or copy (the first frame's labels "
                       "in every frame)")
   parser.add_argument("--clips", type=int, help="only the first N test clips")
-  for name, default in (("context", 20), ("topk", 10), ("radius", 12.0),
-                        ("temperature", 0.05)):
+  from sslax.eval.track import DEFAULTS  # pylint: disable=g-import-not-at-top
+  for name, default in DEFAULTS.items():
     parser.add_argument(f"--{name}", type=type(default), default=default)
 
 
