@@ -26,6 +26,16 @@ FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_
 EXACT_COMPILE = "--xla_backend_optimization_level=1 --xla_llvm_disable_expensive_passes=true"
 
 
+def load_launch_script(name: str):
+  """``launch/<name>.py`` imported as a module (launch/ is not a package)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "launch",
+                                                                   f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def xla_flags(devices=None, *, exact=False):
   """XLA_FLAGS for the tests' subprocesses, with ``devices`` simulated CPU
   devices; ``exact``: at an optimisation level that computes as XLA's

@@ -4,25 +4,16 @@ tables are rewritten only between their markers, from the runs' own files.
 Training and evaluation are stand-ins here; the real ones are tested
 elsewhere."""
 
-import importlib.util
 import json
 import os
 import re
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, load_launch_script
 
 
-def _load():
-  spec = importlib.util.spec_from_file_location(
-      "results_runner", os.path.join(ROOT, "launch", "results.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-results = _load()
+results = load_launch_script("results")
 METHODS = (("simclr", "SimCLR", "configs/simclr.py:smoke"),
            ("byol", "BYOL", "configs/byol.py:smoke"))
 MARKERS = ("provenance", "demo", "demo-knn", "methods")

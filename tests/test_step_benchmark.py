@@ -3,7 +3,6 @@ against the two rates, the one-line refusal without PyTorch, and (with
 PyTorch) that its twin of the step matches sslax's model size, NT-Xent and
 LARS."""
 
-import importlib.util
 import os
 import re
 
@@ -13,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, load_launch_script
 from sslax import losses
 from sslax.train.optim import decay_mask
 
@@ -21,15 +20,7 @@ SMOKE = os.path.join(ROOT, "configs", "simclr.py:smoke")
 RATE = r"\d+"
 
 
-def _load():
-  spec = importlib.util.spec_from_file_location(
-      "step_benchmark", os.path.join(ROOT, "launch", "step_benchmark.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-bench = _load()
+bench = load_launch_script("step_benchmark")
 
 
 def _row(out, *cells):

@@ -74,7 +74,7 @@ def test_a_translated_square_is_followed_under_a_perfect_attention():
              for m in masks]
   for t in range(1, 4):
     np.testing.assert_array_equal(pred[t], decoded[t])
-  copied, _ = track.copy_first_frame(masks, np.zeros((4, 0, 2)))
+  copied, _ = track.copy_first_frame(None, masks, np.zeros((4, 0, 2)))
   assert track.region_similarity(copied[3] == 1, masks[3] == 1) == 0.0
   followed = np.stack([masks[0]] + decoded[1:]).astype(np.uint8)
   scores = track.score_clip(pred, followed, np.zeros((4, 0, 2)), np.zeros((4, 0, 2)),

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from conftest import load_launch_script
 from sslax.errors import UserError
 from sslax.eval import words
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write(path, text):
@@ -264,10 +263,7 @@ def test_analogies_match_gensim(tmp_path):
 
 def test_train_gensim_peer(tmp_path):
   pytest.importorskip("gensim")
-  spec = importlib.util.spec_from_file_location(
-      "words_peer", os.path.join(ROOT, "launch", "words_peer.py"))
-  peer = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(peer)
+  peer = load_launch_script("words_peer")
   rng = np.random.default_rng(6)
   corpus = tmp_path / "train.txt"
   tokens = [f"t{i}" for i in range(30)]

@@ -34,13 +34,10 @@ def write_meta(out: str, meta: dict):
     json.dump(meta, f, indent=1)
 
 
-def load_split(data_dir: str, split: str, *, what: str, build_hint: str,
-               array_key: str, example_key: str,
-               num_classes: Callable[[dict], int]) -> ArraySource:
-  """``split`` of the corpus in ``data_dir`` as an ArraySource of its
-  ``array_key`` array, named ``example_key`` in each example (``"image"``,
-  ``"audio"``); ``num_classes(meta)`` counts the labels; a one-line
-  error naming ``build_hint`` (the command that builds it) when it is missing."""
+def read_split(data_dir: str, split: str, *, what: str, build_hint: str):
+  """``(arrays of DIR/<split>.npz as a dict, meta.json)``; a one-line error
+  naming ``build_hint`` (the command that builds the corpus) when either is
+  missing, or when ``split`` is not train or test."""
   if split not in SPLITS:
     raise UserError(f"the {what} has splits train and test, not {split!r}")
   path = os.path.join(data_dir, f"{split}.npz")
@@ -51,6 +48,16 @@ def load_split(data_dir: str, split: str, *, what: str, build_hint: str,
   with open(meta_path) as f:
     meta = json.load(f)
   with np.load(path) as data:
-    return ArraySource(arrays={example_key: data[array_key]},
-                       labels=data["labels"].astype(np.int32),
-                       num_classes=num_classes(meta))
+    return {k: data[k] for k in data.files}, meta
+
+
+def load_split(data_dir: str, split: str, *, what: str, build_hint: str,
+               array_key: str, example_key: str,
+               num_classes: Callable[[dict], int]) -> ArraySource:
+  """``split`` of the corpus in ``data_dir`` as an ArraySource of its
+  ``array_key`` array, named ``example_key`` in each example (``"image"``,
+  ``"audio"``); ``num_classes(meta)`` counts the labels (``read_split``)."""
+  data, meta = read_split(data_dir, split, what=what, build_hint=build_hint)
+  return ArraySource(arrays={example_key: data[array_key]},
+                     labels=data["labels"].astype(np.int32),
+                     num_classes=num_classes(meta))

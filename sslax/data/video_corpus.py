@@ -204,14 +204,9 @@ def load_split(data_dir: str, split: str) -> ArraySource:
   attribute (the frame-level probe's classes), the clips themselves have no
   label."""
   data_dir = data_dir or default_corpus_dir()
-  if split not in corpus.SPLITS:
-    raise UserError(f"the video corpus has splits train and test, not {split!r}")
-  path = os.path.join(data_dir, f"{split}.npz")
-  if not (os.path.exists(path) and os.path.exists(os.path.join(data_dir, corpus.META_FILE))):
-    raise UserError(f"no video corpus in {data_dir}; build it with `sslax data make-video "
-                    f"--out {data_dir}` (or `make video`), or point config.data.data_dir "
-                    "at one")
-  with np.load(path) as data:
-    source = ArraySource(arrays={k: data[k] for k in CLIP_KEYS})
-    source.garment_labels = data["labels"]
+  data, _ = corpus.read_split(
+      data_dir, split, what="video corpus",
+      build_hint=f"`sslax data make-video --out {data_dir}` (or `make video`)")
+  source = ArraySource(arrays={k: data[k] for k in CLIP_KEYS})
+  source.garment_labels = data["labels"]
   return source

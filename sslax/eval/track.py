@@ -218,8 +218,9 @@ def summarise(scores) -> dict:
   return out
 
 
-def copy_first_frame(masks, keypoints):
+def copy_first_frame(clip, masks, keypoints):
   """The baseline that tracks nothing: every frame gets the first's labels."""
+  del clip
   return (np.repeat(masks[:1], len(masks), axis=0),
           np.repeat(keypoints[:1], len(keypoints), axis=0))
 
@@ -264,20 +265,19 @@ def flow_track(clip, masks, keypoints):
 
 
 def evaluate(source, features_fn, *, num_objects: int, per_object: int, limit=None,
-             **options) -> dict:
+             tracker=None, **options) -> dict:
   """``summarise`` over the clips of ``source`` (the video corpus' examples),
-  each tracked with ``features_fn(clip) -> [T, h, w, d]`` (None: copying the
-  first frame's labels; ``"flow"``: ``flow_track``)."""
+  each tracked with ``features_fn(clip) -> [T, h, w, d]`` by ``track_clip``,
+  or by ``tracker(clip, masks, keypoints) -> (masks, keypoints)`` when given
+  (``copy_first_frame``, ``flow_track``)."""
   scores = []
   n = len(source) if limit is None else min(limit, len(source))
   for i in range(n):
     ex = source.get(np.array([i]))
     clip, masks = ex["clip"][0], ex["masks"][0]
     keypoints, visible = ex["keypoints"][0], ex["visible"][0]
-    if features_fn is None:
-      pred, pred_kp = copy_first_frame(masks, keypoints)
-    elif features_fn == "flow":
-      pred, pred_kp = flow_track(clip, masks, keypoints)
+    if tracker is not None:
+      pred, pred_kp = tracker(clip, masks, keypoints)
     else:
       pred, pred_kp = track_clip(features_fn(clip), masks, keypoints, visible,
                                  num_objects=num_objects, per_object=per_object, **options)
@@ -286,7 +286,7 @@ def evaluate(source, features_fn, *, num_objects: int, per_object: int, limit=No
   return summarise(scores)
 
 
-def _encoder_features(encoder, stride_check=True):
+def _encoder_features(encoder):
   """``features_fn(clip)``: the encoder's maps of each frame (eval mode)."""
   import jax  # pylint: disable=g-import-not-at-top
   from sslax.encoder import embed_fn  # pylint: disable=g-import-not-at-top
@@ -326,17 +326,14 @@ def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, ove
                     f"{spec['keypoints'][0]} do not match the clips {spec['clip'][0]}")
   num_objects = int(source.get(np.arange(min(len(source), 50)))["masks"].max())
   per_object = spec["keypoints"][0][1] // max(num_objects, 1)
-  if features == "copy":
-    fn = None
-  elif features == "flow":
-    fn = "flow"
-  elif features == "lab_pixels":
+  fn, tracker = None, {"copy": copy_first_frame, "flow": flow_track}.get(features)
+  if features == "lab_pixels":
     fn = lambda clip: lab_pixel_features(clip, 4)  # noqa: E731
-  else:
+  elif tracker is None:
     encoder = artifact.restore_encoder(workdir, random_init=features == "random_init")
     fn = _encoder_features(encoder)
   result = evaluate(source, fn, num_objects=num_objects, per_object=per_object,
-                    limit=limit, **options)
+                    limit=limit, tracker=tracker, **options)
   result.update(features=features, options=options, clips=limit or len(source),
                 dataset=f"{data.name} ({data.data_dir}, test)",
                 step=checkpoint.latest_step(workdir))
