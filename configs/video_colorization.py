@@ -23,20 +23,21 @@ VIDEO_DATA = dict(name="video_corpus", modality="video", data_dir="data/video",
                   eval_split="test", channels=0, workers=0)
 
 
-def get_config(arg: str = "corpus"):
+def video_config(method: str, arg: str, config_file: str):
+  """The video methods' shared settings: the corpus, the dense ConvNet on
+  single 64x64 frames, Adam at 1e-3 with a cosine schedule, 1000 steps of 32
+  clips, online evaluation off (the clips have no labels); ``smoke``: 8
+  steps of 8 clips with a narrow network. Returns ``(config, variant)``."""
   arg = arg or "corpus"
   if arg not in VARIANTS:
-    raise UserError(f"configs/video_colorization.py has no variant {arg!r}; use one of "
+    raise UserError(f"{config_file} has no variant {arg!r}; use one of "
                     f"{', '.join(VARIANTS)}")
-  c = base_config("video_colorization")
-  apply_variant(c, "smoke" if arg == "smoke" else "fashion_mnist",
-                "configs/video_colorization.py")
+  c = base_config(method)
+  apply_variant(c, "smoke" if arg == "smoke" else "fashion_mnist", config_file)
   del c["head"]
   c.data = ml_collections.ConfigDict(VIDEO_DATA)
   c.model = ml_collections.ConfigDict(dict(encoder="convnet", widths=(32, 64),
                                            stem_stride=2, pool="map"))
-  c.video_colorization = ml_collections.ConfigDict(dict(
-      references=3, clusters=16, temperature=1.0))
   c.optimizer.update(name="adamw", learning_rate=1e-3, weight_decay=0.0, warmup_steps=50,
                      lr_scaling="none")
   c.global_batch_size = 32
@@ -49,4 +50,11 @@ def get_config(arg: str = "corpus"):
     c.num_steps = 8
     c.log_every = 2
     c.optimizer.warmup_steps = 2
+  return c, arg
+
+
+def get_config(arg: str = "corpus"):
+  c, _ = video_config("video_colorization", arg, "configs/video_colorization.py")
+  c.video_colorization = ml_collections.ConfigDict(dict(
+      references=3, clusters=16, temperature=1.0))
   return c

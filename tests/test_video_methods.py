@@ -64,3 +64,61 @@ def test_lab_round_trip():
   rgb = np.random.default_rng(2).uniform(0, 1, (64, 3)).astype(np.float32)
   back = np.asarray(lab_to_rgb(rgb_to_lab(jnp.asarray(rgb))))
   np.testing.assert_allclose(back, rgb, atol=2e-4)
+
+
+# ------------------------------------------- Shuffle and Learn, arrow of time
+
+def test_shuffle_and_learn_tuples_follow_the_paper():
+  """Five distinct ordered frames inside one window; positives (b, c, d),
+  negatives (b, a, d) or (b, e, d); the tuple from the highest-motion draw."""
+  from sslax.methods import shuffle_and_learn as sl
+  idx = np.asarray(sl.five_frames(jax.random.PRNGKey(0), 16, 8, 500))
+  assert np.all(np.diff(idx, axis=1) > 0) and idx.min() >= 0 and idx.max() <= 15
+  assert np.all(idx[:, -1] - idx[:, 0] <= 7)  # one window of 8 frames
+  # a window as long as the clip: a..e are frames 0..4
+  clips = np.zeros((200, 5, 2, 2, 1), np.uint8)
+  picked, labels = map(np.asarray, sl.triplets(jax.random.PRNGKey(1), jnp.asarray(clips), 5, 1))
+  assert 0.4 < labels.mean() < 0.6
+  assert np.all(picked[labels == 1] == [1, 2, 3])
+  negatives = picked[labels == 0]
+  assert np.all(negatives[:, [0, 2]] == [1, 3]) and set(negatives[:, 1]) == {0, 4}
+  # frames 0..4 mid-gray, 5..9 uniform noise (consecutive noise frames differ
+  # by 85 on average, gray and noise by 64): the window 5..9 moves most, and
+  # with 64 draws per clip it is drawn and kept: b, d = 6, 8
+  noise = np.random.default_rng(0).integers(0, 256, (50, 5, 32, 32, 1))
+  clips = np.concatenate([np.full((50, 5, 32, 32, 1), 128), noise], axis=1).astype(np.uint8)
+  picked, _ = map(np.asarray, sl.triplets(jax.random.PRNGKey(2), jnp.asarray(clips), 5, 64))
+  assert np.all(picked[:, [0, 2]] == [6, 8])
+  # the naive motion: mean absolute change of consecutive picked frames
+  one = np.asarray([[0, 2, 6, 7, 9]])
+  expect = np.mean(np.abs(np.diff(clips[:1, one[0]].astype(float), axis=1)))
+  np.testing.assert_allclose(float(sl.motion(jnp.asarray(clips[:1]), jnp.asarray(one))[0]),
+                             expect, rtol=1e-6)
+
+
+def test_arrow_of_time_reverses_exactly_the_backward_clips():
+  from sslax.methods import arrow_of_time as at
+  index, labels = at.directed_frames(jax.random.PRNGKey(0), 16, 4, 2, 300)
+  index, labels = np.asarray(index), np.asarray(labels)
+  steps = np.diff(index, axis=1)
+  assert np.all(steps[labels == 1] == 2) and np.all(steps[labels == 0] == -2)
+  assert index.min() >= 0 and index.max() <= 15 and 0.4 < labels.mean() < 0.6
+  assert at.span(4, 2) == 7
+
+
+@pytest.mark.parametrize("name,settings,match", [
+    ("shuffle_and_learn", {"window": 9}, "shuffle_and_learn.window=8 or less"),
+    ("arrow_of_time", {"frames": 5, "stride": 2}, r"\(frames - 1\) \* stride \+ 1 <= 8"),
+])
+def test_clips_shorter_than_the_method_needs_are_one_line(name, settings, match):
+  from sslax.config_loading import load_config_file
+  from sslax.errors import UserError
+  from sslax.methods import build_method
+  config = load_config_file(f"configs/{name}.py:smoke")
+  config[name].update(settings)
+  method = build_method(config)
+  clips = np.zeros((2, 8, 16, 16, 3), np.uint8)
+  with pytest.raises(UserError, match=match):
+    method.init(jax.random.PRNGKey(0), {"clip": clips})
+  with pytest.raises(UserError, match="trains on clips"):
+    method.init(jax.random.PRNGKey(0), {"image": clips[:, 0]})

@@ -7,7 +7,7 @@ from sslax.methods import exemplar, jigsaw, relative_patch, rotation
 from sslax.methods import colorization, split_brain
 from sslax.methods import supervised
 from sslax.methods import simsiam, vicreg
-from sslax.methods import video_colorization, word2vec
+from sslax.methods import arrow_of_time, shuffle_and_learn, video_colorization, word2vec
 from sslax.methods.base import Method
 
 METHODS = {
@@ -30,6 +30,8 @@ METHODS = {
     "supervised": supervised,
     "word2vec": word2vec,
     "video_colorization": video_colorization,
+    "shuffle_and_learn": shuffle_and_learn,
+    "arrow_of_time": arrow_of_time,
 }
 
 

@@ -45,10 +45,13 @@ STEP_CASES = {
     "word2vec_per_pair": {"word2vec": {"shared_negatives": False}},
     "word2vec_cbow": {"word2vec": {"cbow": True}},
     "video_colorization": {},  # attention over reference frames of each clip
+    "shuffle_and_learn": {},  # the highest-motion tuple of each clip's draws
+    "arrow_of_time": {},  # clips forwards or reversed
 }
 # Step cases of a config file under another name.
 CONFIG_OF = {"word2vec_per_pair": "word2vec", "word2vec_cbow": "word2vec"}
 COLOUR = ("colorization", "split_brain")
+VIDEO = ("video_colorization", "shuffle_and_learn", "arrow_of_time")
 # Method-state leaves that are constants computed from the data (the colour
 # rebalancing weights): the only leaves a step must leave as they are.
 CONSTANTS = {name: ("method_state.weights",) for name in COLOUR}
@@ -141,7 +144,7 @@ def _config(name, request):
     config.data.data_dir = request.getfixturevalue("tiny_corpus")
   if name.startswith("word2vec"):
     config.data.data_dir = request.getfixturevalue("tiny_text")
-  if name == "video_colorization":
+  if name in VIDEO:
     config.data.data_dir = request.getfixturevalue("tiny_video")
   # The smoke configs warm up from a learning rate of 0: from the first step
   # here, so that the steps compared move every parameter.
@@ -171,7 +174,7 @@ def test_steps_on_eight_devices_equal_one_device(name, request):
   # The steps moved every parameter, every non-constant method-state leaf
   # and the probe: the equality below is not that of two untouched states.
   states.assert_moved(start1, state1, "params")
-  if name.startswith("word2vec") or name == "video_colorization":  # no vector features
+  if name.startswith("word2vec") or name in VIDEO:  # no vector features
     assert not any(path.startswith("probe") for path in start1)
   else:
     states.assert_moved(start1, state1, "probe.params")
@@ -187,7 +190,7 @@ def test_steps_on_eight_devices_equal_one_device(name, request):
   count = states.assert_states_equal(state8, state1, float_tolerance=FLOAT32,
                                      context=f"{name} after {STEPS} steps:")
   # (word2vec: step, rng, two tables, three constants; SGD keeps no state)
-  assert count >= (7 if name.startswith("word2vec") or name == "video_colorization" else 11)
+  assert count >= (7 if name.startswith("word2vec") or name in VIDEO else 11)
 
 
 def test_sharded_barlow_twins_value_and_gradient_equal_single_device():

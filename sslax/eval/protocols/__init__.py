@@ -2,7 +2,7 @@
 
 Each module says what it evaluates: ``OUTPUT``, the encoder output kind it
 needs (``vector``, ``table``, ...; ``sslax.encoder.OUTPUT_KINDS``), and
-``LABELS``, whether it needs labelled data; ``applies(definition,
+``LABELS``, whether it needs labelled data (``OUTPUT`` None: any encoder); ``applies(definition,
 probe_labels)``, whether it fits an encoder of a run whose evaluation splits
 are labelled or not (what training suggests next); its ``add_arguments(parser)``
 and ``run(args, overrides) -> dict`` (which writes ``WORKDIR/eval/*.json``);
@@ -13,7 +13,7 @@ module here and one line below; none names a method.
 """
 
 from sslax.errors import UserError
-from sslax.eval.protocols import finetune, knn, linear, track, transfer, words
+from sslax.eval.protocols import finetune, knn, linear, pretext, track, transfer, words
 
 EVALUATIONS = {
     "linear": linear,
@@ -22,12 +22,13 @@ EVALUATIONS = {
     "transfer": transfer,
     "words": words,
     "track": track,
+    "pretext": pretext,
 }
 
 
 def for_output(output: str) -> list:
   """The evaluations that apply to an encoder of output kind ``output``."""
-  return [name for name, e in EVALUATIONS.items() if e.OUTPUT == output]
+  return [name for name, e in EVALUATIONS.items() if e.OUTPUT in (None, output)]
 
 
 def applicable(definition, probe_labels: bool) -> list:
@@ -45,7 +46,7 @@ def check_encoder(name: str, workdir: str, encoder=None):
     return None  # no trained run here: the evaluation says so in its own words
   definition, _ = artifact.read_encoder_definition(workdir, encoder)
   want = EVALUATIONS[name].OUTPUT
-  if definition.output != want:
+  if want is not None and definition.output != want:
     which = f"encoder {encoder!r}" if encoder else "the primary encoder"
     fits = ", ".join(for_output(definition.output)) or "none yet"
     raise UserError(f"`sslax eval {name}` needs a {want} encoder but {which} of "

@@ -1,0 +1,73 @@
+"""What the clip-classification pretext tasks share (Shuffle and Learn,
+arrow of time): frames picked from each clip, one horizontal flip per clip,
+and a network that sees a few frames through the shared frame encoder and
+classifies them together."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sslax.errors import UserError
+from sslax.methods.pretext_common import normalize
+from sslax.models import compute_dtype
+
+
+class FrameSequenceClassifier(nn.Module):
+  """Frames [B, F, H, W, C] -> logits [B, classes].
+
+  Each frame goes through ``encoder`` (a dense encoder, maps [h, w, d]); the F
+  maps are stacked along channels in frame order ([h, w, F d], late fusion as
+  in the arrow-of-time network of Wei et al. 2018), then a 3x3 convolution,
+  global average pooling and a two-layer classifier."""
+  encoder: nn.Module
+  width: int
+  classes: int = 2
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, frames, train: bool = True):
+    b, f = frames.shape[:2]
+    maps = self.encoder(frames.reshape((b * f,) + frames.shape[2:]), train=train)
+    h, w, d = maps.shape[1:]
+    x = maps.reshape(b, f, h, w, d).transpose(0, 2, 3, 1, 4).reshape(b, h, w, f * d)
+    x = nn.relu(nn.Conv(self.width, (3, 3), dtype=self.dtype, name="fuse")(x))
+    x = jnp.mean(x, axis=(1, 2))
+    x = nn.relu(nn.Dense(self.width, dtype=self.dtype, name="hidden")(x))
+    return nn.Dense(self.classes, dtype=self.dtype, name="logits")(x)
+
+
+def classifier(config, encoder: nn.Module, width: int) -> FrameSequenceClassifier:
+  if width < 1:
+    raise UserError(f"config.{config.method}.head_width must be positive, got {width}")
+  return FrameSequenceClassifier(encoder=encoder, width=width,
+                                 dtype=compute_dtype(config.compute_dtype))
+
+
+def check_clips(name: str, examples, need: int, fix):
+  """One line unless ``examples`` hold clips [B, T, H, W, C] of at least
+  ``need`` frames; ``fix(frames)`` says which setting lowers the need."""
+  clip = examples.get("clip")
+  if clip is None or clip.ndim != 5:
+    raise UserError(f"{name} trains on clips [T, H, W, C]; set "
+                    "--config.data.name=video_corpus (build it with `make video`)")
+  if clip.shape[1] < need:
+    raise UserError(f"the clips have {clip.shape[1]} frames but {name} needs {need}; {fix(clip.shape[1])}")
+
+
+def gather(clips, index):
+  """``clips`` [B, T, ...], ``index`` int [B, F] -> [B, F, ...]."""
+  expand = index.reshape(index.shape + (1,) * (clips.ndim - 2))
+  return jnp.take_along_axis(clips, expand, axis=1)
+
+
+def flip_per_clip(key, frames):
+  """One horizontal flip (probability 1/2) per clip of ``frames`` [B, F, H, W, C]."""
+  flip = jax.random.bernoulli(key, 0.5, frames.shape[:1])
+  return jnp.where(flip[:, None, None, None, None], frames[:, :, :, ::-1], frames)
+
+
+def frames_input(frames, config):
+  """uint8 frames [B, F, H, W, C] -> normalised float32 (the encoder's
+  ``normalize`` preprocessing)."""
+  return normalize(frames.astype(jnp.float32) / 255.0, config)
+
