@@ -122,3 +122,34 @@ def test_clips_shorter_than_the_method_needs_are_one_line(name, settings, match)
     method.init(jax.random.PRNGKey(0), {"clip": clips})
   with pytest.raises(UserError, match="trains on clips"):
     method.init(jax.random.PRNGKey(0), {"image": clips[:, 0]})
+
+
+def test_eval_pretext_measures_the_trained_checkpoint_on_held_out_clips(tmp_path):
+  """``sslax eval pretext`` on a smoke arrow-of-time run: its figures are the
+  loss_fn of the checkpoint's own parameters (not the initial ones) on the
+  test clips, batch by batch with the documented keys."""
+  from sslax.data import video_corpus
+  from sslax.data.pipeline import read_examples
+  from sslax.eval import pretext
+  from sslax.config_loading import load_config_file
+  from sslax.train import loop, run as run_lib
+  data = str(tmp_path / "video")
+  video_corpus.make_corpus(data, clips=(16, 16), frames=8, size=32, log=lambda line: None)
+  config = load_config_file("configs/arrow_of_time.py:smoke")
+  config.data.update(data_dir=data, image_size=(32, 32))
+  workdir = str(tmp_path / "run")
+  loop.train_and_evaluate(config, workdir)
+  result = pretext.evaluate_workdir(workdir, batches=1, seed=3)
+  assert result["examples"] == 8 and result["split"] == "test" and result["step"] == 8
+  run = run_lib.setup(config)
+  _, (params, model_state, method_state) = pretext.restore_parts(workdir, run)
+  init = run_lib.init_state(run)
+  test = video_corpus.load_split(data, "test")
+  batch = read_examples(test, np.arange(8))
+  key = jax.random.fold_in(jax.random.PRNGKey(3), 0)
+  with jax.set_mesh(run.mesh):
+    trained = run.method.loss_fn(params, model_state, method_state, batch, key)
+    initial = run.method.loss_fn(init.params, init.model_state, init.method_state, batch, key)
+  np.testing.assert_allclose(result["loss"], float(trained[0]), rtol=1e-5)
+  np.testing.assert_allclose(result["pretext_top1"], float(trained[1].metrics["pretext_top1"]))
+  assert abs(float(initial[0]) - float(trained[0])) > 1e-4
