@@ -15,6 +15,7 @@ import numpy as np
 from sslax.data.pipeline import read_examples
 from sslax.data.sources import get_source
 from sslax.errors import UserError
+from sslax.eval.evaluate import write_eval
 from sslax.sharding import data_sharding
 from sslax.train import checkpoint, run as run_lib, run_config
 
@@ -68,6 +69,5 @@ def evaluate_workdir(workdir: str, *, split=None, batches=None, seed: int = 0,
   split = split or config.data.eval_split
   result = evaluate(run, parts, get_source(config.data, split), batches=batches, seed=seed)
   result.update(method=config.method, split=split, step=step, seed=seed)
-  from sslax.eval.evaluate import write_eval  # pylint: disable=g-import-not-at-top
   write_eval(workdir, "pretext", result)
   return result

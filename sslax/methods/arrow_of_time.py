@@ -9,17 +9,12 @@ maps are fused in frame order and a small classifier answers forwards or
 backwards (cross-entropy; accuracy ``pretext_top1``, chance 1/2).
 """
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 
-from sslax.encoder import backbone_def
 from sslax.errors import UserError
-from sslax.methods import common, video_common
-from sslax.methods.base import LossAux, Method
-from sslax.methods.pretext_common import classification
-from sslax.models import make_encoder
+from sslax.methods import video_common
+from sslax.methods.base import Method
 
 
 def span(frames: int, stride: int) -> int:
@@ -45,31 +40,11 @@ def build(config) -> Method:
   if frames < 2 or stride < 1:
     raise UserError("config.arrow_of_time needs frames >= 2 and stride >= 1; got "
                     f"frames {frames}, stride {stride}")
-  if config.model.get("pool") != "map":
-    raise UserError("arrow_of_time fuses the frames' feature maps; set "
-                    "--config.model.pool=map")
-  net = video_common.classifier(config, make_encoder(config.model, config.compute_dtype),
-                                int(at.head_width))
 
-  def init(key, examples):
-    video_common.check_clips(
-        "arrow_of_time", examples, span(frames, stride),
-        lambda length: "lower --config.arrow_of_time.frames or .stride so that "
-        f"(frames - 1) * stride + 1 <= {length}")
-    x = video_common.frames_input(jnp.asarray(examples["clip"][:, :frames]), config)
-    params, model_state = common.init_variables(net, key, x)
-    return params, model_state, {}
+  def pick(key, clips):
+    return directed_frames(key, clips.shape[1], frames, stride, clips.shape[0])
 
-  def loss_fn(params, model_state, method_state, batch, key):
-    clips = batch["clip"]
-    k_pick, k_flip = jax.random.split(key)
-    index, labels = directed_frames(k_pick, clips.shape[1], frames, stride, clips.shape[0])
-    x = video_common.flip_per_clip(k_flip, video_common.gather(clips, index))
-    logits, new_state = common.apply_train(net, params, model_state,
-                                           video_common.frames_input(x, config))
-    loss, metrics = classification(logits, labels)
-    return loss, LossAux(new_state, method_state, metrics)
-
-  encoder = dataclasses.replace(backbone_def(config), output="dense")
-  return Method(name="arrow_of_time", init=init, loss_fn=loss_fn, encoder=encoder,
-                reads=("clip",))
+  return video_common.clip_classification(
+      config, pick, frames, span(frames, stride),
+      lambda length: "lower --config.arrow_of_time.frames or .stride so that "
+      f"(frames - 1) * stride + 1 <= {length}")

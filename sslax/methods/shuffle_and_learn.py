@@ -14,17 +14,12 @@ order and a small classifier answers ordered or not (cross-entropy; its
 accuracy is ``pretext_top1``, chance 1/2).
 """
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 
-from sslax.encoder import backbone_def
 from sslax.errors import UserError
-from sslax.methods import common, video_common
-from sslax.methods.base import LossAux, Method
-from sslax.methods.pretext_common import classification
-from sslax.models import make_encoder
+from sslax.methods import video_common
+from sslax.methods.base import Method
 
 TUPLE = 5  # a, b, c, d, e
 
@@ -68,30 +63,6 @@ def build(config) -> Method:
   if window < TUPLE or candidates < 1:
     raise UserError("config.shuffle_and_learn needs window >= 5 (five distinct frames) and "
                     f"candidates >= 1; got window {window}, candidates {candidates}")
-  if config.model.get("pool") != "map":
-    raise UserError("shuffle_and_learn fuses the frames' feature maps; set "
-                    "--config.model.pool=map")
-  net = video_common.classifier(config, make_encoder(config.model, config.compute_dtype),
-                                int(sl.head_width))
-
-  def init(key, examples):
-    video_common.check_clips(
-        "shuffle_and_learn", examples, window,
-        lambda length: f"set --config.shuffle_and_learn.window={length} or less")
-    frames = video_common.frames_input(jnp.asarray(examples["clip"][:, :3]), config)
-    params, model_state = common.init_variables(net, key, frames)
-    return params, model_state, {}
-
-  def loss_fn(params, model_state, method_state, batch, key):
-    clips = batch["clip"]
-    k_tuple, k_flip = jax.random.split(key)
-    index, labels = triplets(k_tuple, clips, window, candidates)
-    frames = video_common.flip_per_clip(k_flip, video_common.gather(clips, index))
-    logits, new_state = common.apply_train(net, params, model_state,
-                                           video_common.frames_input(frames, config))
-    loss, metrics = classification(logits, labels)
-    return loss, LossAux(new_state, method_state, metrics)
-
-  encoder = dataclasses.replace(backbone_def(config), output="dense")
-  return Method(name="shuffle_and_learn", init=init, loss_fn=loss_fn, encoder=encoder,
-                reads=("clip",))
+  return video_common.clip_classification(
+      config, lambda key, clips: triplets(key, clips, window, candidates), 3, window,
+      lambda length: f"set --config.shuffle_and_learn.window={length} or less")

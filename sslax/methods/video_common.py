@@ -3,13 +3,18 @@ arrow of time): frames picked from each clip, one horizontal flip per clip,
 and a network that sees a few frames through the shared frame encoder and
 classifies them together."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sslax.encoder import backbone_def
 from sslax.errors import UserError
-from sslax.methods.pretext_common import normalize
-from sslax.models import compute_dtype
+from sslax.methods import common
+from sslax.methods.base import LossAux, Method
+from sslax.methods.pretext_common import classification, normalize
+from sslax.models import compute_dtype, make_encoder
 
 
 class FrameSequenceClassifier(nn.Module):
@@ -34,13 +39,6 @@ class FrameSequenceClassifier(nn.Module):
     x = jnp.mean(x, axis=(1, 2))
     x = nn.relu(nn.Dense(self.width, dtype=self.dtype, name="hidden")(x))
     return nn.Dense(self.classes, dtype=self.dtype, name="logits")(x)
-
-
-def classifier(config, encoder: nn.Module, width: int) -> FrameSequenceClassifier:
-  if width < 1:
-    raise UserError(f"config.{config.method}.head_width must be positive, got {width}")
-  return FrameSequenceClassifier(encoder=encoder, width=width,
-                                 dtype=compute_dtype(config.compute_dtype))
 
 
 def check_clips(name: str, examples, need: int, fix):
@@ -71,3 +69,39 @@ def frames_input(frames, config):
   ``normalize`` preprocessing)."""
   return normalize(frames.astype(jnp.float32) / 255.0, config)
 
+
+
+def clip_classification(config, pick, shown: int, need: int, fix) -> Method:
+  """The Method of a clip-classification pretext task named ``config.method``:
+  ``pick(key, clips) -> (frame indices int32 [B, shown], labels int32 [B])``
+  chooses each clip's frames and its class (0 or 1); the frames get one flip
+  per clip and go through ``FrameSequenceClassifier`` (its width
+  ``config.<method>.head_width``), trained by cross-entropy. Clips need at
+  least ``need`` frames (``fix(frames)``: the setting that lowers it)."""
+  name = config.method
+  if config.model.get("pool") != "map":
+    raise UserError(f"{name} fuses the frames' feature maps; set --config.model.pool=map")
+  width = int(config[name].head_width)
+  if width < 1:
+    raise UserError(f"config.{name}.head_width must be positive, got {width}")
+  net = FrameSequenceClassifier(encoder=make_encoder(config.model, config.compute_dtype),
+                                width=width, dtype=compute_dtype(config.compute_dtype))
+
+  def init(key, examples):
+    check_clips(name, examples, need, fix)
+    frames = frames_input(jnp.asarray(examples["clip"][:, :shown]), config)
+    params, model_state = common.init_variables(net, key, frames)
+    return params, model_state, {}
+
+  def loss_fn(params, model_state, method_state, batch, key):
+    clips = batch["clip"]
+    k_pick, k_flip = jax.random.split(key)
+    index, labels = pick(k_pick, clips)
+    frames = flip_per_clip(k_flip, gather(clips, index))
+    logits, new_state = common.apply_train(net, params, model_state,
+                                           frames_input(frames, config))
+    loss, metrics = classification(logits, labels)
+    return loss, LossAux(new_state, method_state, metrics)
+
+  encoder = dataclasses.replace(backbone_def(config), output="dense")
+  return Method(name=name, init=init, loss_fn=loss_fn, encoder=encoder, reads=("clip",))
