@@ -90,7 +90,7 @@ def main():
       json.dump(results, f, indent=2)
   linear = "".join(f"linear {float(f):.0%} | " for f in args.fractions)
   print(f"| method | {linear}kNN k=20 | kNN k=200 | examples/s | train s | peak memory (GB) |")
-  print("|---|" + "---|" * (len(args.fractions) + 6))
+  print("|---|" + "---|" * (len(args.fractions) + 5))
   for name, r in results.items():
     linear = "".join(f"{100 * r[f'linear_top1_{float(f)}']:.2f} | " for f in args.fractions)
     print(f"| {name} | {linear}{100 * r['knn_top1_k20']:.2f} | {100 * r['knn_top1_k200']:.2f} "

@@ -16,14 +16,11 @@ import time
 
 import jax
 
-from sslax.config_loading import apply_overrides
-from sslax.train import online
-
-from sslax.config_loading import load_config_file
+from sslax.config_loading import apply_overrides, load_config_file
 from sslax.data import pipeline
 from sslax.sharding import data_sharding
 from sslax.train.run import global_batch, init_state, setup
-from sslax.train.step import compile_step, make_train_step
+from sslax.train.step import compile_step
 
 # Dense peak TFLOP/s per device: (bfloat16, float32), from the vendors' data
 # sheets (NVIDIA: tensor cores without sparsity, float32 as TF32).
@@ -41,24 +38,30 @@ def peak_tflops(device_kind: str, dtype: str):
   return None
 
 
-def step_flops(run, state):
-  """FLOPs of one train step on one device, from XLA's cost analysis of the
-  compiled (partitioned) step: the global batch's FLOPs / device count."""
-  pure = make_train_step(run.method, run.tx, run.schedule, online.probe_optimizer(run.config))
+def compile_with_flops(run, state):
+  """The run's train step compiled ahead of time, and its FLOPs on one
+  device from XLA's cost analysis of that (partitioned) executable: the
+  global batch's FLOPs / device count."""
+  jitted = compile_step(run, state).jitted
   with jax.set_mesh(run.mesh):
-    compiled = jax.jit(pure).lower(state, global_batch(run, 0)).compile()
+    compiled = jitted.lower(state, global_batch(run, 0)).compile()
   analysis = compiled.cost_analysis()
   if isinstance(analysis, (list, tuple)):
     analysis = analysis[0]
-  return float(analysis.get("flops", 0.0)) if analysis else 0.0
+  flops = float(analysis.get("flops", 0.0)) if analysis else 0.0
+
+  def train_step(state, batch):
+    with jax.set_mesh(run.mesh):
+      return compiled(state, batch)
+
+  return train_step, flops
 
 
 def measure(spec, steps, warmup, overrides=()):
   config = apply_overrides(load_config_file(spec), overrides)
   run = setup(config)
   state = init_state(run)
-  flops = step_flops(run, state)
-  train_step = compile_step(run, state)
+  train_step, flops = compile_with_flops(run, state)
   batches = pipeline.BatchIterator(run.source, seed=config.seed,
                                    global_batch=config.global_batch_size,
                                    sharding=data_sharding(run.mesh),

@@ -41,7 +41,7 @@ SHRINK = {
         ["--steps", "1", "--warmup", "0", "--config.global_batch_size=16"],
     "launch/throughput.py configs/simclr.py:imagenet --config.data.name=synthetic":
         ["--steps", "1", "--warmup", "0", "--config.global_batch_size=2",
-         "--config.data.image_size=32,32"],
+         "--config.data.image_size=32,32", "--config.model.encoder=resnet18"],
 }
 
 

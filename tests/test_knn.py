@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from sslax.probes.knn import knn_accuracy, knn_scores
+from sslax.probes.knn import knn_accuracies, knn_accuracy, knn_scores
 
 
 def naive_scores(query, bank, labels, k, num_classes, temperature):
@@ -47,3 +47,20 @@ def test_clusters_are_recovered():
   x = centers[y] + rng.normal(size=(200, 16))
   assert knn_accuracy(x[::2], y[::2], x[1::2], y[1::2], k=20, num_classes=4,
                       batch_size=30) == 1.0
+
+
+def test_several_k_in_one_pass_equal_the_naive_vote_of_each():
+  """One similarity matrix and one top-k at the largest k give, for every k,
+  the naive loop's vote (noisy classes, so that the k disagree)."""
+  rng = np.random.default_rng(2)
+  bank = rng.normal(size=(60, 5)).astype(np.float32)
+  labels = rng.integers(0, 4, size=60)
+  queries = rng.normal(size=(23, 5)).astype(np.float32)
+  ks = (1, 3, 10, 60, 100)  # 100 > the bank: all of it
+  truth = rng.integers(0, 4, size=23)
+  got = knn_accuracies(bank, labels, queries, truth, ks=ks, num_classes=4, temperature=0.3,
+                       batch_size=7)
+  want = {k: float(np.mean([np.argmax(naive_scores(q, bank, labels, k, 4, 0.3)) == t
+                            for q, t in zip(queries, truth)])) for k in ks}
+  assert got == want
+  assert len(set(want.values())) > 1  # the k do disagree

@@ -11,7 +11,7 @@ from sslax.data.sources import SOURCE_LABELLED, labelled_source, require_labels
 from sslax.errors import UserError
 from sslax.eval import features as features_lib
 from sslax.eval import finetune as finetune_lib
-from sslax.probes.knn import knn_accuracy
+from sslax.probes.knn import knn_accuracies
 from sslax.probes.linear import check_fraction, linear_probe, stratified_subset
 from sslax.probes.sgd import check_probe, sgd_linear_probe
 from sslax.train import checkpoint, run_config
@@ -138,10 +138,9 @@ def evaluate_knn(workdir: str, ks=(20, 200), temperature: float = 0.07,
   config = load_classified_config(workdir, overrides)
   train_x, train_y, test_x, test_y, num_classes = features_lib.features(
       config, kind, workdir, "kNN evaluation")
-  result = {f"top1_k{k}": knn_accuracy(train_x, train_y, test_x, test_y, k=k,
-                                       num_classes=num_classes,
-                                       temperature=temperature)
-            for k in ks}
+  result = {f"top1_k{k}": accuracy for k, accuracy in knn_accuracies(
+      train_x, train_y, test_x, test_y, ks=ks, num_classes=num_classes,
+      temperature=temperature).items()}
   result.update(temperature=temperature, features=kind, **provenance(config, workdir))
   write_eval(workdir, "knn" if kind == "encoder" else f"knn_{kind}", result)
   return result

@@ -51,7 +51,9 @@ def compile_step(run, state, *, probe_tx=None, wrap=None):
   """The jitted, donated step of a ``sslax.train.run.Run``; it is traced and run under the run's mesh
   (``jax.set_mesh``), where global-batch losses find it. ``probe_tx``
   replaces the online probe's optimizer and ``wrap`` wraps the pure step
-  before jit (tests count traces with it)."""
+  before jit (tests count traces with it). The jitted function is the
+  returned step's ``jitted`` attribute (to lower and compile it ahead of
+  time, e.g. for XLA's cost analysis)."""
   state_shardings = jax.tree.map(lambda x: x.sharding, state)
   pure = make_train_step(run.method, run.tx, run.schedule,
                          probe_tx or online.probe_optimizer(run.config))
@@ -64,4 +66,5 @@ def compile_step(run, state, *, probe_tx=None, wrap=None):
     with jax.set_mesh(run.mesh):
       return step(state, batch)
 
+  step_under_mesh.jitted = step
   return step_under_mesh
