@@ -156,7 +156,10 @@ def test_loss_at_init_gradients_and_features(case, images, monkeypatch):
   real_classification = module.classification
   monkeypatch.setattr(module, "classification", classification)
 
-  def run(params):  # eager: its small compiled ops are shared by every case
+  state = jax.tree.map(jnp.asarray, state)  # (arrays, as the trainer's state holds them)
+
+  @jax.jit
+  def run(params):
     return jax.value_and_grad(lambda p: method.loss_fn(
         p, model_state, state, {"image": images}, jax.random.PRNGKey(1)),
                               has_aux=True)(params)
