@@ -13,17 +13,13 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The tests compile many small programs and run each a few times: XLA's CPU
-# backend without its expensive optimisations compiles them 2-3x faster.
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-# For the tests whose claim is a numerical equality between device layouts
-# (tests/multidevice/, test_multiprocess.py): at backend optimisation level
-# 0, XLA:CPU computes some programs differently on one device, e.g. SimCLR's
+# backend at optimisation level 1 without its expensive LLVM passes compiles
+# them in about a third less time than the default level and computes as the
+# default level does, to rounding. (Level 0 compiles no faster, runs slower,
+# and computes some programs differently on one device, e.g. SimCLR's
 # encoder gradients 1% off those of 8 devices and of the default level where
-# sslax's users run (the step tests of tests/multidevice/ catch it). Level 1
-# computes them as the default level does, to rounding (every step case of
-# tests/multidevice/ passes at level 1 and SimCLR's fails at 0), and compiles
-# them in 35% less time.
-EXACT_COMPILE = "--xla_backend_optimization_level=1 --xla_llvm_disable_expensive_passes=true"
+# sslax's users run, which the step tests of tests/multidevice/ catch.)
+TEST_COMPILE = "--xla_backend_optimization_level=1 --xla_llvm_disable_expensive_passes=true"
 
 
 def load_launch_script(name: str):
@@ -36,18 +32,17 @@ def load_launch_script(name: str):
   return module
 
 
-def xla_flags(devices=None, *, exact=False):
-  """XLA_FLAGS for the tests' subprocesses, with ``devices`` simulated CPU
-  devices; ``exact``: at an optimisation level that computes as XLA's
-  default does (``EXACT_COMPILE``)."""
+def xla_flags(devices=None):
+  """XLA_FLAGS for the tests' subprocesses (``TEST_COMPILE``), with
+  ``devices`` simulated CPU devices."""
   count = f" --xla_force_host_platform_device_count={devices}" if devices else ""
-  return (EXACT_COMPILE if exact else FAST_COMPILE) + count
+  return TEST_COMPILE + count
 
 
 # Set before anything imports JAX; flags made by xla_flags (a test's pytest
 # subprocess) are kept as they are, and a caller's own device count too.
-if EXACT_COMPILE not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+if TEST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_COMPILE}".strip()
 
 # Programs compiled by one test process are reused by the others (the
 # parallel workers, the subprocesses of `sslax train`): XLA's persistent
@@ -64,11 +59,13 @@ collect_ignore = [] if os.environ.get("SSLAX_MULTIDEVICE") else ["multidevice"]
 # The longest tests and modules, longest first (a fresh clone's
 # --durations): `make test` hands tests to its workers one at a time in
 # collection order (--dist load), so these start first and the workers end
-# together instead of one waiting on a long test started last. Whole modules
-# only, so that a module's fixtures are still built once per worker.
+# together instead of one waiting on a long test started last. Whole modules,
+# or single tests of modules whose fixtures are cheap, so that a module's
+# fixtures are still built once per worker.
 LONGEST_FIRST = (
     "test_multidevice.py::test_multidevice_module[test_sharded_methods.py",
     "test_multiprocess.py",
+    "test_help_examples.py::test_examples_run[launch/benchmark.py",
     "test_multidevice.py",
     "test_end_to_end.py",
     "test_logs.py",

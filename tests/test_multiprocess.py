@@ -29,7 +29,7 @@ def _command(workdir, *extra):
 
 def _env(devices):
   return dict(os.environ, JAX_PLATFORMS="cpu",
-              XLA_FLAGS=xla_flags(devices, exact=True))
+              XLA_FLAGS=xla_flags(devices))
 
 
 def _free_port():
