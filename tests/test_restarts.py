@@ -251,11 +251,13 @@ def _signal_during_compilation(workdir, signum, *extra, marker="encoder_init"):
   """Starts ``sslax train``, sends ``signum`` a second after ``marker`` is
   written (encoder_init/ of a new run, run.lock of a resumed one; what
   follows is starting the input pipeline, then compiling the step, which
-  takes seconds); (exit status, stderr lines)."""
+  takes seconds: the persistent compilation cache, which other tests fill
+  with this very program, is off for it); (exit status, stderr lines)."""
   command = [sys.executable, "-m", "sslax", "train", "--config", SMOKE, "--workdir",
              str(workdir), *[f"--config.{k}={v}" for k, v in OVERRIDES.items()], *extra]
   proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, JAX_ENABLE_COMPILATION_CACHE="false"))
   marker = os.path.join(workdir, *({"encoder_init": ("encoder_init", "_CHECKPOINT_METADATA"),
                                     "run.lock": (workdir_lib.LOCK_FILE,)}[marker]))
   try:
