@@ -5,6 +5,7 @@ line, or what is not the user's to act on. Used by the ``sslax`` command."""
 import logging
 import re
 import sys
+import warnings
 
 def filter_library_logs():
   """The one place sslax quiets the loggers of its libraries. absl (Orbax,
@@ -69,8 +70,13 @@ def _raised_by_orbax_or_tensorstore(exc: BaseException) -> bool:
 def quiet_orbax_shutdown_noise():
   """After a failed Orbax read or write, its background threads and pending
   coroutines print tracebacks of their own ("Event loop is closed", "Exception
-  ignored in <coroutine ...>") below sslax's one line; those, and only those,
-  are dropped. Every other exception prints as before."""
+  ignored in <coroutine ...>", "coroutine ... was never awaited") below
+  sslax's one line; those, and only those, are dropped. An unawaited
+  coroutine's warning is raised instead of printed, so that it reaches the
+  hook below with the coroutine (and its file) attached: Orbax's are dropped,
+  any other prints as before."""
+  warnings.filterwarnings("error", message=r"coroutine '.*' was never awaited",
+                          category=RuntimeWarning)
   unraisablehook = sys.unraisablehook
 
   def on_unraisable(info):
