@@ -1,56 +1,157 @@
-"""`make results`: regenerates RESULTS.md's demo tables and its table of
-self-supervised methods on Fashion-MNIST, on this machine, with sslax's
-default path.
+"""`make results`: RESULTS.md's Fashion-MNIST tables under one protocol, on
+this machine, with sslax's default path.
 
-Every run trains its config's ``fashion_mnist`` variant (1000 steps x 256,
-seed 0) in its own process (so its peak memory is its own), then the linear
-probe at 1% and 100% of the labels and the weighted kNN (k = 20, 200). The
-SimCLR run is the demo's, and its raw-pixel and random-init baselines are
-probed the same way.
+The protocol, the same for every row:
+
+1. Tuning. Each row declares a small grid (``Row.grid``: the learning rate,
+   plus the one hyperparameter its paper says matters most). Every point is a
+   short run (``TUNE_STEPS`` x 256) on the training split less a seeded,
+   stratified 10% validation split (``TUNING``: ``data.tuning`` makes a run
+   scored on test impossible), scored by the weighted kNN top-1 (k = 20) of
+   the validation examples against the rest. The best point wins (the first
+   in grid order on a tie); the grid and its winner are written to
+   ``WORKDIR/<row>/grid.json`` and to RESULTS.md.
+2. Seeds. The final budget (the config's 1000 steps x 256, on the whole
+   training split) with the winner's settings, for each of ``SEEDS``; then
+   the linear probe at 1% and 100% of the labels (the 1% subset drawn with the
+   same seed) and the weighted kNN (k = 20, 200), scored on test. The SimCLR
+   row also probes raw pixels and a randomly initialised encoder (the demo's
+   baselines), and fine-tunes its encoder and a random one at 1% and 10% of
+   the labels.
+3. Tables and claims: mean +- standard deviation over the seeds per column;
+   each comparison as a difference of means +- its standard error, "within
+   noise" where the difference is under two standard errors.
 
 It is resumable: a finished training or evaluation is skipped, an interrupted
-training resumes from its last checkpoint. ``--only NAME`` runs part of it;
-each start says which runs are finished and which are left. When every run is
-finished the tables between RESULTS.md's ``<!-- results:NAME -->`` markers are
-rewritten, with the machine, the XLA flags and the time they took.
+training resumes from its last checkpoint. ``--only ROW`` runs part of it and
+``--budget-minutes M`` stops starting runs after M minutes; each start says
+what is finished and what is left. When everything is finished the tables
+between RESULTS.md's ``<!-- results:NAME -->`` markers are rewritten, with the
+machine, the flags and the time they took.
 
-  python launch/results.py [--workdir runs/results] [--only simclr --only byol]
-  python launch/results.py --list      # the runs and what is left; trains nothing
-
-On this 2-core CPU the whole of it takes about an hour (RESULTS.md says how
-long it took last).
+  python launch/results.py [--workdir runs/protocol] [--only simclr --only byol]
+  python launch/results.py --budget-minutes 170   # one sitting; run again to go on
+  python launch/results.py --list      # what is finished and left; trains nothing
 """
 
 import argparse
+import itertools
 import json
+import math
 import os
 import platform
 import re
 import sys
 import time
+from typing import NamedTuple, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "launch"))
 from benchmark import examples_per_second, run_measured, sslax_command  # noqa: E402
 
-# (run name, row label, config): the methods table, in RESULTS.md's order.
-METHODS = (
-    ("simclr", "SimCLR", "configs/simclr.py:fashion_mnist"),
-    ("moco_v1", "MoCo v1 (K = 4096, m = 0.99)", "configs/moco_v1.py:fashion_mnist"),
-    ("moco_v2", "MoCo v2 (K = 4096, m = 0.99)", "configs/moco_v2.py:fashion_mnist"),
-    ("byol", "BYOL", "configs/byol.py:fashion_mnist"),
-    ("barlow_twins", "Barlow Twins", "configs/barlow_twins.py:fashion_mnist"),
-    ("vicreg", "VICReg (λ = μ = 25, ν = 1)", "configs/vicreg.py:fashion_mnist"),
-    ("simsiam", "SimSiam", "configs/simsiam.py:fashion_mnist"),
+TUNE_STEPS = 300
+SEEDS = (0, 1, 2)
+# What makes a run a tuning run: scored on a validation split carved from the
+# training data, never on test.
+TUNING = (("data.validation_fraction", 0.1), ("data.validation_seed", 0),
+          ("data.tuning", True), ("data.eval_split", "validation"))
+TUNE_SCORE = "top1_k20"
+LR = "optimizer.learning_rate"
+clock = time.perf_counter  # (the tests' stand-in clock replaces it)
+
+
+class Row(NamedTuple):
+  """One row of a table: a config, its grid ((key, values) pairs, tried as
+  their product), overrides every run of it gets, and ``tuned_by``: another
+  row whose winner it takes instead of a grid of its own."""
+  name: str
+  label: str
+  config: str
+  table: str
+  grid: Tuple = ()
+  fixed: Tuple = ()
+  tuned_by: str = ""
+
+
+def _fm(method):
+  return f"configs/{method}.py:fashion_mnist"
+
+
+ROWS = (
+    Row("simclr", "SimCLR", _fm("simclr"), "methods",
+        ((LR, (0.5, 1.0, 2.0)), ("simclr.temperature", (0.2, 0.5)))),
+    Row("moco_v1", "MoCo v1 (K = 4096, m = 0.99)", _fm("moco_v1"), "methods",
+        ((LR, (0.03, 0.06, 0.12)), ("moco.temperature", (0.07, 0.2)))),
+    Row("moco_v2", "MoCo v2 (K = 4096, m = 0.99)", _fm("moco_v2"), "methods",
+        ((LR, (0.03, 0.06, 0.12)), ("moco.temperature", (0.1, 0.2)))),
+    Row("byol", "BYOL", _fm("byol"), "methods",
+        ((LR, (0.5, 1.0, 2.0)), ("byol.tau_base", (0.99, 0.996)))),
+    Row("barlow_twins", "Barlow Twins", _fm("barlow_twins"), "methods",
+        ((LR, (0.25, 0.5, 1.0)), ("barlow_twins.lambd", (0.005, 0.02)))),
+    Row("vicreg", "VICReg (μ = 25, ν = 1)", _fm("vicreg"), "methods",
+        ((LR, (1.0, 2.0, 4.0)), ("vicreg.sim_coeff", (10.0, 25.0)))),
+    Row("simsiam", "SimSiam", _fm("simsiam"), "methods",
+        ((LR, (0.25, 0.5, 1.0)), ("optimizer.weight_decay", (1e-4, 5e-4)))),
+    Row("rotation", "rotation", _fm("rotation"), "pretext", ((LR, (0.05, 0.1, 0.2)),)),
+    Row("relative_patch", "relative patch location", _fm("relative_patch"), "pretext",
+        ((LR, (0.05, 0.1, 0.2)),)),
+    Row("jigsaw", "jigsaw", _fm("jigsaw"), "pretext",
+        ((LR, (0.05, 0.1, 0.2)), ("jigsaw.num_permutations", (30, 100)))),
+    Row("exemplar", "exemplar (2,000 seeds, parametric)", _fm("exemplar"), "pretext",
+        ((LR, (0.05, 0.1, 0.2)), ("exemplar.temperature", (0.07, 0.2)))),
+    Row("denoising_ae", "denoising autoencoder", _fm("denoising_ae"), "pretext",
+        ((LR, (5e-4, 1e-3, 2e-3)),)),
+    Row("context_encoder", "context encoder", _fm("context_encoder"), "pretext",
+        ((LR, (5e-4, 1e-3, 2e-3)),)),
+    # MoCo's queue against SimCLR's in-batch negatives at batch 64, each with
+    # its batch-256 winner (learning rates scale with the batch).
+    Row("simclr_b64", "SimCLR (126 negatives)", _fm("simclr"), "batch64",
+        fixed=(("global_batch_size", 64),), tuned_by="simclr"),
+    Row("moco_v2_b64", "MoCo v2 (4096 queued negatives)", _fm("moco_v2"), "batch64",
+        fixed=(("global_batch_size", 64), ("moco.bn_groups", 2)), tuned_by="moco_v2"),
 )
-# The demo's rows: (features kind, label); the encoder is the SimCLR run's.
+DEMO_ROW = "simclr"
+# The demo's rows: (features kind, label); the encoder is the SimCLR row's.
 DEMO_ROWS = (("raw_pixels", "raw pixels (784-d)"),
              ("random_init", "randomly initialised encoder (2048-d)"),
              ("encoder", "SimCLR encoder (2048-d)"))
 FRACTIONS = (0.01, 1.0)
+FINETUNE_FRACTIONS = (0.01, 0.1)
+FINETUNE_ROWS = (("random_init", "supervised from scratch (same network, subset and steps)"),
+                 ("encoder", "SimCLR + fine-tuning"))
 KS = (20, 200)
+# (title, protocol, label fraction, figure): the probe columns of every table.
+COLUMNS = (("linear 1%", "linear", 0.01, "top1"), ("linear 100%", "linear", 1.0, "top1"),
+           ("kNN k=20", "knn", None, "top1_k20"), ("kNN k=200", "knn", None, "top1_k200"))
 RESULTS_MD = os.path.join(ROOT, "RESULTS.md")
+MARKERS = ("provenance", "grids", "demo", "demo-knn", "methods", "batch64", "pretext",
+           "finetune", "claims")
+
+
+# --- the runs ----------------------------------------------------------------
+
+class Job(NamedTuple):
+  """One training run and the evaluations it needs."""
+  row: str
+  workdir: str      # relative to the results workdir
+  config: str
+  overrides: Tuple  # (key, value) pairs
+  steps: int
+  evals: Tuple      # (file name, kind, protocol, fraction)
+  seed: int = 0
+
+
+def grid_points(row: Row):
+  """Every point of ``row.grid`` as (key, value) pairs, in declared order."""
+  keys = [k for k, _ in row.grid]
+  return [tuple(zip(keys, values)) for values in itertools.product(*(v for _, v in row.grid))]
+
+
+def point_name(point) -> str:
+  """``learning_rate0.5_temperature0.2``: a point's directory."""
+  return "_".join(f"{key.rsplit('.', 1)[-1]}{value:g}" if isinstance(value, float)
+                  else f"{key.rsplit('.', 1)[-1]}{value}" for key, value in point) or "default"
 
 
 def linear_file(kind, fraction):
@@ -58,23 +159,49 @@ def linear_file(kind, fraction):
   return linear_name(kind, fraction)
 
 
+def finetune_file(kind, fraction):
+  from sslax.eval.evaluate import finetune_name
+  return finetune_name(kind, fraction)
+
+
 def knn_file(kind):
   return "knn" if kind == "encoder" else f"knn_{kind}"
 
 
-def evaluations(name):
-  """The (file name, kind, protocol, fraction) a run needs."""
-  kinds = [k for k, _ in DEMO_ROWS] if name == "simclr" else ["encoder"]
+def final_evaluations(name):
+  """The (file name, kind, protocol, fraction) a seed run of row ``name``
+  needs."""
+  kinds = [k for k, _ in DEMO_ROWS] if name == DEMO_ROW else ["encoder"]
   needed = []
   for kind in kinds:
     needed += [(linear_file(kind, f), kind, "linear", f) for f in FRACTIONS]
     needed.append((knn_file(kind), kind, "knn", None))
-  return needed
+  if name == DEMO_ROW:
+    needed += [(finetune_file(kind, f), kind, "finetune", f)
+               for kind, _ in FINETUNE_ROWS for f in FINETUNE_FRACTIONS]
+  return tuple(needed)
+
+
+TUNE_EVALUATIONS = (("knn", "encoder", "tune", None),)
 
 
 def num_steps(config_spec):
   from sslax.config_loading import load_config_file
   return load_config_file(os.path.join(ROOT, config_spec)).num_steps
+
+
+def tuning_jobs(row: Row):
+  if row.tuned_by or not row.grid:
+    return []
+  return [Job(row.name, os.path.join(row.name, "tune", point_name(p)), row.config,
+              (*row.fixed, *p, ("num_steps", TUNE_STEPS), *TUNING), TUNE_STEPS,
+              TUNE_EVALUATIONS) for p in grid_points(row)]
+
+
+def seed_jobs(row: Row, winner, steps):
+  return [Job(row.name, os.path.join(row.name, f"seed{s}"), row.config,
+              (*row.fixed, *winner, ("seed", s)), steps, final_evaluations(row.name), s)
+          for s in SEEDS]
 
 
 def read_eval(workdir, file_name):
@@ -90,29 +217,60 @@ def trained(workdir, steps):
   return os.path.isdir(workdir) and latest_step(workdir) == steps
 
 
-def finished(workdir, name, steps):
-  return trained(workdir, steps) and all(
-      (read_eval(workdir, f) or {}).get("step") == steps for f, *_ in evaluations(name))
+def finished(root, job: Job) -> bool:
+  workdir = os.path.join(root, job.workdir)
+  return trained(workdir, job.steps) and all(
+      (read_eval(workdir, f) or {}).get("step") == job.steps for f, *_ in job.evals)
 
 
-def train(workdir, config_spec, log):
+def pick_winner(scores):
+  """The index of the highest score (the first on a tie)."""
+  return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+
+def winner_of(root, row: Row, rows):
+  """The winning point of ``row``'s grid (or of the row it is tuned by) from
+  its tuning runs, or None while any is unfinished; writes grid.json."""
+  source = next(r for r in rows if r.name == row.tuned_by) if row.tuned_by else row
+  if not source.grid:
+    return ()
+  jobs = tuning_jobs(source)
+  if not all(finished(root, j) for j in jobs):
+    return None
+  scores = [read_eval(os.path.join(root, j.workdir), "knn")[TUNE_SCORE] for j in jobs]
+  points = grid_points(source)
+  best = points[pick_winner(scores)]
+  grid = {"row": source.name, "score": f"validation kNN {TUNE_SCORE}", "steps": TUNE_STEPS,
+          "points": [{"settings": dict(p), "score": s} for p, s in zip(points, scores)],
+          "winner": dict(best)}
+  with open(os.path.join(root, source.name, "grid.json"), "w") as f:
+    json.dump(grid, f, indent=2)
+  return best
+
+
+def train(workdir, config_spec, overrides, log):
   """Trains (or resumes) in its own process; returns (seconds, peak GB)."""
   cmd = sslax_command() + ["train", "--config", os.path.join(ROOT, config_spec),
-                           "--workdir", workdir, "--config.progress_bar=False"]
-  print(f"results: sslax train --config {config_spec} --workdir {workdir} (log: {log})",
-        flush=True)
+                           "--workdir", workdir, "--config.progress_bar=False",
+                           *[f"--config.{k}={v}" for k, v in overrides]]
+  print(f"results: sslax train --config {config_spec} --workdir {workdir} "
+        + " ".join(f"--config.{k}={v}" for k, v in overrides) + f" (log: {log})", flush=True)
   return run_measured(cmd, log)
 
 
-def evaluate(workdir, name, steps):
-  from sslax.eval.evaluate import evaluate_knn, evaluate_linear
-  for file_name, kind, protocol, fraction in evaluations(name):
-    if (read_eval(workdir, file_name) or {}).get("step") == steps:
+def evaluate(workdir, job: Job):
+  from sslax.eval.evaluate import evaluate_finetune, evaluate_knn, evaluate_linear
+  for file_name, kind, protocol, fraction in job.evals:
+    if (read_eval(workdir, file_name) or {}).get("step") == job.steps:
       continue
-    print(f"results: {name}: {protocol} on {kind} features"
+    print(f"results: {job.workdir}: {protocol} on {kind} features"
           + (f" at {fraction:.0%} of the labels" if fraction else ""), flush=True)
-    if protocol == "linear":
-      evaluate_linear(workdir, fraction=fraction, kind=kind)
+    if protocol == "tune":
+      evaluate_knn(workdir, ks=(20,), kind=kind)
+    elif protocol == "linear":
+      evaluate_linear(workdir, fraction=fraction, kind=kind, seed=job.seed)
+    elif protocol == "finetune":
+      evaluate_finetune(workdir, fraction=fraction, kind=kind, seed=job.seed)
     else:
       evaluate_knn(workdir, ks=KS, kind=kind)
 
@@ -134,16 +292,44 @@ def machine():
           "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
-def pct(result, key):
-  return f"{100 * result[key]:.2f}"
+# --- statistics and tables ------------------------------------------------------
+
+def mean_std(values):
+  """Mean and sample standard deviation (n - 1; 0 for a single value)."""
+  n = len(values)
+  mean = sum(values) / n
+  var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+  return mean, math.sqrt(var)
 
 
-def bold_best(rows, columns):
-  """Marks each column's highest figure in bold (ties all bold)."""
+def difference(a, b):
+  """``(d, se)``: the difference of the means of ``a`` and ``b`` and its
+  standard error sqrt(s_a^2 / n_a + s_b^2 / n_b)."""
+  (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+  return ma - mb, math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
+
+
+def verdict(d, se) -> str:
+  """"ahead" when the difference is at least two standard errors above 0,
+  "behind" below, else "within noise"."""
+  if d >= 2 * se and d > 0:
+    return "ahead"
+  if d <= -2 * se and d < 0:
+    return "behind"
+  return "within noise"
+
+
+def cell(values) -> str:
+  mean, std = mean_std([100 * v for v in values])
+  return f"{mean:.2f} ± {std:.2f}"
+
+
+def bold_best(rows, columns, means):
+  """Marks each column's highest mean in bold (ties all bold)."""
   for c in columns:
-    best = max(float(r[c]) for r in rows)
-    for r in rows:
-      if float(r[c]) == best:
+    best = max(m[c] for m in means)
+    for r, m in zip(rows, means):
+      if m[c] == best:
         r[c] = f"**{r[c]}**"
   return rows
 
@@ -154,45 +340,161 @@ def markdown(header, rows):
   return "\n".join(lines)
 
 
-def tables(workdir, record, methods=METHODS):
+def seed_values(root, name, file_name, key):
+  """One figure of row ``name`` for each seed."""
+  return [read_eval(os.path.join(root, name, f"seed{s}"), file_name)[key] for s in SEEDS]
+
+
+def row_values(root, name, kind="encoder"):
+  """{column title: [figure per seed]} of the four probe columns."""
+  return {title: seed_values(root, name, linear_file(kind, fraction) if protocol == "linear"
+                             else knn_file(kind), key)
+          for title, protocol, fraction, key in COLUMNS}
+
+
+def settings_text(winner) -> str:
+  return ", ".join(f"{k.rsplit('.', 1)[-1]} {v:g}" if isinstance(v, float)
+                   else f"{k.rsplit('.', 1)[-1]} {v}" for k, v in winner) or "config's own"
+
+
+def probe_table(header, labelled_values, extra=None):
+  """Rows of ``label | mean ± std per column``; ``labelled_values`` is a list
+  of (label, {column: values})."""
+  titles = [t for t, *_ in COLUMNS]
+  rows, means = [], []
+  for i, (label, values) in enumerate(labelled_values):
+    rows.append([label] + [cell(values[t]) for t in titles] + (extra[i] if extra else []))
+    means.append([None] + [mean_std(values[t])[0] for t in titles])
+  return markdown(header, bold_best(rows, range(1, 1 + len(titles)), means))
+
+
+def claim(name_a, values_a, name_b, values_b, column) -> str:
+  d, se = difference([100 * v for v in values_a], [100 * v for v in values_b])
+  return (f"{name_a} vs {name_b}, {column}: {d:+.2f} ± {se:.2f} points "
+          f"({verdict(d, se)})")
+
+
+def claims(root, rows):
+  """Each claim the results make, recomputed: (text, lines)."""
+  by = {r.name: r for r in rows}
+  values = {r.name: row_values(root, r.name) for r in rows}
+  titles = [t for t, *_ in COLUMNS]
+  out = []
+
+  def comparison(heading, a, b, label_a, label_b):
+    out.append(f"- {heading}")
+    out.extend(f"  - {claim(label_a, a[t], label_b, b[t], t)}" for t in a if t in b)
+
+  if "moco_v2_b64" in by and "simclr_b64" in by:
+    comparison("MoCo's queue beats SimCLR at batch 64:", values["moco_v2_b64"],
+               values["simclr_b64"], "MoCo v2", "SimCLR")
+  if "byol" in by and DEMO_ROW in by:
+    comparison("BYOL does not collapse (against the randomly initialised encoder):",
+               values["byol"], row_values(root, DEMO_ROW, "random_init"), "BYOL",
+               "random init")
+  pretext = [r.name for r in rows if r.table == "pretext"]
+  if "rotation" in pretext and len(pretext) > 1:
+    out.append("- rotation is the strongest pretext task (against the best other row "
+               "of each column):")
+    for t in titles:
+      best = max((n for n in pretext if n != "rotation"),
+                 key=lambda n: mean_std(values[n][t])[0])
+      out.append("  - " + claim("rotation", values["rotation"][t], by[best].label,
+                                values[best][t], t))
+  if DEMO_ROW in by:
+    out.append("- pretraining plus fine-tuning beats training from scratch:")
+    for fraction in FINETUNE_FRACTIONS:
+      pre = seed_values(root, DEMO_ROW, finetune_file("encoder", fraction), "top1")
+      scratch = seed_values(root, DEMO_ROW, finetune_file("random_init", fraction), "top1")
+      out.append("  - " + claim("SimCLR + fine-tuning", pre, "from scratch", scratch,
+                                f"{fraction:.0%} of the labels"))
+  methods = [r.name for r in rows if r.table == "methods"]
+  if methods:
+    out.append("- the methods table, column by column:")
+  for t in titles:
+    if not methods:
+      break
+    best = max(methods, key=lambda n: mean_std(values[n][t])[0])
+    close = [by[n].label for n in methods if n != best and
+             verdict(*difference(values[best][t], values[n][t])) == "within noise"]
+    out.append(f"  - {t}: {by[best].label} has the highest mean; "
+               + (f"within noise of it: {', '.join(close)}" if close
+                  else "every other method is at least two standard errors behind"))
+  return "\n".join(out)
+
+
+def grids_table(root, rows):
+  lines = []
+  for row in rows:
+    path = os.path.join(root, row.name, "grid.json")
+    if row.tuned_by or not os.path.exists(path):
+      continue
+    with open(path) as f:
+      grid = json.load(f)
+    cells = []
+    for point in grid["points"]:
+      text = f"{settings_text(tuple(point['settings'].items()))}: {100 * point['score']:.2f}"
+      cells.append(f"**{text}**" if point["settings"] == grid["winner"] else text)
+    lines.append([row.label, "; ".join(cells)])
+  return markdown(["row", f"grid ({TUNE_STEPS} steps x 256, validation kNN top-1 at k = 20; "
+                   "winner in bold)"], lines)
+
+
+def tables(root, record, rows=ROWS):
   """The Markdown for each RESULTS.md marker."""
-  demo_dir = os.path.join(workdir, "simclr")
-  demo = []
-  knn = []
-  for kind, label in DEMO_ROWS:
-    lin = [read_eval(demo_dir, linear_file(kind, f)) for f in FRACTIONS]
-    k = read_eval(demo_dir, knn_file(kind))
-    demo.append([label, pct(lin[0], "top1"), pct(lin[1], "top1")])
-    knn.append([label] + [pct(k, f"top1_k{n}") for n in KS])
-  rows = []
-  for name, label, _ in methods:
-    run_dir = os.path.join(workdir, name)
-    lin = [read_eval(run_dir, linear_file("encoder", f)) for f in FRACTIONS]
-    k = read_eval(run_dir, knn_file("encoder"))
-    r = record["runs"].get(name, {})
-    rows.append([label, pct(lin[0], "top1"), pct(lin[1], "top1")]
-                   + [pct(k, f"top1_k{n}") for n in KS]
-                   + [f"{r['examples_per_second']:.0f}" if r.get("examples_per_second") else "–",
-                      f"{r['peak_memory_gb']:.2f}" if r.get("peak_memory_gb") else "–"])
+  by = {r.name: r for r in rows}
+  winners = {r.name: tuple(record["winners"].get(r.name, ())) for r in rows}
+
+  def table_rows(table):
+    return [r for r in rows if r.table == table]
+
+  def rate(name):
+    rates = [record["runs"].get(os.path.join(name, f"seed{s}"), {}).get("examples_per_second")
+             for s in SEEDS]
+    rates = [r for r in rates if r]
+    return f"{sum(rates) / len(rates):.0f}" if rates else "–"
+
+  def method_rows(table):
+    members = table_rows(table)
+    return probe_table(
+        ["row", *[t for t, *_ in COLUMNS], "settings", "examples/s"],
+        [(r.label, row_values(root, r.name)) for r in members],
+        [[settings_text(winners[r.name]), rate(r.name)] for r in members])
+
+  blocks = {}
+  if DEMO_ROW in by:
+    demo = [(label, row_values(root, DEMO_ROW, kind)) for kind, label in DEMO_ROWS]
+    lin = [(label, {t: v[t] for t in ("linear 1%", "linear 100%")}) for label, v in demo]
+    knn = [(label, {t: v[t] for t in ("kNN k=20", "kNN k=200")}) for label, v in demo]
+    blocks["demo"] = _two_columns("Fashion-MNIST, linear probe, test top-1", lin)
+    blocks["demo-knn"] = _two_columns("Fashion-MNIST, kNN test top-1", knn)
+    fine = [(label, {f"{f:.0%} labels": seed_values(root, DEMO_ROW, finetune_file(kind, f),
+                                                    "top1") for f in FINETUNE_FRACTIONS})
+            for kind, label in FINETUNE_ROWS]
+    blocks["finetune"] = _two_columns("Fashion-MNIST, fine-tuning, test top-1", fine)
+  for table in ("methods", "batch64", "pretext"):
+    if table_rows(table):
+      blocks[table] = method_rows(table)
+  blocks["grids"] = grids_table(root, rows)
+  blocks["claims"] = claims(root, rows)
   m = record["machine"]
   total = sum(r.get("train_seconds", 0) + r.get("eval_seconds", 0)
               for r in record["runs"].values())
-  provenance = (f"Produced by `make results` (`python launch/results.py`) on a {m['device']}, "
-                f"JAX {m['jax']}, Python {m['python']}, XLA_FLAGS "
-                f"`{m['xla_flags'] or '(none)'}`"
-                + (", sslax's default (fast) XLA:CPU path" if "ynn" in m["xla_flags"] else "")
-                + "; "
-                f"{total / 60:.0f} min of training and evaluation in all.")
-  return {
-      "demo": markdown(["Fashion-MNIST, linear probe, test top-1", "1% labels (600)",
-                        "100% labels (60,000)"], bold_best(demo, (1, 2))),
-      "demo-knn": markdown(["Fashion-MNIST, kNN test top-1", "k = 20", "k = 200"],
-                           bold_best(knn, (1, 2))),
-      "methods": markdown(["method", "linear 1%", "linear 100%", "kNN k=20", "kNN k=200",
-                           "examples/s", "peak memory (GB)"],
-                          bold_best(rows, (1, 2, 3, 4))),
-      "provenance": provenance,
-  }
+  blocks["provenance"] = (
+      f"Produced by `make results` (`python launch/results.py`) on a {m['device']}, "
+      f"JAX {m['jax']}, Python {m['python']}, XLA_FLAGS `{m['xla_flags'] or '(none)'}`; "
+      f"protocol: grids of {TUNE_STEPS}-step runs scored on a 10% validation split, then "
+      f"seeds {', '.join(str(s) for s in SEEDS)} at each config's budget; mean ± standard "
+      f"deviation over the seeds; {total / 3600:.1f} hours of training and evaluation in all.")
+  return blocks
+
+
+def _two_columns(title, labelled_values):
+  """A table of mean ± std with the columns of ``labelled_values``' dicts."""
+  columns = list(labelled_values[0][1])
+  rows = [[label] + [cell(v[c]) for c in columns] for label, v in labelled_values]
+  means = [[None] + [mean_std(v[c])[0] for c in columns] for _, v in labelled_values]
+  return markdown([title, *columns], bold_best(rows, range(1, 1 + len(columns)), means))
 
 
 def rewrite_results_md(blocks, path=RESULTS_MD):
@@ -210,64 +512,102 @@ def rewrite_results_md(blocks, path=RESULTS_MD):
     f.write(text)
 
 
-def main(argv=None, methods=METHODS, results_md=RESULTS_MD):
+# --- the command ---------------------------------------------------------------
+
+def plan(root, rows, record):
+  """(jobs that can run now, count of jobs left in all): tuning runs, then the
+  seed runs of rows whose winner is known."""
+  steps = {r.name: num_steps(r.config) for r in rows}
+  ready, left = [], 0
+  for row in rows:
+    tune = tuning_jobs(row)
+    ready += [j for j in tune if not finished(root, j)]
+    winner = winner_of(root, row, rows)
+    if winner is None:
+      left += len(SEEDS)
+      continue
+    record["winners"][row.name] = [list(kv) for kv in winner]
+    ready += [j for j in seed_jobs(row, winner, steps[row.name]) if not finished(root, j)]
+  return ready, left + len(ready)
+
+
+def run_job(root, job: Job, record):
+  workdir = os.path.join(root, job.workdir)
+  # (No peak memory: a process forked from this one after it has evaluated
+  # in-process inherits its resident set in ru_maxrss.)
+  entry = record["runs"].setdefault(job.workdir, {"config": job.config, "train_seconds": 0.0,
+                                                  "eval_seconds": 0.0})
+  entry["overrides"] = [list(kv) for kv in job.overrides]
+  if not trained(workdir, job.steps):
+    log = os.path.join(root, job.workdir.replace(os.sep, "_") + ".log")
+    seconds, _ = train(workdir, job.config, job.overrides, log)
+    entry["train_seconds"] += seconds
+  entry["examples_per_second"] = examples_per_second(workdir)
+  start = time.perf_counter()
+  evaluate(workdir, job)
+  entry["eval_seconds"] += time.perf_counter() - start
+
+
+def main(argv=None, rows=ROWS, results_md=RESULTS_MD):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--workdir", default=os.path.join(ROOT, "runs", "results"))
-  parser.add_argument("--only", action="append", metavar="NAME",
-                      help="run only these (repeatable): " + ", ".join(n for n, *_ in methods))
-  parser.add_argument("--list", action="store_true", help="say what is finished and stop")
+  parser.add_argument("--workdir", default=os.path.join(ROOT, "runs", "protocol"))
+  parser.add_argument("--only", action="append", metavar="ROW",
+                      help="run only these rows (repeatable): " + ", ".join(r.name for r in rows))
+  parser.add_argument("--budget-minutes", type=float, default=0,
+                      help="start no run after this many minutes (0: no limit)")
+  parser.add_argument("--list", action="store_true", help="say what is left and stop")
   args = parser.parse_args(argv)
-  names = [n for n, *_ in methods]
+  names = [r.name for r in rows]
   unknown = sorted(set(args.only or ()) - set(names))
   if unknown:
-    print(f"results: error: unknown run {', '.join(unknown)}; the runs are "
+    print(f"results: error: unknown row {', '.join(unknown)}; the rows are "
           f"{', '.join(names)}", file=sys.stderr)
     sys.exit(2)
-  workdir = os.path.abspath(args.workdir)
-  os.makedirs(workdir, exist_ok=True)
-  record_path = os.path.join(workdir, "results.json")
+  root = os.path.abspath(args.workdir)
+  os.makedirs(root, exist_ok=True)
+  record_path = os.path.join(root, "results.json")
   record = {"runs": {}}
   if os.path.exists(record_path):
     with open(record_path) as f:
       record = json.load(f)
-  steps = {n: num_steps(c) for n, _, c in methods}
-  done = [n for n in names if finished(os.path.join(workdir, n), n, steps[n])]
-  left = [n for n in names if n not in done]
-  print(f"results: {len(done)} of {len(names)} runs finished"
-        + (f" ({', '.join(done)})" if done else "")
-        + (f"; left: {', '.join(left)}" if left else ""), flush=True)
-  if args.list:
-    return
-  record["machine"] = machine()
-  for name, _, config_spec in methods:
-    if name in done or (args.only and name not in args.only):
-      continue
-    run_dir = os.path.join(workdir, name)
-    entry = record["runs"].setdefault(name, {"config": config_spec, "train_seconds": 0.0,
-                                             "eval_seconds": 0.0, "peak_memory_gb": 0.0})
-    if not trained(run_dir, steps[name]):
-      seconds, peak = train(run_dir, config_spec, os.path.join(workdir, f"{name}.log"))
-      entry["train_seconds"] += seconds
-      entry["peak_memory_gb"] = max(entry["peak_memory_gb"], peak)
-    entry["examples_per_second"] = examples_per_second(run_dir)
-    start = time.perf_counter()
-    evaluate(run_dir, name, steps[name])
-    entry["eval_seconds"] += time.perf_counter() - start
+  record["winners"] = {}
+  started = clock()
+  while True:
+    ready, left = plan(root, rows, record)
+    mine = [j for j in ready if not args.only or j.row in args.only]
+    print(f"results: {left} runs left"
+          + (f" ({len(mine)} can start now" + (" in --only's rows" if args.only else "") + ")"
+             if left else ""), flush=True)
+    if args.list:
+      for job in ready:
+        print(f"  {job.workdir}: " + ("needs evaluation" if trained(
+            os.path.join(root, job.workdir), job.steps) else "to train"))
+      return
+    if not mine:
+      break
+    if args.budget_minutes and clock() - started > 60 * args.budget_minutes:
+      print(f"results: the {args.budget_minutes:g}-minute budget is spent; run the same "
+            "command again to go on", flush=True)
+      break
+    record["machine"] = machine()
+    record["protocol"] = {"tune_steps": TUNE_STEPS, "seeds": list(SEEDS),
+                          "tuning": [list(kv) for kv in TUNING], "tune_score": TUNE_SCORE}
+    run_job(root, mine[0], record)
     with open(record_path, "w") as f:
       json.dump(record, f, indent=2)
-    done.append(name)
-  left = [n for n in names if n not in done]
   if left:
-    print(f"results: left: {', '.join(left)} (run `make results` again); RESULTS.md "
-          "is rewritten when every run is finished")
+    print("results: RESULTS.md is rewritten when every run is finished "
+          "(`python launch/results.py --list` says what is left)")
     return
-  blocks = tables(workdir, record, methods)
+  with open(record_path, "w") as f:
+    json.dump(record, f, indent=2)
+  blocks = tables(root, record, rows)
   rewrite_results_md(blocks, results_md)
-  for name in ("demo", "demo-knn", "methods"):
-    print(blocks[name] + "\n")
-  print(blocks["provenance"])
-  print(f"results: RESULTS.md rewritten; every figure is in {workdir}")
+  for name in MARKERS:
+    if name in blocks:
+      print(blocks[name] + "\n")
+  print(f"results: RESULTS.md rewritten; every figure is in {root}")
 
 
 if __name__ == "__main__":

@@ -42,10 +42,15 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   # set) eval_train_split and scores on eval_split. TFDS split syntax works
   # ("train+unlabelled"), as does "a+b" for image folders and arrays.
   # channels (image folders): 0 as the images are, 1 gray, 3 RGB.
+  # validation_fraction > 0: split "validation" is that fraction of "train"
+  # (per class, drawn with validation_seed) and "train" is the rest, for every
+  # reader; 0: none. tuning: a run that tunes hyperparameters, refused unless
+  # it is scored on that validation split (eval_split="validation").
   c.data = ml_collections.ConfigDict(dict(
       name="fashion_mnist", modality="image", data_dir="", image_size=(28, 28),
       load_size=0, mean=(0.2860,), std=(0.3530,), train_split="train",
-      eval_train_split="train", eval_split="test", channels=0))
+      eval_train_split="train", eval_split="test", channels=0,
+      validation_fraction=0.0, validation_seed=0, tuning=False))
   # Processes that read (decode, resize) training batches on the host
   # (sslax.data.pipeline, on Grain): 0 reads on a background thread of the
   # trainer, best for data held in memory such as Fashion-MNIST, where workers

@@ -1,8 +1,9 @@
-"""launch/results.py (`make results`): finished runs and evaluations are
-skipped, an unfinished one is taken up where it stopped, and RESULTS.md's
-tables are rewritten only between their markers, from the runs' own files.
-Training and evaluation are stand-ins here; the real ones are tested
-elsewhere."""
+"""launch/results.py (`make results`): the protocol's runs in order (grid
+points on validation, then seeds with the winner), finished runs and
+evaluations skipped, an interrupted run resumed, tables of mean ± std that
+match a hand computation, and RESULTS.md rewritten only between its markers.
+Most tests use stand-ins for training and evaluation; the last trains a tiny
+grid on the smoke config for real."""
 
 import json
 import os
@@ -14,21 +15,38 @@ from conftest import ROOT, load_launch_script
 
 
 results = load_launch_script("results")
-METHODS = (("simclr", "SimCLR", "configs/simclr.py:smoke"),
-           ("byol", "BYOL", "configs/byol.py:smoke"))
-MARKERS = ("provenance", "demo", "demo-knn", "methods")
-# top-1 per (run, features kind); the linear probe reads it at 1%, and 0.1
-# more at 100%; kNN at k = 20 and 0.05 less at k = 200.
-SCORES = {("simclr", "raw_pixels"): 0.5, ("simclr", "random_init"): 0.4,
-          ("simclr", "encoder"): 0.6, ("byol", "encoder"): 0.7}
+LR = "optimizer.learning_rate"
+ROWS = (
+    results.Row("simclr", "SimCLR", "configs/simclr.py:smoke", "methods",
+                ((LR, (0.5, 1.0)), ("simclr.temperature", (0.2,)))),
+    results.Row("byol", "BYOL", "configs/byol.py:smoke", "methods", ((LR, (0.1, 0.2)),)),
+    results.Row("rotation", "rotation", "configs/rotation.py:smoke", "pretext",
+                ((LR, (0.1,)),)),
+    results.Row("jigsaw", "jigsaw", "configs/jigsaw.py:smoke", "pretext", ()),
+    results.Row("simclr_b64", "SimCLR b64", "configs/simclr.py:smoke", "batch64",
+                fixed=(("global_batch_size", 16),), tuned_by="simclr"),
+    results.Row("moco_v2_b64", "MoCo b64", "configs/moco_v2.py:smoke", "batch64",
+                fixed=(("global_batch_size", 16),), tuned_by="byol"),
+)
 
 
 def _markdown(tmp_path):
   path = tmp_path / "RESULTS.md"
   path.write_text("# head\nkept above\n" + "".join(
-      f"<!-- results:{m} -->\nold {m}\n<!-- /results:{m} -->\n" for m in MARKERS)
+      f"<!-- results:{m} -->\nold {m}\n<!-- /results:{m} -->\n" for m in results.MARKERS)
       + "kept below\n")
   return path
+
+
+def _score(job, kind, protocol, fraction, seed):
+  """A stand-in figure: known per row, kind and seed; tuning scores favour
+  the larger learning rate."""
+  base = {"simclr": 0.60, "byol": 0.70, "rotation": 0.65, "jigsaw": 0.55,
+          "simclr_b64": 0.50, "moco_v2_b64": 0.52}[job.row]
+  base -= {"encoder": 0.0, "raw_pixels": 0.1, "random_init": 0.2}[kind]
+  if protocol == "tune":
+    return base + dict(job.overrides).get(LR, 0)
+  return base + 0.02 * seed + (0.1 if fraction == 1.0 else 0.0)
 
 
 @pytest.fixture
@@ -36,26 +54,26 @@ def stand_ins(monkeypatch, tmp_path):
   calls = []
   trained = set()
 
-  def train(workdir, config_spec, log):
-    calls.append(("train", os.path.basename(workdir)))
+  def train(workdir, config_spec, overrides, log):
+    calls.append(("train", os.path.relpath(workdir, tmp_path / "runs"), tuple(overrides)))
     trained.add(workdir)
     return 10.0, 1.5
 
-  def write(workdir, file_name, result):
+  def evaluate(workdir, job):
     os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
-    with open(os.path.join(workdir, "eval", f"{file_name}.json"), "w") as f:
-      json.dump(result, f)
-
-  def evaluate(workdir, name, steps):
-    for file_name, kind, protocol, fraction in results.evaluations(name):
-      if (results.read_eval(workdir, file_name) or {}).get("step") == steps:
+    for file_name, kind, protocol, fraction in job.evals:
+      if (results.read_eval(workdir, file_name) or {}).get("step") == job.steps:
         continue
-      calls.append((protocol, name, kind, fraction))
-      score = SCORES[(name, kind)]
-      if protocol == "linear":
-        write(workdir, file_name, {"top1": score + (0.1 if fraction == 1.0 else 0), "step": steps})
+      calls.append((protocol, job.workdir, kind, fraction))
+      score = _score(job, kind, protocol, fraction, job.seed)
+      if protocol == "knn":
+        result = {"top1_k20": score, "top1_k200": score - 0.05}
+      elif protocol == "tune":
+        result = {"top1_k20": score}
       else:
-        write(workdir, file_name, {"top1_k20": score, "top1_k200": score - 0.05, "step": steps})
+        result = {"top1": score}
+      with open(os.path.join(workdir, "eval", f"{file_name}.json"), "w") as f:
+        json.dump({**result, "step": job.steps}, f)
 
   monkeypatch.setattr(results, "train", train)
   monkeypatch.setattr(results, "evaluate", evaluate)
@@ -67,62 +85,142 @@ def stand_ins(monkeypatch, tmp_path):
 
 
 def _run(tmp_path, md, *args):
-  results.main(["--workdir", str(tmp_path / "runs"), *args], methods=METHODS,
-               results_md=str(md))
+  results.main(["--workdir", str(tmp_path / "runs"), *args], rows=ROWS, results_md=str(md))
 
 
-def test_every_run_then_nothing_twice_and_tables_between_markers(stand_ins, capsys):
+def _block(text, name):
+  return re.search(rf"<!-- results:{name} -->\n(.*?)<!-- /results:{name} -->", text,
+                   re.S).group(1)
+
+
+def test_grids_on_validation_then_seeds_with_the_winner_then_nothing_twice(stand_ins, capsys):
   calls, tmp_path = stand_ins
   md = _markdown(tmp_path)
   _run(tmp_path, md)
-  assert [c for c in calls if c[0] == "train"] == [("train", "simclr"), ("train", "byol")]
-  # the demo run evaluates its two baselines as well as its encoder
-  assert len([c for c in calls if c[0] != "train" and c[1] == "simclr"]) == 9
-  assert len([c for c in calls if c[0] != "train" and c[1] == "byol"]) == 3
+  trains = [c for c in calls if c[0] == "train"]
+  tuning = [c for c in trains if "/tune/" in c[1]]
+  # every grid point once, each a short run scored on validation only
+  assert sorted(c[1] for c in tuning) == [
+      "byol/tune/learning_rate0.1", "byol/tune/learning_rate0.2",
+      "rotation/tune/learning_rate0.1",
+      "simclr/tune/learning_rate0.5_temperature0.2",
+      "simclr/tune/learning_rate1_temperature0.2"]
+  for _, _, overrides in tuning:
+    o = dict(overrides)
+    assert o["data.tuning"] is True and o["data.eval_split"] == "validation"
+    assert o["data.validation_fraction"] == 0.1 and o["num_steps"] == results.TUNE_STEPS
+  # a row's seeds start only after its grid, with the winner's settings
+  order = [c[1] for c in trains]
+  for row in ("simclr", "byol"):
+    last_tune = max(i for i, w in enumerate(order) if w.startswith(f"{row}/tune/"))
+    assert min(i for i, w in enumerate(order) if w.startswith(f"{row}/seed")) > last_tune
+  seeds = {c[1]: dict(c[2]) for c in trains if "/seed" in c[1]}
+  assert len(seeds) == 6 * len(results.SEEDS)
+  assert seeds["simclr/seed1"] == {LR: 1.0, "simclr.temperature": 0.2, "seed": 1}
+  assert seeds["byol/seed2"] == {LR: 0.2, "seed": 2}
+  assert seeds["jigsaw/seed0"] == {"seed": 0}  # no grid: the config's own settings
+  # rows tuned by another take its winner, with their own fixed overrides
+  assert seeds["simclr_b64/seed0"] == {"global_batch_size": 16, LR: 1.0,
+                                       "simclr.temperature": 0.2, "seed": 0}
+  assert seeds["moco_v2_b64/seed0"] == {"global_batch_size": 16, LR: 0.2, "seed": 0}
+  for name in ("simclr", "byol"):
+    with open(tmp_path / "runs" / name / "grid.json") as f:
+      grid = json.load(f)
+    assert grid["winner"] == {"simclr": {LR: 1.0, "simclr.temperature": 0.2},
+                              "byol": {LR: 0.2}}[name]
+    assert len(grid["points"]) == 2
+  # the demo row evaluates its baselines and fine-tuning; the others probe
+  assert {c[2] for c in calls if c[0] == "finetune"} == {"encoder", "random_init"}
+  assert {c[1].split("/")[0] for c in calls if c[0] == "finetune"} == {"simclr"}
+
   text = md.read_text()
   assert text.startswith("# head\nkept above\n") and text.endswith("kept below\n")
-  assert "old " not in text
-  methods = re.search(r"<!-- results:methods -->\n(.*?)<!-- /results:methods -->",
-                      text, re.S).group(1)
-  # BYOL is best in every probe column, each figure from its own files
-  assert "| SimCLR | 60.00 | 70.00 | 60.00 | 55.00 | 123 | 1.50 |" in methods
-  assert "| BYOL | **70.00** | **80.00** | **70.00** | **65.00** | 123 | 1.50 |" in methods
-  demo = re.search(r"<!-- results:demo -->\n(.*?)<!-- /results:demo -->", text, re.S).group(1)
-  assert "| raw pixels (784-d) | 50.00 | 60.00 |" in demo
-  assert "| SimCLR encoder (2048-d) | **60.00** | **70.00** |" in demo
-  assert "test CPU" in text
+  assert "old " not in text and "test CPU" in text
 
   calls.clear()
   capsys.readouterr()
   _run(tmp_path, md)
   assert calls == []
-  assert "2 of 2 runs finished" in capsys.readouterr().out
+  assert "results: 0 runs left" in capsys.readouterr().out
 
 
-def test_an_unfinished_run_is_taken_up_where_it_stopped(stand_ins, capsys):
+def test_mean_and_std_tables_match_a_hand_computation(stand_ins):
+  _, tmp_path = stand_ins
+  md = _markdown(tmp_path)
+  _run(tmp_path, md)
+  text = md.read_text()
+  methods = _block(text, "methods")
+  # BYOL, linear 1%: 0.70, 0.72, 0.74 -> mean 72.00, sample std 2.00;
+  # linear 100%: 82.00; kNN: 72.00 and 67.00, all with std 2.00.
+  assert ("| BYOL | **72.00 ± 2.00** | **82.00 ± 2.00** | **72.00 ± 2.00** | "
+          "**67.00 ± 2.00** | learning_rate 0.2 | 123 |") in methods
+  assert "| SimCLR | 62.00 ± 2.00 | 72.00 ± 2.00 |" in methods
+  demo = _block(text, "demo")
+  assert "| raw pixels (784-d) | 52.00 ± 2.00 | 62.00 ± 2.00 |" in demo
+  assert "| SimCLR encoder (2048-d) | **62.00 ± 2.00** | **72.00 ± 2.00** |" in demo
+  grids = _block(text, "grids")
+  assert "| BYOL | learning_rate 0.1: 80.00; **learning_rate 0.2: 90.00** |" in grids
+  claims = _block(text, "claims")
+  # BYOL - random init: 72 - 42 = 30 points, se sqrt(4/3 + 4/3) = 1.63
+  assert "BYOL vs random init, linear 1%: +30.00 ± 1.63 points (ahead)" in claims
+  # MoCo b64 - SimCLR b64: 2 points, the same se: within noise
+  assert "MoCo v2 vs SimCLR, linear 1%: +2.00 ± 1.63 points (within noise)" in claims
+  assert "rotation vs jigsaw, linear 1%: +10.00 ± 1.63 points (ahead)" in claims
+  assert ("SimCLR + fine-tuning vs from scratch, 10% of the labels: +20.00 ± 1.63 points "
+          "(ahead)" in claims)
+  assert ("kNN k=20: BYOL has the highest mean; every other method is at least two "
+          "standard errors behind" in claims)
+
+
+def test_statistics_by_hand():
+  assert results.mean_std([1.0, 2.0, 3.0, 6.0]) == (3.0, pytest.approx((14 / 3) ** 0.5))
+  assert results.mean_std([5.0]) == (5.0, 0.0)
+  d, se = results.difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+  assert d == 2.0 and se == pytest.approx((1 / 3) ** 0.5)
+  assert results.verdict(2.0, 0.5) == "ahead"
+  assert results.verdict(-2.0, 0.5) == "behind"
+  assert results.verdict(0.9, 0.5) == "within noise"
+  assert results.verdict(0.0, 0.0) == "within noise"
+  assert results.pick_winner([0.5, 0.7, 0.7]) == 1
+
+
+def test_parts_resume_and_say_what_is_left(stand_ins, capsys):
   calls, tmp_path = stand_ins
   md = _markdown(tmp_path)
-  _run(tmp_path, md, "--only", "simclr")
+  _run(tmp_path, md, "--only", "byol")
   out = capsys.readouterr().out
-  assert "left: byol" in out and "old methods" in md.read_text()  # not rewritten yet
+  assert {c[1].split("/")[0] for c in calls} == {"byol"}
+  assert "RESULTS.md is rewritten when every run is finished" in out
+  assert "old methods" in md.read_text()  # not rewritten yet
   _run(tmp_path, md, "--list")
-  assert "1 of 2 runs finished (simclr); left: byol" in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert "simclr/tune/learning_rate0.5_temperature0.2: to train" in out
+  assert "byol/" not in out
   calls.clear()
   _run(tmp_path, md)
-  assert calls[0] == ("train", "byol") and all(c[1] == "byol" for c in calls)
+  assert all(not c[1].startswith("byol/") for c in calls)
   # an evaluation lost since is redone, alone
-  os.remove(tmp_path / "runs" / "byol" / "eval" / "knn.json")
+  os.remove(tmp_path / "runs" / "byol" / "seed1" / "eval" / "knn.json")
   calls.clear()
   _run(tmp_path, md)
-  assert calls == [("knn", "byol", "encoder", None)]
+  assert calls == [("knn", "byol/seed1", "encoder", None)]
 
 
-def test_unknown_run_and_missing_marker(stand_ins, capsys):
+def test_budget_stops_starting_runs(stand_ins, capsys, monkeypatch):
+  calls, tmp_path = stand_ins
+  clock = iter(range(0, 10 ** 6, 100))  # each reading 100 s after the last
+  monkeypatch.setattr(results, "clock", lambda: float(next(clock)))
+  _run(tmp_path, _markdown(tmp_path), "--budget-minutes", "5")
+  assert 1 <= len([c for c in calls if c[0] == "train"]) <= 3
+  assert "budget is spent; run the same command again" in capsys.readouterr().out
+
+
+def test_unknown_row_and_missing_marker(stand_ins, capsys):
   _, tmp_path = stand_ins
   with pytest.raises(SystemExit) as e:
     _run(tmp_path, _markdown(tmp_path), "--only", "simclr_v9")
   assert e.value.code == 2
-  assert "unknown run simclr_v9; the runs are simclr, byol" in capsys.readouterr().err
+  assert "unknown row simclr_v9; the rows are simclr, byol" in capsys.readouterr().err
   md = tmp_path / "RESULTS.md"
   md.write_text("no markers\n")
   with pytest.raises(SystemExit, match="has no <!-- results:"):
@@ -133,6 +231,85 @@ def test_unknown_run_and_missing_marker(stand_ins, capsys):
 def test_results_md_has_every_marker_the_runner_writes():
   with open(os.path.join(ROOT, "RESULTS.md")) as f:
     text = f.read()
-  for marker in MARKERS:
+  for marker in results.MARKERS:
     assert text.count(f"<!-- results:{marker} -->") == 1, marker
     assert text.count(f"<!-- /results:{marker} -->") == 1, marker
+
+
+def test_every_row_config_and_grid_key_exists():
+  """Each row's config loads and every key its grid and fixed overrides set
+  is a key of that config (a typo would only show hours into the protocol)."""
+  from sslax.config_loading import load_config_file
+  for row in results.ROWS:
+    config = load_config_file(os.path.join(ROOT, row.config))
+    keys = [k for k, _ in row.grid] + [k for k, _ in row.fixed]
+    for key in keys + [k for k, _ in results.TUNING]:
+      node = config
+      for part in key.split("."):
+        assert part in node, f"{row.name}: {key}"
+        node = node[part]
+    if row.tuned_by:
+      assert row.tuned_by in [r.name for r in results.ROWS]
+
+
+@pytest.mark.slow
+def test_a_tiny_grid_for_real_skips_finished_runs_and_resumes_an_interrupted_one(
+    tmp_path, monkeypatch, capsys):
+  """The smoke config on 600 Fashion-MNIST images: two grid points scored on
+  the validation split, then two seeds; a tuning run stopped at step 2 is
+  taken up from its checkpoint (its log shows steps 3 and 4 only), and a
+  second start trains and evaluates nothing."""
+  import numpy as np
+  from sslax.config_loading import apply_overrides, load_config_file
+  from sslax.data.sources import fashion_mnist
+  from sslax.train import checkpoint
+  from sslax.train.loop import train_and_evaluate
+
+  train, test = fashion_mnist("train"), fashion_mnist("test")
+  data = tmp_path / "fm.npz"
+  a, b = train.get(np.arange(600)), test.get(np.arange(200))
+  np.savez(data, images=a["image"], labels=a["label"], test_images=b["image"],
+           test_labels=b["label"])
+  fixed = (("data.name", "arrays"), ("data.data_dir", str(data)), ("checkpoint_every", 2),
+           ("log_every", 1), ("online_eval_every", 0))
+  row = results.Row("simclr", "SimCLR", "configs/simclr.py:smoke", "methods",
+                    ((LR, (0.5, 1.0)),), fixed=fixed)
+  monkeypatch.setattr(results, "TUNE_STEPS", 4)
+  monkeypatch.setattr(results, "SEEDS", (0, 1))
+  monkeypatch.setattr(results, "DEMO_ROW", "")
+  root = tmp_path / "runs"
+  first = results.tuning_jobs(row)[0]
+  assert first.workdir == "simclr/tune/learning_rate0.5"
+  config = load_config_file(os.path.join(ROOT, row.config))
+  config = apply_overrides(config, [f"{k}={v}" for k, v in first.overrides])
+  train_and_evaluate(config, str(root / first.workdir), stop_at=2)
+  assert checkpoint.saved_steps(str(root / first.workdir)) == [2]
+
+  def run():
+    results.main(["--workdir", str(root)], rows=(row,), results_md=str(_markdown(tmp_path)))
+    return capsys.readouterr().out
+
+  out = run()
+  with open(root / "simclr_tune_learning_rate0.5.log") as f:
+    steps = [int(line.split()[1].split("/")[0]) for line in f if line.startswith("step ")]
+  assert steps and min(steps) == 3 and max(steps) == 4, steps
+  with open(root / "simclr" / "grid.json") as f:
+    grid = json.load(f)
+  assert [p["settings"] for p in grid["points"]] == [{LR: 0.5}, {LR: 1.0}]
+  for point in grid["points"]:  # scored on the 60 validation images
+    assert 0 < point["score"] <= 1
+  for name in ("learning_rate0.5", "learning_rate1"):
+    with open(root / "simclr" / "tune" / name / "config.json") as f:
+      data_config = json.load(f)["data"]
+    assert data_config["tuning"] and data_config["eval_split"] == "validation"
+  winner = grid["winner"][LR]
+  for seed in (0, 1):
+    with open(root / "simclr" / f"seed{seed}" / "config.json") as f:
+      saved = json.load(f)
+    assert saved["seed"] == seed and saved["optimizer"]["learning_rate"] == winner
+    assert not saved["data"]["tuning"] and saved["data"]["eval_split"] == "test"
+  assert "| SimCLR |" in out and " ± " in out
+
+  assert "results: 0 runs left" in run()
+  with open(root / "simclr_seed0.log") as f:
+    assert sum(line.startswith("step 1/") for line in f) == 1  # trained once

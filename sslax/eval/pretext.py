@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from sslax.data.pipeline import read_examples
-from sslax.data.sources import get_source
+from sslax.data.sources import check_tuning, get_source, split_name
 from sslax.errors import UserError
 from sslax.eval.evaluate import write_eval
 from sslax.sharding import data_sharding
@@ -66,7 +66,8 @@ def evaluate_workdir(workdir: str, *, split=None, batches=None, seed: int = 0,
   config = run_config.load_config(workdir, overrides)
   run = run_lib.setup(config)
   step, parts = restore_parts(workdir, run)
-  split = split or config.data.eval_split
+  check_tuning(config.data, split, given="--split" if split else "config.data.eval_split")
+  split = split or split_name(config.data, "eval_split")
   result = evaluate(run, parts, get_source(config.data, split), batches=batches, seed=seed)
   result.update(method=config.method, split=split, step=step, seed=seed)
   write_eval(workdir, "pretext", result)

@@ -13,7 +13,7 @@ from sslax import encoder as encoder_lib
 from sslax.config_base import schedule_steps
 from sslax.data import modality, pipeline
 from sslax.data.source import LABEL, Source
-from sslax.data.sources import split_source
+from sslax.data.sources import check_tuning, split_source, validation_fraction
 from sslax.errors import UserError
 from sslax.methods import build_method
 from sslax.methods.base import Method
@@ -35,6 +35,8 @@ def validate_config(config, source):
   if int(config.online_eval_every) < 0:
     raise UserError("config.online_eval_every must be >= 0 (0 turns online "
                     f"evaluation off), got {config.online_eval_every}")
+  validation_fraction(config.data)
+  check_tuning(config.data)  # with online evaluation off too: the config is wrong
   modality.check_config(config, source)
 
 

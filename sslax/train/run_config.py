@@ -26,16 +26,21 @@ GIVEN_SOURCE = "given_source"
 
 # Data keys that change how batches are read, never which: a run may resume
 # with another worker count; or that training never reads: the evaluation
-# splits; or that only record where the data came from.
-RUN_CONTROL_DATA_KEYS = ("workers", "eval_train_split", "eval_split", GIVEN_SOURCE)
+# splits, whether the run tunes (scores on validation only); or that only
+# record where the data came from.
+RUN_CONTROL_DATA_KEYS = ("workers", "eval_train_split", "eval_split", "tuning",
+                         GIVEN_SOURCE)
 
 # Overrides that say which data to read, instead of the config's own.
 _DATA_OVERRIDES = ("data.name=", "data.data_dir=")
 
 
 # Keys added after runs were saved without them, with the value that means
-# what those runs did: a saved config without the key compares as having it.
-ADDED_KEYS = {"schedule_steps": 0, "optimizer.extend": "tail", "optimizer.tail_peak": 0.1}
+# what those runs did: a saved config without the key compares as having it,
+# and ``load_config`` gives it that value.
+ADDED_KEYS = {"schedule_steps": 0, "optimizer.extend": "tail", "optimizer.tail_peak": 0.1,
+              "data.validation_fraction": 0.0, "data.validation_seed": 0,
+              "data.tuning": False}
 # What `sslax train --extend-to N` changes.
 EXTEND_KEYS = ("num_steps", "schedule_steps", "optimizer.extend", "optimizer.tail_peak")
 
@@ -121,6 +126,19 @@ def _read_json(path: epath.Path):
   return read_json(path, "restore it from a copy, or train into a new --workdir")
 
 
+def _with_added(tree: dict) -> dict:
+  """A saved config with the ``ADDED_KEYS`` it lacks at their defaults, so
+  that overrides may set them."""
+  for dotted, default in ADDED_KEYS.items():
+    *groups, last = dotted.split(".")
+    node = tree
+    for group in groups:
+      node = node.get(group) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+      node.setdefault(last, default)
+  return tree
+
+
 def load_config(workdir: str, overrides=(), *, reads_data: bool = True
                 ) -> ml_collections.ConfigDict:
   """The run's saved config, with ``overrides`` (``key=value`` strings, as
@@ -135,7 +153,8 @@ def load_config(workdir: str, overrides=(), *, reads_data: bool = True
   if not path.exists():
     raise UserError(f"{workdir} holds no {CONFIG_FILE}; train into it first with "
                     "`sslax train --config ... --workdir " + str(workdir) + "`")
-  config = apply_overrides(ml_collections.ConfigDict(_read_json(path)), overrides)
+  config = apply_overrides(ml_collections.ConfigDict(_with_added(_read_json(path))),
+                           overrides)
   given = config.data.get(GIVEN_SOURCE)
   if given and any(o.startswith(_DATA_OVERRIDES) for o in overrides):
     del config.data[GIVEN_SOURCE]  # the overrides name the data read now
