@@ -108,8 +108,9 @@ def build_parser():
   embed.add_argument("--encoder", help="which of its encoders (default: the primary)")
   embed.add_argument("--batch-size", type=int, default=256)
 
-  viz = sub.add_parser("viz", help="PNGs: t-SNE of test features, retrieval grid, "
-                       "training curves (WORKDIR/viz)")
+  viz = sub.add_parser("viz", help="pictures (WORKDIR/viz): t-SNE of test features, "
+                       "retrieval grid, training curves; a dense encoder's tracking "
+                       "(strips, GIFs, attention); the method's own")
   viz.add_argument("--workdir", required=True)
   viz.add_argument("--map", default="tsne", choices=("tsne", "umap"),
                    help="the 2-D map of test features: t-SNE (default) or UMAP "
@@ -294,12 +295,15 @@ def _next_commands(workdir: str, step: int):
   labelled = probe_labels(run_config.load_config(workdir, reads_data=False).data)
   me = shlex.join(invocation())
   where = shlex.quote(workdir)
-  evals = [f"{me} eval {name} --workdir {where}"
-           for name in protocols.applicable(definition, labelled)[:2]]
+  applicable = protocols.applicable(definition, labelled)
+  evals = [f"{me} eval {name} --workdir {where}" for name in applicable[:2]]
   if not labelled and "linear" in protocols.for_output(definition.output):
     # the probes need labelled data: the run's splits have none
     evals.append(f"{me} eval linear --workdir {where} --config.data.data_dir=LABELLED_DATA")
-  pictures = [f"{me} viz --workdir {where}"] if definition.output == "vector" else []
+  # pictures: a vector encoder's map, or those of an evaluation that draws some
+  drawn = definition.output == "vector" or any(
+      hasattr(protocols.EVALUATIONS[name], "pictures") for name in applicable)
+  pictures = [f"{me} viz --workdir {where}"] if drawn else []
   steps = [*evals, *pictures, f"{me} export --workdir {where} --out {where}/export"]
   print(f"sslax: trained to step {step} in {workdir}; next: {'; '.join(steps)}",
         file=sys.stderr, flush=True)

@@ -13,6 +13,15 @@ VARIANTS = ("fashion_mnist", "cifar10", "stl10", "imagenet", "image_folder", "sm
 FASHION_MNIST_STEPS = 1000  # the CPU budget every method gets on Fashion-MNIST
 
 
+# The data of the evaluations of dense encoders on clips (`sslax eval track`,
+# `sslax eval objects`): the video corpus that `make video` builds.
+VIDEO_EVALS = {
+    "track": dict(data=dict(name="video_corpus", data_dir="data/video", split="test")),
+    "objects": dict(data=dict(name="video_corpus", data_dir="data/video",
+                              train_split="train", test_split="test")),
+}
+
+
 def schedule_steps(config) -> int:
   """The steps the schedules run over (``config.schedule_steps``, else
   ``config.num_steps``)."""
@@ -99,12 +108,14 @@ def base_config(method: str) -> ml_collections.ConfigDict:
       weight_decay=0.0, warmup_steps=20, crop_scale=(0.5, 1.0)))
   # Each evaluation's own data (`sslax eval NAME`), apart from the training
   # data: transfer's labelled target images (a config.data-like group), the
-  # word-embedding test files (words: "" reads those of the gensim wheel).
+  # word-embedding test files (words: "" reads those of the gensim wheel), the
+  # clips of the dense-encoder evaluations (VIDEO_EVALS).
   c.evals = ml_collections.ConfigDict(dict(
       transfer=dict(data=dict(name="fashion_mnist", data_dir="", train_split="train",
                               test_split="test", image_size=(28, 28), load_size=0,
                               channels=0)),
-      words=dict(data_dir="", neighbours=("king", "water", "run", "good", "france"))))
+      words=dict(data_dir="", neighbours=("king", "water", "run", "good", "france")),
+      **VIDEO_EVALS))
   return c
 
 

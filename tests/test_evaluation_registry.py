@@ -30,7 +30,7 @@ def test_every_entry_states_what_it_needs():
     (_encoder(channels=3), False, []),
     (_encoder(kind="lab_l"), False, ["transfer"]),  # colourisation on the photo corpus
     (_encoder(output="table", kind="token_ids"), False, ["words"]),
-    (_encoder(output="dense"), True, ["track"]),  # its data is the video corpus
+    (_encoder(output="dense"), True, ["track", "objects"]),  # their data: the video corpus
 ])
 def test_applicable(encoder, labelled, expected):
   assert protocols.applicable(encoder, labelled) == expected

@@ -85,35 +85,89 @@ def _local_mask(size, radius: float) -> np.ndarray:
   return d2 <= radius ** 2
 
 
+def _attention(f, t: int, local, *, context: int, topk: int, temperature: float):
+  """Where target frame ``t`` of the normalised ``f`` [T, hw, d] attends:
+  (its context frames, the top positions int [hw, k] among their
+  concatenated positions, their softmax weights [hw, k])."""
+  frames = [0] + [s for s in range(max(1, t - context), t)]
+  sims = []
+  for s in frames:
+    sim = f[t] @ f[s].T  # [hw, hw]
+    if s != 0:  # the short-term frames: only nearby positions
+      sim = np.where(local, sim, -np.inf)
+    sims.append(sim)
+  sim = np.concatenate(sims, axis=1)  # [hw, len(frames) * hw]
+  k = min(topk, sim.shape[1])
+  top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+  top_sim = np.take_along_axis(sim, top, axis=1) / temperature
+  top_sim = top_sim - top_sim.max(axis=1, keepdims=True)
+  weights = np.exp(top_sim)
+  return frames, top, weights / weights.sum(axis=1, keepdims=True)
+
+
+def _normalised(features: np.ndarray) -> np.ndarray:
+  """[T, h, w, d] -> float32 [T, h * w, d], L2-normalised per position."""
+  t_len, h, w, d = features.shape
+  f = features.reshape(t_len, h * w, d).astype(np.float32)
+  return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+
+
 def propagate(features: np.ndarray, first_labels: np.ndarray, *, context: int = 20,
               topk: int = 10, radius: float = 3.0, temperature: float = 0.05) -> np.ndarray:
   """``features`` float [T, h, w, d], ``first_labels`` float [h, w, C] ->
   labels float [T, h, w, C] (frame 0 the given ones). Features are
   L2-normalised per position here."""
-  t_len, h, w, d = features.shape
-  f = features.reshape(t_len, h * w, d).astype(np.float32)
-  f = f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+  t_len, h, w, _ = features.shape
+  f = _normalised(features)
   labels = np.zeros((t_len, h * w, first_labels.shape[-1]), np.float32)
   labels[0] = first_labels.reshape(h * w, -1)
   local = _local_mask((h, w), radius)
   for t in range(1, t_len):
-    frames = [0] + [s for s in range(max(1, t - context), t)]
-    sims = []
-    for s in frames:
-      sim = f[t] @ f[s].T  # [hw, hw]
-      if s != 0:  # the short-term frames: only nearby positions
-        sim = np.where(local, sim, -np.inf)
-      sims.append(sim)
-    sim = np.concatenate(sims, axis=1)  # [hw, len(frames) * hw]
+    frames, top, weights = _attention(f, t, local, context=context, topk=topk,
+                                      temperature=temperature)
     ctx = np.concatenate([labels[s] for s in frames], axis=0)
-    k = min(topk, sim.shape[1])
-    top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-    top_sim = np.take_along_axis(sim, top, axis=1) / temperature
-    top_sim = top_sim - top_sim.max(axis=1, keepdims=True)
-    weights = np.exp(top_sim)
-    weights = weights / weights.sum(axis=1, keepdims=True)
     labels[t] = np.einsum("ik,ikc->ic", weights, ctx[top])
   return labels.reshape(t_len, h, w, -1)
+
+
+def pixel_affinities(features: np.ndarray, t: int, position, **options) -> tuple:
+  """The weights with which cell ``position`` (row, column of the feature
+  grid) of frame ``t`` >= 1 takes its labels in ``propagate``: (its context
+  frames, float32 [len(frames), h, w], summing to 1; zero outside its top-k)."""
+  options = {**DEFAULTS, **options}
+  t_len, h, w, _ = features.shape
+  if not 1 <= t < t_len:
+    raise ValueError(f"frame {t} has no context: use 1..{t_len - 1}")
+  frames, top, weights = _attention(_normalised(features), t,
+                                    _local_mask((h, w), options["radius"]),
+                                    context=options["context"], topk=options["topk"],
+                                    temperature=options["temperature"])
+  i = position[0] * w + position[1]
+  out = np.zeros(len(frames) * h * w, np.float32)
+  out[top[i]] = weights[i]
+  return frames, out.reshape(len(frames), h, w)
+
+
+def _decode_masks(labels: np.ndarray, first_mask: np.ndarray, channels: int) -> np.ndarray:
+  """uint8 [T, H, W]: the argmax of the first ``channels`` of propagated
+  ``labels`` [T, h, w, C], upsampled to ``first_mask``'s size; frame 0 is
+  ``first_mask`` itself."""
+  size = first_mask.shape
+  pred = np.stack([np.argmax(upsample(labels[t, ..., :channels], size), -1)
+                   for t in range(len(labels))]).astype(np.uint8)
+  pred[0] = first_mask
+  return pred
+
+
+def propagate_masks(features: np.ndarray, first_mask: np.ndarray, num_objects: int,
+                    **options) -> np.ndarray:
+  """The masks of every frame, uint8 [T, H, W], propagated from
+  ``first_mask`` (ids 0..num_objects, 0 background) with ``features``
+  [T, h, w, d] as ``track_clip`` does."""
+  _, h, w, _ = features.shape
+  first = downsample(one_hot_masks(first_mask, num_objects), (h, w))
+  labels = propagate(features, first, **{**DEFAULTS, **options})
+  return _decode_masks(labels, first_mask, num_objects + 1)
 
 
 def region_similarity(pred: np.ndarray, true: np.ndarray) -> float:
@@ -188,16 +242,14 @@ def track_clip(features, masks, keypoints, visible, *, num_objects: int, per_obj
                **options) -> tuple:
   """Propagates a clip's first-frame masks and keypoints with ``features``
   [T, h, w, d]; returns (predicted masks [T, H, W], keypoints [T, K, 2])."""
-  t_len, height, width = masks.shape
+  t_len, height, _ = masks.shape
   _, h, w, _ = features.shape
   stride = height / h
   first = np.concatenate([downsample(one_hot_masks(masks[0], num_objects), (h, w)),
                           keypoint_heatmaps(keypoints[0], (h, w), stride)], axis=-1)
   labels = propagate(features, first, **{**DEFAULTS, **options})
   c = num_objects + 1
-  pred_masks = np.stack([np.argmax(upsample(labels[t, ..., :c], (height, width)), -1)
-                         for t in range(t_len)]).astype(np.uint8)
-  pred_masks[0] = masks[0]
+  pred_masks = _decode_masks(labels, masks[0], c)
   pred_kp = np.stack([heatmap_peaks(labels[t, ..., c:], stride) for t in range(t_len)])
   pred_kp[0] = keypoints[0]
   return pred_masks, pred_kp
@@ -286,7 +338,7 @@ def evaluate(source, features_fn, *, num_objects: int, per_object: int, limit=No
   return summarise(scores)
 
 
-def _encoder_features(encoder):
+def encoder_features(encoder):
   """``features_fn(clip)``: the encoder's maps of each frame (eval mode)."""
   import jax  # pylint: disable=g-import-not-at-top
   from sslax.encoder import embed_fn  # pylint: disable=g-import-not-at-top
@@ -298,21 +350,25 @@ def _encoder_features(encoder):
   return features
 
 
-def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, overrides=(),
-                     **options) -> dict:
-  """``sslax eval track``: the workdir's dense encoder (or a baseline) on the
-  test clips of ``config.evals.track.data``; writes ``eval/track*.json``."""
+def clip_data(config, evaluation: str):
+  """The data config of ``config.evals.<evaluation>.data``, the video corpus
+  in ``data/video`` where it names none."""
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from sslax.data.sources import get_source  # pylint: disable=g-import-not-at-top
-  from sslax.errors import UserError  # pylint: disable=g-import-not-at-top
-  from sslax.eval.evaluate import write_eval  # pylint: disable=g-import-not-at-top
-  from sslax.train import artifact, checkpoint, run_config  # pylint: disable=g-import-not-at-top
-  config = run_config.load_config(workdir, overrides, reads_data=False)
-  settings = config.get("evals", {}).get("track", {})
+  settings = config.get("evals", {}).get(evaluation, {})
   data = ml_collections.ConfigDict(dict(settings.get("data", {}) or {}))
   with data.unlocked():
     data.name = data.get("name") or "video_corpus"
     data.data_dir = data.get("data_dir") or "data/video"
+  return data
+
+
+def clip_source(config) -> tuple:
+  """The test clips of ``config.evals.track.data`` (default the video corpus
+  in ``data/video``): ``(source, its data config, objects per clip, keypoints
+  per object)``; one line when its examples lack masks or keypoints."""
+  from sslax.data.sources import get_source  # pylint: disable=g-import-not-at-top
+  from sslax.errors import UserError  # pylint: disable=g-import-not-at-top
+  data = clip_data(config, "track")
   source = get_source(data, data.get("split") or "test")
   spec = source.element_spec
   missing = [k for k in ("clip", "masks", "keypoints", "visible") if k not in spec]
@@ -326,12 +382,23 @@ def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, ove
                     f"{spec['keypoints'][0]} do not match the clips {spec['clip'][0]}")
   num_objects = int(source.get(np.arange(min(len(source), 50)))["masks"].max())
   per_object = spec["keypoints"][0][1] // max(num_objects, 1)
+  return source, data, num_objects, per_object
+
+
+def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, overrides=(),
+                     **options) -> dict:
+  """``sslax eval track``: the workdir's dense encoder (or a baseline) on the
+  test clips of ``config.evals.track.data``; writes ``eval/track*.json``."""
+  from sslax.eval.evaluate import write_eval  # pylint: disable=g-import-not-at-top
+  from sslax.train import artifact, checkpoint, run_config  # pylint: disable=g-import-not-at-top
+  config = run_config.load_config(workdir, overrides, reads_data=False)
+  source, data, num_objects, per_object = clip_source(config)
   fn, tracker = None, {"copy": copy_first_frame, "flow": flow_track}.get(features)
   if features == "lab_pixels":
     fn = lambda clip: lab_pixel_features(clip, 4)  # noqa: E731
   elif tracker is None:
     encoder = artifact.restore_encoder(workdir, random_init=features == "random_init")
-    fn = _encoder_features(encoder)
+    fn = encoder_features(encoder)
   result = evaluate(source, fn, num_objects=num_objects, per_object=per_object,
                     limit=limit, tracker=tracker, **options)
   result.update(features=features, options=options, clips=limit or len(source),

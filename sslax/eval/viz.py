@@ -1,5 +1,5 @@
-"""Pictures of a run (``sslax viz``), written as PNGs under ``WORKDIR/viz``,
-each titled with the run, its method, dataset and step:
+"""Pictures of a run (``sslax viz``), written under ``WORKDIR/viz``, each
+titled with the run, its method, dataset and step:
 
 * ``tsne.png``: a t-SNE map (van der Maaten & Hinton 2008) of test features,
   one colour per class, never repeated (``umap.png`` with ``--map umap``:
@@ -9,48 +9,47 @@ each titled with the run, its method, dataset and step:
   framed green where the class matches;
 * ``curves.png``: the training curves of ``metrics.jsonl``, training-batch
   and test-subset figures told apart;
+* the pictures of each evaluation that applies to the primary encoder and
+  draws some (its ``pictures``, ``sslax.eval.protocols``): tracking's
+  propagated masks (PNG strips and GIFs) and one pixel's attention for a
+  ``dense`` encoder (``sslax.eval.track_viz``);
+* ``<name>.png`` for each picture the method draws (``Method.pictures``) of
+  test examples of what it reads: e.g. test images, the corrupted or masked
+  input and the reconstruction, or the L channel, the predicted colours and
+  the truth.
 
-Data whose labels do not carry across splits (the photo corpus: a label is
-the source photograph) get no label-based pictures (map, retrieval), with a
-note.
-* ``<name>.png`` for each picture the method draws (``Method.pictures``):
-  e.g. test images, the corrupted or masked input and the reconstruction, or
-  the L channel, the predicted colours and the truth.
+The map and the retrieval are of a vector encoder's features of labelled
+examples: other encoders, unlabelled data and data whose labels do not carry
+across splits (the photo corpus: a label is the source photograph) get
+neither, with a note.
 
 Figures are drawn with matplotlib's object API (no pyplot state) and written
-through ``etils.epath``, so a ``gs://`` workdir gets its pictures in the bucket.
+through ``etils.epath`` (``sslax.eval.figures``), so a ``gs://`` workdir gets
+its pictures in the bucket.
 """
 
-import io
 import os
+import sys
 
 from etils import epath
 import jax
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sslax.data.sources import SOURCE_LABELLED, split_source
+from sslax.data.sources import SOURCE_LABELLED, probe_labels, split_source
+from sslax.data.source import labelled
 from sslax.errors import UserError
 from sslax.eval import features as features_lib
+from sslax.eval import protocols
+from sslax.eval.figures import class_colours, save_png
 from sslax.losses import l2_normalize
 from sslax.methods import build_method
 from sslax.probes.linear import stratified_subset
-from sslax.train import checkpoint, run_config
+from sslax.train import artifact, checkpoint, run_config
 from sslax.train.metrics import read_metrics
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-
-
-def _save(fig, path):
-  """Writes ``fig`` as a PNG to ``path`` (a local path or a URL such as
-  ``gs://...``); returns ``path``."""
-  FigureCanvasAgg(fig)
-  buffer = io.BytesIO()  # rendered in memory: remote files may not seek
-  fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-  epath.Path(path).write_bytes(buffer.getvalue())
-  return path
 
 
 def embed_2d(features, seed=0, method="tsne"):
@@ -71,17 +70,6 @@ def embed_2d(features, seed=0, method="tsne"):
 
 # Above this many classes a legend is unreadable: the map says so instead.
 LEGEND_CLASSES = 40
-
-
-def class_colours(num_classes: int) -> list:
-  """One colour per class, none repeated: tab10, tab20, then evenly spaced
-  hues (``num_classes`` of them)."""
-  from matplotlib import colormaps  # pylint: disable=g-import-not-at-top
-  if num_classes <= 10:
-    return [colormaps["tab10"](i) for i in range(num_classes)]
-  if num_classes <= 20:
-    return [colormaps["tab20"](i) for i in range(num_classes)]
-  return [colormaps["hsv"](i / num_classes) for i in range(num_classes)]
 
 
 MAP_NAMES = {"tsne": "t-SNE", "umap": "UMAP"}
@@ -106,7 +94,7 @@ def tsne_png(features, labels, class_names, path, *, num_points=3000, seed=0,
   if not many:
     ax.legend(markerscale=4, fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5),
               ncols=1 if len(class_names) <= 20 else 2)
-  return _save(fig, path)
+  return save_png(fig, path)
 
 
 def nearest_neighbours(query_x, bank_x, k):
@@ -139,7 +127,7 @@ def retrieval_png(query_images, query_labels, query_x, bank_images, bank_labels,
   precision = np.mean(bank_labels[neighbours] == query_labels[:, None])
   fig.suptitle(f"{title}\nnearest training images (cosine of features), framed green "
                f"where the class matches the query's: {100 * precision:.0f}%", fontsize=9)
-  return _save(fig, path)
+  return save_png(fig, path)
 
 
 # Panels of curves.png: (title, ((metric, legend label), ...)).
@@ -171,7 +159,7 @@ def curves_png(records, path, title=""):
   if title:
     fig.suptitle(title, fontsize=10)
   fig.tight_layout()
-  return _save(fig, path)
+  return save_png(fig, path)
 
 
 def image_rows_png(rows, path, title):
@@ -189,7 +177,7 @@ def image_rows_png(rows, path, title):
       if c == 0:
         ax.set_ylabel(name, fontsize=9)
   fig.suptitle(title, fontsize=10)
-  return _save(fig, path)
+  return save_png(fig, path)
 
 
 def figure_title(workdir: str, config) -> str:
@@ -200,9 +188,24 @@ def figure_title(workdir: str, config) -> str:
           f"{checkpoint.latest_step(workdir)}")
 
 
+def _no_map_reason(workdir, config, definition):
+  """Why the run gets no map or retrieval pictures (None when it gets them):
+  they are of a vector encoder's features of labelled examples."""
+  if config.data.name in SOURCE_LABELLED:
+    return (f"the labels of {config.data.name} name the photograph an example was cut "
+            "from, which differ between splits; `sslax eval transfer --workdir "
+            f"{workdir}` scores the encoder")
+  if definition.output != "vector":
+    return (f"they are of vector features, and the primary encoder of {workdir} gives "
+            f"{definition.output} ones")
+  for key in ("eval_train_split", "eval_split"):
+    if not labelled(split_source(config.data, key)):
+      return f"they need labels, and config.data.{key} of {config.data.name} has none"
+  return None
+
+
 def visualize(workdir: str, *, num_queries=8, seed=0, overrides=(), map_method="tsne"):
-  """Writes the PNGs of a trained workdir; returns their paths."""
-  import sys  # pylint: disable=g-import-not-at-top
+  """Writes the pictures of a trained workdir; returns their paths."""
   if map_method not in MAP_NAMES:
     raise UserError(f"unknown map {map_method!r}; use {' or '.join(MAP_NAMES)}")
   if map_method == "umap":
@@ -212,6 +215,7 @@ def visualize(workdir: str, *, num_queries=8, seed=0, overrides=(), map_method="
       raise UserError("--map umap needs umap-learn: .venv/bin/pip install -c "
                       "constraints.txt -e '.[umap]'") from None
   config = run_config.load_config(workdir, overrides)
+  definition, _ = artifact.read_encoder_definition(workdir)
   viz_dir = epath.Path(workdir) / "viz"
   viz_dir.mkdir(parents=True, exist_ok=True)
   title = figure_title(workdir, config)
@@ -220,10 +224,9 @@ def visualize(workdir: str, *, num_queries=8, seed=0, overrides=(), map_method="
     return os.fspath(viz_dir / name)
 
   paths = []
-  if config.data.name in SOURCE_LABELLED:
-    print(f"sslax: note: no map or retrieval pictures: the labels of {config.data.name} "
-          "name the photograph an example was cut from, which differ between splits; "
-          f"`sslax eval transfer --workdir {workdir}` scores the encoder", file=sys.stderr)
+  reason = _no_map_reason(workdir, config, definition)
+  if reason is not None:
+    print(f"sslax: note: no map or retrieval pictures: {reason}", file=sys.stderr)
   else:
     train_x, train_y, test_x, test_y, num_classes = features_lib.features(
         config, "encoder", workdir, "sslax viz")
@@ -244,14 +247,21 @@ def visualize(workdir: str, *, num_queries=8, seed=0, overrides=(), map_method="
           query_images, test_y[queries], test_x[queries], _Lazy(train), train_y, train_x,
           out("retrieval.png"), class_names=names, title=title))
   paths.append(curves_png(read_metrics(workdir), out("curves.png"), title=title))
+  # the evaluations' own (tracking by a dense encoder), by the registry
+  for evaluation in protocols.applicable(definition, probe_labels(config.data)):
+    draw = getattr(protocols.EVALUATIONS[evaluation], "pictures", None)
+    if draw is not None:
+      paths.extend(draw(workdir, config, out, title, seed))
   method = build_method(config)
   if method.pictures is not None:  # the method's own: reconstructions, colours
     test = split_source(config.data, "eval_split")
     params, model_state = checkpoint.restore_model(workdir)
     idx = np.sort(np.random.default_rng(seed).choice(len(test), min(256, len(test)),
                                                      replace=False))
-    images = test.get(idx)["image"]
-    drawn = method.pictures(params, model_state, images, jax.random.PRNGKey(seed))
+    reads = method.reads or (method.encoder.input_key,)
+    examples = test.get(idx)
+    inputs = examples[reads[0]] if len(reads) == 1 else {k: examples[k] for k in reads}
+    drawn = method.pictures(params, model_state, inputs, jax.random.PRNGKey(seed))
     for name, (rows, picture_title) in drawn.items():
       paths.append(image_rows_png(rows, out(f"{name}.png"),
                                   f"{title}\n{config.method}: {picture_title}"))

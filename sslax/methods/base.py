@@ -65,10 +65,12 @@ class Method:
   reads: the example names ``loss_fn`` reads, optional (default: the
       encoder's ``input_key``): a video method reads ``"clip"`` while its
       encoder takes single frames (``"image"``).
-  pictures(params, model_state, images, key) -> {name: (rows, title)},
+  pictures(params, model_state, inputs, key) -> {name: (rows, title)},
       optional: rows ``(label, float images [n, H, W, C] in [0, 1])`` that
-      ``sslax viz`` draws for test ``images`` (uint8), e.g. reconstructions or
-      colourisations.
+      ``sslax viz`` draws for test ``inputs``, the examples' array the method
+      reads (``reads``, default the encoder's ``input_key``; a dict of them
+      where it reads several): uint8 images [n, H, W, C] or clips [n, T, H,
+      W, C]; e.g. reconstructions or colourisations.
   """
   name: str
   init: Callable[..., Any]

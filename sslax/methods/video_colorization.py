@@ -15,7 +15,8 @@ temperature)``, predicts the colour distribution ``sum_j A_ij onehot(c_j)``
 and is trained by cross-entropy against its own centre c_i.
 
 The encoder is the run's ``dense`` encoder; ``sslax eval track`` propagates
-masks and keypoints with it.
+masks and keypoints with it. ``sslax viz`` draws test clips' targets coloured
+by the attention over their references' colours (``colourise``).
 """
 
 import dataclasses
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sslax.data.color import lab, rgb_to_lab, scale_l
+from sslax.data.color import lab, rgb_to_lab, scale_l, to_rgb
 from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods import common
@@ -36,6 +37,7 @@ from sslax.models import make_encoder
 
 KMEANS_PIXELS = 100_000
 KMEANS_ITERATIONS = 30
+PICTURE_CLIPS = 8  # the test clips ``sslax viz`` colours
 
 
 class _FrameEncoder(nn.Module):
@@ -82,13 +84,19 @@ def nearest_centre(ab, centres):
   return jnp.argmin(d, axis=-1).astype(jnp.int32)
 
 
+def attention_weights(target_f, ref_f, temperature: float):
+  """Vondrick et al. 2018, eq. 1: ``A_ij = softmax_j(f_i . f_j / temperature)``
+  of ``target_f`` [B, N, d] over ``ref_f`` [B, M, d] -> [B, N, M]."""
+  logits = jnp.einsum("bnd,bmd->bnm", target_f, ref_f) / temperature
+  return jax.nn.softmax(logits, axis=-1)
+
+
 def attention_colour_loss(target_f, ref_f, ref_colour, target_colour, num_colours,
                           temperature: float):
   """Vondrick et al. 2018, eq. 1-2. ``target_f`` [B, N, d], ``ref_f`` [B, M, d],
   ``ref_colour`` int [B, M], ``target_colour`` int [B, N] -> (mean cross-
   entropy, accuracy of the most likely colour)."""
-  logits = jnp.einsum("bnd,bmd->bnm", target_f, ref_f) / temperature
-  attention = jax.nn.softmax(logits, axis=-1)
+  attention = attention_weights(target_f, ref_f, temperature)
   predicted = jnp.einsum("bnm,bmc->bnc", attention,
                          jax.nn.one_hot(ref_colour, num_colours, dtype=attention.dtype))
   p_true = jnp.take_along_axis(predicted, target_colour[..., None], axis=-1)[..., 0]
@@ -110,6 +118,28 @@ def _frames_and_targets(key, clips, references: int):
   frames = jnp.where(flip[:, None, None, None, None], frames[:, :, :, ::-1], frames)
   frames = frames.astype(jnp.float32) / 255.0
   return frames[:, :references], frames[:, references]
+
+
+def colourise(net, variables, clips, references: int, temperature: float):
+  """Each clip's frame ``references`` coloured from the ``references`` frames
+  before it (eval mode): target cell i takes ``sum_j A_ij ab_j``
+  (``attention_weights``) of the references' cells' mean ab, their own
+  colours (training predicts their k-means centres), upsampled under its
+  own L. uint8 ``clips`` [n, T, H, W, 3] -> sRGB [n, H, W, 3] in [0, 1]:
+  (the last reference, the target's L, the prediction, the target)."""
+  n = clips.shape[0]
+  frames = jnp.asarray(clips[:, :references + 1], jnp.float32) / 255.0
+  x = lab(frames.reshape(-1, *frames.shape[2:]))
+  f = net.apply(variables, scale_l(x[..., :1]), train=False).astype(jnp.float32)
+  h, w, d = f.shape[1:]
+  f = f.reshape(n, references + 1, h * w, d)
+  ab = block_mean(x[..., 1:], (h, w)).reshape(n, references + 1, h * w, 2)
+  a = attention_weights(f[:, -1], f[:, :-1].reshape(n, -1, d), temperature)
+  predicted = jnp.einsum("bnm,bmc->bnc", a, ab[:, :-1].reshape(n, -1, 2))
+  lightness = x.reshape(n, references + 1, *x.shape[1:])[:, -1, ..., :1]
+  predicted = predicted.reshape(n, h, w, 2)
+  return (frames[:, -2], to_rgb(lightness, jnp.zeros_like(predicted)),
+          to_rgb(lightness, predicted), frames[:, -1])
 
 
 def build(config) -> Method:
@@ -162,6 +192,17 @@ def build(config) -> Method:
     loss, accuracy = attention_colour_loss(tgt_f, ref_f, ref_c, tgt_c, clusters, temperature)
     return loss, LossAux(new_state, method_state, {"colour_top1": accuracy})
 
+  colour_clips = jax.jit(lambda variables, clips: colourise(net, variables, clips,
+                                                            references, temperature))
+
+  def pictures(params, model_state, clips, key):
+    del key
+    shown = colour_clips({"params": params, **model_state}, clips[:PICTURE_CLIPS])
+    names = ("reference", "L input", "predicted", "truth")
+    return {"colorization": (tuple(zip(names, shown)), (
+        f"frame {references} of test clips coloured from frames 0-{references - 1} by "
+        "the attention over their colours (the last reference shown)"))}
+
   encoder = dataclasses.replace(backbone_def(config, preprocess="lab_l"), output="dense")
   return Method(name="video_colorization", init=init, loss_fn=loss_fn, encoder=encoder,
-                constants=constants, reads=("clip",))
+                constants=constants, reads=("clip",), pictures=pictures)

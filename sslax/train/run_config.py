@@ -1,6 +1,7 @@
 """The run's saved config (``config.json``): what a workdir was trained with,
 and whether a config may resume it."""
 
+import copy
 import json
 
 from etils import epath
@@ -8,6 +9,7 @@ import jax
 import ml_collections
 from jax.experimental import multihost_utils
 
+from sslax.config_base import VIDEO_EVALS
 from sslax.config_loading import apply_overrides, flatten
 from sslax.errors import UserError, read_json
 from sslax.train.checkpoint import latest_step
@@ -40,7 +42,8 @@ _DATA_OVERRIDES = ("data.name=", "data.data_dir=")
 # and ``load_config`` gives it that value.
 ADDED_KEYS = {"schedule_steps": 0, "optimizer.extend": "tail", "optimizer.tail_peak": 0.1,
               "data.validation_fraction": 0.0, "data.validation_seed": 0,
-              "data.tuning": False}
+              "data.tuning": False,
+              **{f"evals.{name}": group for name, group in VIDEO_EVALS.items()}}
 # What `sslax train --extend-to N` changes.
 EXTEND_KEYS = ("num_steps", "schedule_steps", "optimizer.extend", "optimizer.tail_peak")
 
@@ -135,7 +138,7 @@ def _with_added(tree: dict) -> dict:
     for group in groups:
       node = node.get(group) if isinstance(node, dict) else None
     if isinstance(node, dict):
-      node.setdefault(last, default)
+      node.setdefault(last, copy.deepcopy(default))
   return tree
 
 

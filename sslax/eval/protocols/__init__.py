@@ -8,12 +8,17 @@ are labelled or not (what training suggests next); its ``add_arguments(parser)``
 and ``run(args, overrides) -> dict`` (which writes ``WORKDIR/eval/*.json``);
 ``claims(file_name)``, whether an eval file is one of its results, and
 ``report_rows(file_name, result)``: its rows in ``sslax report``
-(features, protocol, label fraction, figure). A new evaluation is one
-module here and one line below; none names a method.
+(features, protocol, label fraction, figure). Optional: ``pictures(workdir,
+config, out, title, seed) -> [paths]``, what ``sslax viz`` draws for it with
+the run's primary encoder when it applies (``out(file name)``: the path
+under ``WORKDIR/viz``; ``title`` heads every figure), e.g. tracking's
+propagated masks. A new evaluation is one module here and one line below;
+none names a method.
 """
 
 from sslax.errors import UserError
-from sslax.eval.protocols import finetune, knn, linear, pretext, track, transfer, words
+from sslax.eval.protocols import (finetune, knn, linear, objects, pretext, track, transfer,
+                                   words)
 
 EVALUATIONS = {
     "linear": linear,
@@ -22,6 +27,7 @@ EVALUATIONS = {
     "transfer": transfer,
     "words": words,
     "track": track,
+    "objects": objects,
     "pretext": pretext,
 }
 

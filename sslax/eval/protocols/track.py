@@ -5,7 +5,8 @@ keypoints through every test clip of the video corpus
 J and F, PCK@0.1 and @0.2. ``--features`` also gives the baselines: the
 randomly initialised encoder, raw Lab pixels, TV-L1 optical flow and copying
 the first frame.
-``eval/track.json`` (``track_<features>.json``)."""
+``eval/track.json`` (``track_<features>.json``); ``sslax viz`` draws its
+``pictures``."""
 
 import re
 
@@ -37,6 +38,13 @@ def run(args, overrides):
   return track.evaluate_workdir(args.workdir, args.features, limit=args.clips,
                                 overrides=overrides, context=args.context, topk=args.topk,
                                 radius=args.radius, temperature=args.temperature)
+
+
+def pictures(workdir, config, out, title, seed):
+  """Propagated masks through test clips and a real one (PNG strips, GIFs),
+  and one pixel's attention (``sslax.eval.track_viz``)."""
+  from sslax.eval import track_viz  # pylint: disable=g-import-not-at-top
+  return track_viz.pictures(workdir, config, out, title, seed)
 
 
 def claims(file_name) -> bool:
