@@ -22,7 +22,7 @@ $(BIN)/sslax: setup.cfg pyproject.toml constraints.txt
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q python3-venv >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,video]'
 	touch $@
 
 install: $(BIN)/sslax
