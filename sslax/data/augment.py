@@ -97,6 +97,29 @@ def color_jitter(key, image, params: AugmentParams):
   return image
 
 
+def augment_clips(key, clips, *, crop_scale=(1.0, 1.0), crop_ratio=(3 / 4, 4 / 3),
+                  jitter: float = 0.0):
+  """Clips [B, F, H, W, C] floats in [0, 1], augmented consistently across
+  each clip's frames: one horizontal flip (probability 1/2) and, where
+  ``crop_scale`` is not (1, 1), one random resized crop per clip, the same
+  box in every frame (the motion between frames is left as it was); then,
+  with ``jitter`` s > 0, colour jitter drawn per frame (brightness, contrast
+  and saturation 0.8 s, hue 0.2 s, as ``AugmentParams.from_config``)."""
+  b, f, h, w, _ = clips.shape
+  flip = jax.random.bernoulli(key, 0.5, (b,))
+  clips = jnp.where(flip[:, None, None, None, None], clips[:, :, :, ::-1], clips)
+  if tuple(crop_scale) != (1.0, 1.0):
+    keys = jax.random.split(jax.random.fold_in(key, 1), b)
+    crop_frames = jax.vmap(lambda k, frame: random_resized_crop(
+        k, frame, (h, w), tuple(crop_scale), tuple(crop_ratio)), in_axes=(None, 0))
+    clips = jax.vmap(crop_frames)(keys, clips)
+  if jitter > 0:
+    params = AugmentParams.from_config({"jitter_strength": jitter})
+    keys = jax.random.split(jax.random.fold_in(key, 2), b * f).reshape(b, f, -1)
+    clips = jax.vmap(jax.vmap(lambda k, frame: color_jitter(k, frame, params)))(keys, clips)
+  return clips
+
+
 def to_grayscale(image):
   if image.shape[-1] != 3:
     return image

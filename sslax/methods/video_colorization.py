@@ -2,17 +2,18 @@
 colorizing videos"): colour a grayscale target frame by pointing into
 coloured reference frames.
 
-Each training clip gives ``references`` consecutive reference frames and
-the target frame after them (a random place per clip; one horizontal flip
-per clip). Every frame is seen only as its lightness (``lab_l``) by one
-shared encoder, a dense ConvNet (``config.model.pool = 'map'``) giving
-features f [h, w, d]. The colours are quantised into ``clusters`` centres,
-k-means in ab space (computed once before step 0 from a fixed sample of
-training pixels, kept in the train state); each frame's ab is averaged over
-each feature cell and assigned its nearest centre c. Target position i
-attends to every reference position j, ``A_ij = softmax_j(f_i . f_j /
-temperature)``, predicts the colour distribution ``sum_j A_ij onehot(c_j)``
-and is trained by cross-entropy against its own centre c_i.
+Each training clip gives ``references`` consecutive reference frames and the
+target frame after them (a random place per clip; one horizontal flip, and
+with ``config.clip_augment.crop_scale`` one crop, per clip). Every frame is
+seen only as its lightness (``lab_l``) by one shared encoder, a dense ConvNet
+(``config.model.pool = 'map'``) giving features f [h, w, d]. The colours are
+quantised into ``clusters`` centres, k-means in ab space (computed once
+before step 0 from a fixed sample of training pixels, kept in the train
+state); each frame's ab is averaged over each feature cell and assigned its
+nearest centre c. Target position i attends to every reference position j,
+``A_ij = softmax_j(f_i . f_j / temperature)``, predicts the colour
+distribution ``sum_j A_ij onehot(c_j)`` and is trained by cross-entropy
+against its own centre c_i.
 
 The encoder is the run's ``dense`` encoder; ``sslax eval track`` propagates
 masks and keypoints with it. ``sslax viz`` draws test clips' targets coloured
@@ -27,12 +28,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sslax.data.augment import augment_clips
 from sslax.data.color import lab, rgb_to_lab, scale_l, to_rgb
 from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods import common
 from sslax.methods.base import LossAux, Method
 from sslax.methods.color_common import block_mean
+from sslax.methods.video_common import clip_augmentation
 from sslax.models import make_encoder
 
 KMEANS_PIXELS = 100_000
@@ -105,18 +108,17 @@ def attention_colour_loss(target_f, ref_f, ref_colour, target_colour, num_colour
   return loss, accuracy
 
 
-def _frames_and_targets(key, clips, references: int):
+def _frames_and_targets(key, clips, references: int, crop_scale=(1.0, 1.0)):
   """Per clip: the ``references`` frames before a random target frame, and
-  that target; one horizontal flip per clip. uint8 [B, T, H, W, 3] ->
-  (references [B, R, H, W, 3], target [B, H, W, 3]) floats in [0, 1]."""
+  that target; one horizontal flip (and one crop of ``crop_scale``, where it
+  is not (1, 1)) per clip. uint8 [B, T, H, W, 3] -> (references
+  [B, R, H, W, 3], target [B, H, W, 3]) floats in [0, 1]."""
   b, t = clips.shape[:2]
   k_start, k_flip = jax.random.split(key)
   start = jax.random.randint(k_start, (b,), 0, t - references)
   index = start[:, None] + jnp.arange(references + 1)
   frames = jnp.take_along_axis(clips, index[:, :, None, None, None], axis=1)
-  flip = jax.random.bernoulli(k_flip, 0.5, (b,))
-  frames = jnp.where(flip[:, None, None, None, None], frames[:, :, :, ::-1], frames)
-  frames = frames.astype(jnp.float32) / 255.0
+  frames = augment_clips(k_flip, frames.astype(jnp.float32) / 255.0, crop_scale=crop_scale)
   return frames[:, :references], frames[:, references]
 
 
@@ -152,6 +154,11 @@ def build(config) -> Method:
   if config.model.get("pool") != "map":
     raise UserError("video_colorization attends over a feature map; set "
                     "--config.model.pool=map")
+  augmentation = clip_augmentation(config)
+  if augmentation["jitter"]:
+    raise UserError("video_colorization copies colours from the reference frames to the "
+                    "target: colours jittered per frame leave nothing to copy; set "
+                    "--config.clip_augment.jitter=0")
   net = _FrameEncoder(encoder=make_encoder(config.model, config.compute_dtype))
 
   def constants(source):
@@ -178,7 +185,8 @@ def build(config) -> Method:
 
   def loss_fn(params, model_state, method_state, batch, key):
     clips = batch["clip"]
-    refs, target = _frames_and_targets(key, clips, references)
+    refs, target = _frames_and_targets(key, clips, references,
+                                       augmentation["crop_scale"])
     b = clips.shape[0]
     frames = jnp.concatenate([refs.reshape(-1, *refs.shape[2:]), target], axis=0)
     x = lab(frames)

@@ -1,5 +1,5 @@
 """What the clip-classification pretext tasks share (Shuffle and Learn,
-arrow of time): frames picked from each clip, one horizontal flip per clip,
+arrow of time): frames picked from each clip, one flip and crop per clip,
 and a network that sees a few frames through the shared frame encoder and
 classifies them together."""
 
@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sslax.data.augment import augment_clips
 from sslax.encoder import backbone_def
 from sslax.errors import UserError
 from sslax.methods import common
@@ -58,10 +59,19 @@ def gather(clips, index):
   return jnp.take_along_axis(clips, expand, axis=1)
 
 
-def flip_per_clip(key, frames):
-  """One horizontal flip (probability 1/2) per clip of ``frames`` [B, F, H, W, C]."""
-  flip = jax.random.bernoulli(key, 0.5, frames.shape[:1])
-  return jnp.where(flip[:, None, None, None, None], frames[:, :, :, ::-1], frames)
+def clip_augmentation(config) -> dict:
+  """The keyword arguments of ``augment.augment_clips`` from
+  ``config.clip_augment`` (none: one flip per clip); one line for a crop
+  scale outside (0, 1] or a negative jitter."""
+  settings = dict(config.get("clip_augment") or {})
+  scale = tuple(settings.get("crop_scale", (1.0, 1.0)))
+  jitter = float(settings.get("jitter", 0.0))
+  if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+    raise UserError(f"config.clip_augment.crop_scale must be (low, high) with 0 < low <= "
+                    f"high <= 1, got {scale}")
+  if jitter < 0:
+    raise UserError(f"config.clip_augment.jitter must be >= 0 (0: none), got {jitter}")
+  return dict(crop_scale=scale, jitter=jitter)
 
 
 def frames_input(frames, config):
@@ -75,7 +85,8 @@ def clip_classification(config, pick, shown: int, need: int, fix) -> Method:
   """The Method of a clip-classification pretext task named ``config.method``:
   ``pick(key, clips) -> (frame indices int32 [B, shown], labels int32 [B])``
   chooses each clip's frames and its class (0 or 1); the frames get one flip
-  per clip and go through ``FrameSequenceClassifier`` (its width
+  (and, with ``config.clip_augment``, one crop) per clip and their colours
+  jittered per frame (``augment.augment_clips``), and go through ``FrameSequenceClassifier`` (its width
   ``config.<method>.head_width``), trained by cross-entropy. Clips need at
   least ``need`` frames (``fix(frames)``: the setting that lowers it)."""
   name = config.method
@@ -84,6 +95,7 @@ def clip_classification(config, pick, shown: int, need: int, fix) -> Method:
   width = int(config[name].head_width)
   if width < 1:
     raise UserError(f"config.{name}.head_width must be positive, got {width}")
+  augmentation = clip_augmentation(config)
   net = FrameSequenceClassifier(encoder=make_encoder(config.model, config.compute_dtype),
                                 width=width, dtype=compute_dtype(config.compute_dtype))
 
@@ -97,9 +109,10 @@ def clip_classification(config, pick, shown: int, need: int, fix) -> Method:
     clips = batch["clip"]
     k_pick, k_flip = jax.random.split(key)
     index, labels = pick(k_pick, clips)
-    frames = flip_per_clip(k_flip, gather(clips, index))
+    frames = augment_clips(k_flip, gather(clips, index).astype(jnp.float32) / 255.0,
+                           **augmentation)
     logits, new_state = common.apply_train(net, params, model_state,
-                                           frames_input(frames, config))
+                                           normalize(frames, config))
     loss, metrics = classification(logits, labels)
     return loss, LossAux(new_state, method_state, metrics)
 
