@@ -32,6 +32,7 @@ machine, the flags and the time they took.
   python launch/results.py [--workdir runs/protocol] [--only simclr --only byol]
   python launch/results.py --budget-minutes 170   # one sitting; run again to go on
   python launch/results.py --list      # what is finished and left; trains nothing
+  python launch/results.py --tables    # the tables of the rows finished so far
 """
 
 import argparse
@@ -409,10 +410,10 @@ def claims(root, rows):
       out.append("  - " + claim("SimCLR + fine-tuning", pre, "from scratch", scratch,
                                 f"{fraction:.0%} of the labels"))
   methods = [r.name for r in rows if r.table == "methods"]
-  if methods:
+  if len(methods) > 1:
     out.append("- the methods table, column by column:")
   for t in titles:
-    if not methods:
+    if len(methods) < 2:
       break
     best = max(methods, key=lambda n: mean_std(values[n][t])[0])
     close = [by[n].label for n in methods if n != best and
@@ -531,6 +532,20 @@ def plan(root, rows, record):
   return ready, left + len(ready)
 
 
+def finished_rows(root, rows, record):
+  """The rows whose grid (or their tuner's) and seed runs are all finished;
+  their winners go into ``record["winners"]``."""
+  done = []
+  for row in rows:
+    winner = winner_of(root, row, rows)
+    if winner is None:
+      continue
+    if all(finished(root, j) for j in seed_jobs(row, winner, num_steps(row.config))):
+      record["winners"][row.name] = [list(kv) for kv in winner]
+      done.append(row)
+  return done
+
+
 def run_job(root, job: Job, record):
   workdir = os.path.join(root, job.workdir)
   # (No peak memory: a process forked from this one after it has evaluated
@@ -557,6 +572,9 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD):
   parser.add_argument("--budget-minutes", type=float, default=0,
                       help="start no run after this many minutes (0: no limit)")
   parser.add_argument("--list", action="store_true", help="say what is left and stop")
+  parser.add_argument("--tables", action="store_true",
+                      help="print the tables of the rows finished so far and stop "
+                      "(RESULTS.md is rewritten only when every row is)")
   args = parser.parse_args(argv)
   names = [r.name for r in rows]
   unknown = sorted(set(args.only or ()) - set(names))
@@ -572,6 +590,16 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD):
     with open(record_path) as f:
       record = json.load(f)
   record["winners"] = {}
+  if args.tables:
+    done = finished_rows(root, rows, record)
+    print(f"results: {len(done)} of {len(rows)} rows finished"
+          + (f" ({', '.join(r.name for r in done)})" if done else ""))
+    if done:
+      blocks = tables(root, {**record, "machine": record.get("machine") or machine()}, done)
+      for name in MARKERS:
+        if name in blocks:
+          print(blocks[name] + "\n")
+    return
   started = clock()
   while True:
     ready, left = plan(root, rows, record)

@@ -196,6 +196,12 @@ def test_parts_resume_and_say_what_is_left(stand_ins, capsys):
   out = capsys.readouterr().out
   assert "simclr/tune/learning_rate0.5_temperature0.2: to train" in out
   assert "byol/" not in out
+  # the tables of the rows finished so far, printed; RESULTS.md untouched
+  _run(tmp_path, md, "--tables")
+  out = capsys.readouterr().out
+  assert "results: 1 of 6 rows finished (byol)" in out
+  assert "| BYOL | **72.00 ± 2.00** |" in out and "SimCLR" not in out
+  assert "old methods" in md.read_text()
   calls.clear()
   _run(tmp_path, md)
   assert all(not c[1].startswith("byol/") for c in calls)
