@@ -229,6 +229,14 @@ def pick_winner(scores):
   return max(range(len(scores)), key=lambda i: (scores[i], -i))
 
 
+def at_edge(row: Row, winner) -> list:
+  """The keys of ``row.grid`` (of more than two values) whose winning value
+  is its lowest or highest: the best setting may lie outside the grid."""
+  chosen = dict(winner)
+  return [key for key, values in row.grid
+          if len(values) > 2 and chosen[key] in (min(values), max(values))]
+
+
 def winner_of(root, row: Row, rows):
   """The winning point of ``row``'s grid (or of the row it is tuned by) from
   its tuning runs, or None while any is unfinished; writes grid.json."""
@@ -243,7 +251,7 @@ def winner_of(root, row: Row, rows):
   best = points[pick_winner(scores)]
   grid = {"row": source.name, "score": f"validation kNN {TUNE_SCORE}", "steps": TUNE_STEPS,
           "points": [{"settings": dict(p), "score": s} for p, s in zip(points, scores)],
-          "winner": dict(best)}
+          "winner": dict(best), "at_edge": at_edge(source, best)}
   with open(os.path.join(root, source.name, "grid.json"), "w") as f:
     json.dump(grid, f, indent=2)
   return best
@@ -436,7 +444,10 @@ def grids_table(root, rows):
     for point in grid["points"]:
       text = f"{settings_text(tuple(point['settings'].items()))}: {100 * point['score']:.2f}"
       cells.append(f"**{text}**" if point["settings"] == grid["winner"] else text)
-    lines.append([row.label, "; ".join(cells)])
+    edge = grid.get("at_edge") or []
+    lines.append([row.label, "; ".join(cells) + (
+        f" (the winner is at the edge of the {', '.join(k.rsplit('.', 1)[-1] for k in edge)} "
+        "range)" if edge else "")])
   return markdown(["row", f"grid ({TUNE_STEPS} steps x 256, validation kNN top-1 at k = 20; "
                    "winner in bold)"], lines)
 

@@ -319,3 +319,11 @@ def test_a_tiny_grid_for_real_skips_finished_runs_and_resumes_an_interrupted_one
   assert "results: 0 runs left" in run()
   with open(root / "simclr_seed0.log") as f:
     assert sum(line.startswith("step 1/") for line in f) == 1  # trained once
+
+
+def test_a_winner_at_the_edge_of_a_grid_is_said():
+  row = results.Row("r", "R", "configs/simclr.py:smoke", "methods",
+                    ((LR, (0.5, 1.0, 2.0)), ("simclr.temperature", (0.2, 0.5))))
+  assert results.at_edge(row, ((LR, 2.0), ("simclr.temperature", 0.2))) == [LR]
+  assert results.at_edge(row, ((LR, 0.5), ("simclr.temperature", 0.5))) == [LR]
+  assert results.at_edge(row, ((LR, 1.0), ("simclr.temperature", 0.2))) == []
