@@ -366,15 +366,17 @@ def settings_text(winner) -> str:
                    else f"{k.rsplit('.', 1)[-1]} {v}" for k, v in winner) or "config's own"
 
 
-def probe_table(header, labelled_values, extra=None):
-  """Rows of ``label | mean ± std per column``; ``labelled_values`` is a list
-  of (label, {column: values})."""
-  titles = [t for t, *_ in COLUMNS]
-  rows, means = [], []
-  for i, (label, values) in enumerate(labelled_values):
-    rows.append([label] + [cell(values[t]) for t in titles] + (extra[i] if extra else []))
-    means.append([None] + [mean_std(values[t])[0] for t in titles])
-  return markdown(header, bold_best(rows, range(1, 1 + len(titles)), means))
+def mean_table(header, labelled_values, extra=None):
+  """Rows of ``label | mean ± std per column``, each column's highest mean in
+  bold; ``labelled_values`` is a list of (label, {column: values}) whose
+  dicts' keys, in order, are the columns after the label; ``extra``: more
+  cells per row."""
+  columns = list(labelled_values[0][1])
+  rows = [[label] + [cell(values[c]) for c in columns] + (extra[i] if extra else [])
+          for i, (label, values) in enumerate(labelled_values)]
+  means = [[None] + [mean_std(values[c])[0] for c in columns]
+           for _, values in labelled_values]
+  return markdown(header, bold_best(rows, range(1, 1 + len(columns)), means))
 
 
 def claim(name_a, values_a, name_b, values_b, column) -> str:
@@ -468,7 +470,7 @@ def tables(root, record, rows=ROWS):
 
   def method_rows(table):
     members = table_rows(table)
-    return probe_table(
+    return mean_table(
         ["row", *[t for t, *_ in COLUMNS], "settings", "examples/s"],
         [(r.label, row_values(root, r.name)) for r in members],
         [[settings_text(winners[r.name]), rate(r.name)] for r in members])
@@ -478,12 +480,13 @@ def tables(root, record, rows=ROWS):
     demo = [(label, row_values(root, DEMO_ROW, kind)) for kind, label in DEMO_ROWS]
     lin = [(label, {t: v[t] for t in ("linear 1%", "linear 100%")}) for label, v in demo]
     knn = [(label, {t: v[t] for t in ("kNN k=20", "kNN k=200")}) for label, v in demo]
-    blocks["demo"] = _two_columns("Fashion-MNIST, linear probe, test top-1", lin)
-    blocks["demo-knn"] = _two_columns("Fashion-MNIST, kNN test top-1", knn)
+    blocks["demo"] = mean_table(["Fashion-MNIST, linear probe, test top-1", *lin[0][1]], lin)
+    blocks["demo-knn"] = mean_table(["Fashion-MNIST, kNN test top-1", *knn[0][1]], knn)
     fine = [(label, {f"{f:.0%} labels": seed_values(root, DEMO_ROW, finetune_file(kind, f),
                                                     "top1") for f in FINETUNE_FRACTIONS})
             for kind, label in FINETUNE_ROWS]
-    blocks["finetune"] = _two_columns("Fashion-MNIST, fine-tuning, test top-1", fine)
+    blocks["finetune"] = mean_table(["Fashion-MNIST, fine-tuning, test top-1", *fine[0][1]],
+                                    fine)
   for table in ("methods", "batch64", "pretext"):
     if table_rows(table):
       blocks[table] = method_rows(table)
@@ -499,14 +502,6 @@ def tables(root, record, rows=ROWS):
       f"seeds {', '.join(str(s) for s in SEEDS)} at each config's budget; mean ± standard "
       f"deviation over the seeds; {total / 3600:.1f} hours of training and evaluation in all.")
   return blocks
-
-
-def _two_columns(title, labelled_values):
-  """A table of mean ± std with the columns of ``labelled_values``' dicts."""
-  columns = list(labelled_values[0][1])
-  rows = [[label] + [cell(v[c]) for c in columns] for label, v in labelled_values]
-  means = [[None] + [mean_std(v[c])[0] for c in columns] for _, v in labelled_values]
-  return markdown([title, *columns], bold_best(rows, range(1, 1 + len(columns)), means))
 
 
 def rewrite_results_md(blocks, path=RESULTS_MD):

@@ -94,16 +94,11 @@ def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, ove
   the same network at its initialisation; ``lab_pixels``: raw Lab cells) on
   ``config.evals.objects.data``; writes ``eval/objects*.json``."""
   from sslax.eval.evaluate import write_eval  # pylint: disable=g-import-not-at-top
-  from sslax.eval.track import encoder_features, lab_pixel_features  # pylint: disable=g-import-not-at-top
-  from sslax.train import artifact, checkpoint, run_config  # pylint: disable=g-import-not-at-top
+  from sslax.eval.track import clip_features  # pylint: disable=g-import-not-at-top
+  from sslax.train import checkpoint, run_config  # pylint: disable=g-import-not-at-top
   config = run_config.load_config(workdir, overrides, reads_data=False)
   train, test, data = clip_sources(config)
-  if features == "lab_pixels":
-    fn = lambda clip: lab_pixel_features(clip, 4)  # noqa: E731
-  else:
-    fn = encoder_features(artifact.restore_encoder(workdir,
-                                                   random_init=features == "random_init"))
-  result = evaluate(train, test, fn, limit=limit, **{**DEFAULTS, **options})
+  result = evaluate(train, test, clip_features(workdir, features), limit=limit, **{**DEFAULTS, **options})
   result.update(features=features, options={**DEFAULTS, **options},
                 clips=limit or len(test), dataset=f"{data.name} ({data.data_dir})",
                 step=checkpoint.latest_step(workdir))

@@ -350,6 +350,17 @@ def encoder_features(encoder):
   return features
 
 
+def clip_features(workdir: str, features: str):
+  """``features_fn(clip) -> [T, h, w, d]`` of ``features``: ``encoder``, the
+  workdir's dense encoder; ``random_init``, the same network at its
+  initialisation; ``lab_pixels``, raw Lab cells of 4x4 pixels."""
+  if features == "lab_pixels":
+    return lambda clip: lab_pixel_features(clip, 4)
+  from sslax.train import artifact  # pylint: disable=g-import-not-at-top
+  return encoder_features(artifact.restore_encoder(workdir,
+                                                   random_init=features == "random_init"))
+
+
 def clip_data(config, evaluation: str):
   """The data config of ``config.evals.<evaluation>.data``, the video corpus
   in ``data/video`` where it names none."""
@@ -390,15 +401,11 @@ def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, ove
   """``sslax eval track``: the workdir's dense encoder (or a baseline) on the
   test clips of ``config.evals.track.data``; writes ``eval/track*.json``."""
   from sslax.eval.evaluate import write_eval  # pylint: disable=g-import-not-at-top
-  from sslax.train import artifact, checkpoint, run_config  # pylint: disable=g-import-not-at-top
+  from sslax.train import checkpoint, run_config  # pylint: disable=g-import-not-at-top
   config = run_config.load_config(workdir, overrides, reads_data=False)
   source, data, num_objects, per_object = clip_source(config)
-  fn, tracker = None, {"copy": copy_first_frame, "flow": flow_track}.get(features)
-  if features == "lab_pixels":
-    fn = lambda clip: lab_pixel_features(clip, 4)  # noqa: E731
-  elif tracker is None:
-    encoder = artifact.restore_encoder(workdir, random_init=features == "random_init")
-    fn = encoder_features(encoder)
+  tracker = {"copy": copy_first_frame, "flow": flow_track}.get(features)
+  fn = None if tracker is not None else clip_features(workdir, features)
   result = evaluate(source, fn, num_objects=num_objects, per_object=per_object,
                     limit=limit, tracker=tracker, **options)
   result.update(features=features, options=options, clips=limit or len(source),
