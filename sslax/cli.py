@@ -235,7 +235,8 @@ def run(argv):
     _configs(args.name)
   elif args.command == "eval":
     from sslax.eval import protocols  # pylint: disable=g-import-not-at-top
-    protocols.check_encoder(args.protocol, args.workdir, getattr(args, "encoder", None))
+    protocols.check_encoder(args.protocol, args.workdir, getattr(args, "encoder", None),
+                            can_pick=hasattr(args, "encoder"))
     result = protocols.EVALUATIONS[args.protocol].run(args, overrides)
     if args.json:
       print(json.dumps(result))

@@ -8,7 +8,8 @@ import ml_collections
 
 from sslax.errors import UserError
 
-VARIANTS = ("fashion_mnist", "cifar10", "stl10", "imagenet", "image_folder", "smoke")
+VARIANTS = ("fashion_mnist", "cifar10", "stl10", "imagenet", "image_folder", "video_frames",
+            "smoke")
 
 FASHION_MNIST_STEPS = 1000  # the CPU budget every method gets on Fashion-MNIST
 
@@ -189,6 +190,16 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str, config_file: str) -> s
                   channels=3,  # every image as RGB, gray ones too
                   mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     c.data.workers = -1  # decoding JPEG/PNG files: one worker per core
+  elif arg == "video_frames":
+    # The frames of the video corpus (`make video`) as still, unlabelled
+    # images: a still-image method beside the video methods, on their network
+    # (the ConvNet of widths 32, 64 on 64x64 RGB frames; a ConvNet run's
+    # `feature_map` encoder is its 16x16x64 map, for `sslax eval track`).
+    c.data.update(name="video_frames", data_dir="data/video", image_size=(64, 64),
+                  mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    c.model.widths = (32, 64)
+    c.augment.crop_scale = (0.2, 1.0)
+    c.online_eval_every = 0  # no labels
   elif arg == "smoke":
     # Tiny model, few steps, local data: under a minute on a CPU.
     c.model.widths = (8, 16)

@@ -218,6 +218,21 @@ def backbone_def(config, submodule: Path = ("encoder",), *,
                     preprocess=pre, input_shape=shape)
 
 
+def feature_map_def(config, submodule: Path = ("encoder",), *,
+                    preprocess: str = "normalize"):
+  """The ConvNet backbone's last feature map [h, w, d], before its pooling,
+  as a ``dense`` encoder over the same variables as ``backbone_def``: what
+  ``sslax eval track`` propagates labels with. None for other backbones and
+  for a ConvNet that is already a map."""
+  if config.model.encoder != "convnet" or config.model.get("pool") == "map":
+    return None
+  pre, shape = image_preprocess(config, kind=preprocess)
+  network = network_of(config)
+  network["model"]["pool"] = "map"
+  return EncoderDef(network=network, selection=((tuple(submodule), ()),), preprocess=pre,
+                    input_shape=shape, output="dense")
+
+
 @dataclasses.dataclass(frozen=True)
 class Encoder:
   """An encoder definition with its variables: ``encoder(examples)`` gives

@@ -40,6 +40,8 @@ SOURCES = {
     "synthetic": synthetic.source,
     "video_corpus": lambda c, split: video_corpus.load_split(c.get("data_dir") or None,
                                                              split),
+    "video_frames": lambda c, split: video_corpus.load_frames(c.get("data_dir") or None,
+                                                              split),
 }
 
 

@@ -210,3 +210,11 @@ def load_split(data_dir: str, split: str) -> ArraySource:
   source = ArraySource(arrays={k: data[k] for k in CLIP_KEYS})
   source.garment_labels = data["labels"]
   return source
+
+
+def load_frames(data_dir: str, split: str) -> ArraySource:
+  """A split's frames as single unlabelled images (``{"image": uint8 [H, W,
+  3]}``, clip by clip, frame by frame): the corpus for a method of still
+  images, whose features are then compared with the video methods'."""
+  clips = load_split(data_dir, split).arrays["clip"]
+  return ArraySource(images=clips.reshape(-1, *clips.shape[2:]))

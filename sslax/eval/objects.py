@@ -89,7 +89,7 @@ def clip_sources(config):
 
 
 def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, overrides=(),
-                     **options) -> dict:
+                     encoder=None, **options) -> dict:
   """``sslax eval objects``: the workdir's dense encoder (``random_init``:
   the same network at its initialisation; ``lab_pixels``: raw Lab cells) on
   ``config.evals.objects.data``; writes ``eval/objects*.json``."""
@@ -98,8 +98,9 @@ def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, ove
   from sslax.train import checkpoint, run_config  # pylint: disable=g-import-not-at-top
   config = run_config.load_config(workdir, overrides, reads_data=False)
   train, test, data = clip_sources(config)
-  result = evaluate(train, test, clip_features(workdir, features), limit=limit, **{**DEFAULTS, **options})
-  result.update(features=features, options={**DEFAULTS, **options},
+  result = evaluate(train, test, clip_features(workdir, features, encoder),
+                    limit=limit, **{**DEFAULTS, **options})
+  result.update(features=features, encoder=encoder, options={**DEFAULTS, **options},
                 clips=limit or len(test), dataset=f"{data.name} ({data.data_dir})",
                 step=checkpoint.latest_step(workdir))
   write_eval(workdir, "objects" if features == "encoder" else f"objects_{features}", result)

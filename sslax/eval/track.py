@@ -350,14 +350,15 @@ def encoder_features(encoder):
   return features
 
 
-def clip_features(workdir: str, features: str):
+def clip_features(workdir: str, features: str, encoder=None):
   """``features_fn(clip) -> [T, h, w, d]`` of ``features``: ``encoder``, the
-  workdir's dense encoder; ``random_init``, the same network at its
-  initialisation; ``lab_pixels``, raw Lab cells of 4x4 pixels."""
+  workdir's dense encoder ``encoder`` (default: the primary); ``random_init``,
+  the same network at its initialisation; ``lab_pixels``, raw Lab cells of
+  4x4 pixels."""
   if features == "lab_pixels":
     return lambda clip: lab_pixel_features(clip, 4)
   from sslax.train import artifact  # pylint: disable=g-import-not-at-top
-  return encoder_features(artifact.restore_encoder(workdir,
+  return encoder_features(artifact.restore_encoder(workdir, name=encoder,
                                                    random_init=features == "random_init"))
 
 
@@ -397,7 +398,7 @@ def clip_source(config) -> tuple:
 
 
 def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, overrides=(),
-                     **options) -> dict:
+                     encoder=None, **options) -> dict:
   """``sslax eval track``: the workdir's dense encoder (or a baseline) on the
   test clips of ``config.evals.track.data``; writes ``eval/track*.json``."""
   from sslax.eval.evaluate import write_eval  # pylint: disable=g-import-not-at-top
@@ -405,10 +406,11 @@ def evaluate_workdir(workdir: str, features: str = "encoder", *, limit=None, ove
   config = run_config.load_config(workdir, overrides, reads_data=False)
   source, data, num_objects, per_object = clip_source(config)
   tracker = {"copy": copy_first_frame, "flow": flow_track}.get(features)
-  fn = None if tracker is not None else clip_features(workdir, features)
+  fn = None if tracker is not None else clip_features(workdir, features, encoder)
   result = evaluate(source, fn, num_objects=num_objects, per_object=per_object,
                     limit=limit, tracker=tracker, **options)
-  result.update(features=features, options=options, clips=limit or len(source),
+  result.update(features=features, encoder=encoder, options=options,
+                clips=limit or len(source),
                 dataset=f"{data.name} ({data.data_dir}, test)",
                 step=checkpoint.latest_step(workdir))
   write_eval(workdir, "track" if features == "encoder" else f"track_{features}", result)

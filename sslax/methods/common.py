@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from sslax.data import augment, modality
-from sslax.encoder import backbone_def
+from sslax.encoder import backbone_def, feature_map_def
 from sslax.errors import UserError
 from sslax.methods.base import LossAux, Method
 from sslax.models import ProjectionHead, compute_dtype, make_encoder
@@ -169,4 +169,6 @@ def two_view_method(config, name, pair_loss) -> Method:
     loss = over_global_batch(pair_loss, z1, z2)
     return loss, LossAux(new_model_state, method_state, {}, deinterleave(h)[0])
 
-  return Method(name=name, init=init, loss_fn=loss_fn, encoder=backbone_def(config))
+  feature_map = feature_map_def(config)
+  return Method(name=name, init=init, loss_fn=loss_fn, encoder=backbone_def(config),
+                other_encoders={"feature_map": feature_map} if feature_map else {})

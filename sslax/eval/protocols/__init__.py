@@ -44,9 +44,10 @@ def applicable(definition, probe_labels: bool) -> list:
           if EVALUATIONS[name].applies(definition, probe_labels)]
 
 
-def check_encoder(name: str, workdir: str, encoder=None):
+def check_encoder(name: str, workdir: str, encoder=None, *, can_pick: bool = False):
   """One line when evaluation ``name`` does not apply to the workdir's encoder
-  ``encoder`` (default: the primary): its output is of another kind."""
+  ``encoder`` (default: the primary): its output is of another kind
+  (``can_pick``: the evaluation takes ``--encoder``, which the line names)."""
   from sslax.train import artifact  # pylint: disable=g-import-not-at-top
   if encoder is None and not artifact.encoder_names(workdir):
     return None  # no trained run here: the evaluation says so in its own words
@@ -55,6 +56,12 @@ def check_encoder(name: str, workdir: str, encoder=None):
   if want is not None and definition.output != want:
     which = f"encoder {encoder!r}" if encoder else "the primary encoder"
     fits = ", ".join(for_output(definition.output)) or "none yet"
+    others = [n for n in artifact.encoder_names(workdir)
+              if artifact.read_encoder_definition(workdir, n)[0].output == want]
+    if can_pick and others:
+      raise UserError(f"`sslax eval {name}` needs a {want} encoder but {which} of "
+                      f"{workdir} gives a {definition.output}; add --encoder "
+                      f"{' or --encoder '.join(others)}")
     raise UserError(f"`sslax eval {name}` needs a {want} encoder but {which} of "
                     f"{workdir} gives a {definition.output}; evaluate it with: {fits} "
                     f"(the run's encoders: {', '.join(artifact.encoder_names(workdir))})")

@@ -24,6 +24,8 @@ def add_arguments(parser):
                       help="encoder (default), random_init (the same network at its "
                       "initialisation) or lab_pixels (raw Lab cells)")
   parser.add_argument("--clips", type=int, help="only the first N clips of each split")
+  parser.add_argument("--encoder", help="which of the run's dense encoders (default: the "
+                      "primary)")
   from sslax.eval.objects import DEFAULTS  # pylint: disable=g-import-not-at-top
   parser.add_argument("--frames", type=int, default=DEFAULTS["frames"],
                       help="evenly spaced frames of each clip whose objects are probed")
@@ -37,6 +39,7 @@ def run(args, overrides):
     from sslax.errors import UserError  # pylint: disable=g-import-not-at-top
     raise UserError("--frames and --min-pixels must be positive")
   return objects.evaluate_workdir(args.workdir, args.features, limit=args.clips,
+                                  encoder=args.encoder,
                                   overrides=overrides, frames=args.frames,
                                   min_pixels=args.min_pixels)
 

@@ -28,6 +28,8 @@ def add_arguments(parser):
                       "optical flow; the video extra) or copy (the first frame's labels "
                       "in every frame)")
   parser.add_argument("--clips", type=int, help="only the first N test clips")
+  parser.add_argument("--encoder", help="which of the run's dense encoders (default: the "
+                      "primary)")
   from sslax.eval.track import DEFAULTS  # pylint: disable=g-import-not-at-top
   for name, default in DEFAULTS.items():
     parser.add_argument(f"--{name}", type=type(default), default=default)
@@ -36,6 +38,7 @@ def add_arguments(parser):
 def run(args, overrides):
   from sslax.eval import track  # pylint: disable=g-import-not-at-top
   return track.evaluate_workdir(args.workdir, args.features, limit=args.clips,
+                                encoder=args.encoder,
                                 overrides=overrides, context=args.context, topk=args.topk,
                                 radius=args.radius, temperature=args.temperature)
 
