@@ -1,5 +1,6 @@
 """SimCLR (Chen et al. 2020). Variants: fashion_mnist (default), cifar10,
-stl10, imagenet, image_folder, video_frames (the video corpus' frames), smoke. Example: ``sslax train --config configs/simclr.py:cifar10``."""
+stl10, imagenet, image_folder, video_frames (the video corpus' frames),
+smoke. Example: ``sslax train --config configs/simclr.py:cifar10``."""
 
 import ml_collections
 
