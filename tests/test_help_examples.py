@@ -38,12 +38,15 @@ SHRINK = {
     "launch/step_benchmark.py --configs configs/simclr.py:fashion_mnist --batch 256 "
     "--dtypes float32 --steps 20 --profile": ["--batch", "8", "--steps", "1", "--warmup", "1"],
     "launch/step_benchmark.py --only sslax": ["--batch", "8", "--steps", "1", "--warmup", "1",
-                                              "--dtypes", "float32"],
+                                              "--dtypes", "float32", "--configs",
+                                              "configs/simclr.py:fashion_mnist"],
     "launch/throughput.py configs/simclr.py:fashion_mnist configs/byol.py:fashion_mnist":
-        ["--steps", "1", "--warmup", "0", "--config.global_batch_size=16"],
+        ["--steps", "1", "--warmup", "0", "--config.global_batch_size=16",
+         "--config.model.widths=(8,16)"],
     "launch/throughput.py configs/simclr.py:imagenet --config.data.name=synthetic":
         ["--steps", "1", "--warmup", "0", "--config.global_batch_size=2",
-         "--config.data.image_size=32,32", "--config.model.encoder=resnet18"],
+         "--config.data.image_size=32,32", "--config.model.encoder=convnet",
+         "--config.model.widths=(8,16)"],
 }
 
 
