@@ -170,7 +170,8 @@ def test_export_to_the_bucket(gcs, local_run, monkeypatch, tmp_path_factory):
       StandardCheckpointer=lambda: _MirroredCheckpointer(mirror, calls)))
   out = "gs://bucket/exports/encoder"
   info = export.export_encoder(str(local_run), out)
-  assert calls == [f"{out}/variables"]
+  # the primary, and the ConvNet's map before pooling (``feature_map``)
+  assert calls == [f"{out}/variables", f"{out}/encoders/feature_map/variables"]
   saved = json.loads(epath.Path(out, "encoder.json").read_text())
   assert saved["step"] == info["step"] == 2 and saved["method"] == "simclr"
   with pytest.raises(UserError, match="already exists"):
