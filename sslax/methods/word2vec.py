@@ -84,7 +84,7 @@ def _lookup_fwd(table, ids, counts):
 
 def _lookup_bwd(residual, cotangent):
   shape, ids, counts = residual
-  scale = 1.0 / jnp.maximum(counts[ids], 1).astype(cotangent.dtype)
+  scale = 1.0 / counts[ids].astype(cotangent.dtype)
   grad = jnp.zeros(shape, cotangent.dtype).at[ids].add(cotangent * scale[..., None])
   return grad, None, None
 
@@ -92,10 +92,13 @@ def _lookup_bwd(residual, cotangent):
 lookup.defvjp(_lookup_fwd, _lookup_bwd)
 
 
-def occurrences(size: int, *ids):
+def occurrences(size: int, *ids, cap: float = 1.0):
   """How often each of ``size`` ids occurs in ``ids`` (an id of ``size`` or
-  more counts nowhere)."""
-  return sum(jnp.bincount(i.reshape(-1), length=size + 1)[:size] for i in ids)
+  more counts nowhere), divided by ``cap`` and at least 1: the divisor of
+  a row's summed gradient, so that it is the sum of up to ``cap``
+  occurrences' gradients (1: their mean)."""
+  counts = sum(jnp.bincount(i.reshape(-1), length=size + 1)[:size] for i in ids)
+  return jnp.maximum(counts.astype(jnp.float32) / cap, 1.0)
 
 
 def compact(ids, mask, width: int):
@@ -128,6 +131,7 @@ def build(config) -> Method:
   model = Tables(len(vocab), int(w.dim))
   window, negatives, cbow = int(w.window), int(w.negatives), bool(w.cbow)
   shared = bool(w.get("shared_negatives", True))
+  cap = float(w.get("update_cap", 1))
 
   def constants(source):
     counts = np.asarray(source.vocabulary.counts, np.int64)
@@ -153,8 +157,8 @@ def build(config) -> Method:
     unused = jnp.where(mask, context, size)  # slots no pair uses count nowhere
     if cbow:
       neg = losses.draw_negatives(k_neg, method_state["noise"], (centre.shape[0], negatives))
-      in_counts = occurrences(size, unused)
-      out_counts = occurrences(size, centre, neg)
+      in_counts = occurrences(size, unused, cap=cap)
+      out_counts = occurrences(size, centre, neg, cap=cap)
       loss = losses.cbow_loss(lookup(outputs, centre, out_counts),
                               lookup(words, context, in_counts), mask,
                               lookup(outputs, neg, out_counts), reduction="sum")
@@ -162,8 +166,8 @@ def build(config) -> Method:
                            {"pairs": jnp.sum(jnp.any(mask, axis=1))})
     shape = (centre.shape[0], negatives) if shared else (*context.shape, negatives)
     neg = losses.draw_negatives(k_neg, method_state["noise"], shape)
-    in_counts = occurrences(size, centre)
-    out_counts = occurrences(size, unused, neg)
+    in_counts = occurrences(size, centre, cap=cap)
+    out_counts = occurrences(size, unused, neg, cap=cap)
     pair_loss = losses.sgns_loss_shared_negatives if shared else losses.sgns_loss
     loss = pair_loss(lookup(words, centre, in_counts), lookup(outputs, context, out_counts),
                      mask, lookup(outputs, neg, out_counts), reduction="sum")
