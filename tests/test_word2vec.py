@@ -134,6 +134,7 @@ def test_eval_words_scores_the_table_and_refuses_other_protocols(tmp_path, tiny_
     ("--config.word2vec.window=0", "config.word2vec.window must be positive"),
     ("--config.word2vec.negatives=0", "config.word2vec.negatives must be positive"),
     ("--config.word2vec.window=12", "exceeds config.data.reach"),
+    ("--config.word2vec.update_cap=0.5", "config.word2vec.update_cap must be at least 1"),
     ("--config.data.min_count=100000", "occurs 100000 times or more"),
 ])
 def test_bad_settings_are_one_line(tmp_path, tiny_text, capsys, override, match):
@@ -168,9 +169,12 @@ def test_compacting_keeps_every_chosen_pair():
     assert sorted(got_ids[row][got_mask[row]]) == sorted(ids[row][mask[row]])
 
 
-def test_a_word_moves_by_the_mean_of_its_occurrences_gradients():
-  """``lookup``'s gradient to a row is the mean over the row's occurrences
-  (counted over every lookup of the step), the values unchanged."""
+@pytest.mark.parametrize("cap", [1, 2, 100])
+def test_a_word_moves_by_the_sum_of_up_to_cap_occurrences_gradients(cap):
+  """``lookup``'s gradient to a row is the sum of the row's occurrences'
+  gradients (counted over every lookup of the step) times cap / their count
+  where they are more than ``cap``: their mean at cap 1, their sum at a cap
+  above every count; the values unchanged."""
   import jax  # pylint: disable=g-import-not-at-top
   from sslax.methods.word2vec import lookup, occurrences  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(1)
@@ -180,7 +184,7 @@ def test_a_word_moves_by_the_mean_of_its_occurrences_gradients():
       np.float32)
 
   def f(t):
-    counts = occurrences(6, a, b)
+    counts = occurrences(6, a, b, cap=cap)
     return (jax.numpy.sum(lookup(t, a, counts) * wa) +
             jax.numpy.sum(lookup(t, np.minimum(b, 5), counts) * wb * (b < 6)[..., None]))
 
@@ -192,6 +196,6 @@ def test_a_word_moves_by_the_mean_of_its_occurrences_gradients():
     if b[i, j] < 6:
       uses.setdefault(int(b[i, j]), []).append(wb[i, j])
   for row, grads in uses.items():
-    want[row] = np.sum(grads, axis=0) / len(grads)
+    want[row] = np.sum(grads, axis=0) * min(1.0, cap / len(grads))
   np.testing.assert_allclose(np.asarray(jax.grad(f)(table)), want, rtol=1e-6, atol=1e-6)
   np.testing.assert_array_equal(np.asarray(lookup(table, a, occurrences(6, a))), table[a])

@@ -9,10 +9,11 @@ the unigram distribution to the 3/4 (``sslax.data.skipgram``).
 
 Each step is SGD on the sum of its pairs' losses at word2vec's rate, with
 one change that lets thousands of pairs share a step: a word's update is the
-mean of its occurrences' gradients in the batch, not their sum (``lookup``),
-so no word moves by more than one pair's update however often the batch holds
-it (summed, the frequent words' updates diverge at a batch of 4096 centres;
-gensim applies them one pair at a time). The pairs of a centre share its
+sum of its occurrences' gradients in the batch scaled down to at most
+``update_cap`` occurrences' worth (``lookup``; 1, the default: their mean),
+so no word moves by more than that many pairs' updates however often the
+batch holds it (summed in full, the frequent words' updates diverge at a
+batch of 4096 centres; gensim applies them one pair at a time). The pairs of a centre share its
 negatives by default (``shared_negatives``), k dot products per centre.
 
 Two tables: the input vectors (encoder ``words``, the primary, a ``table``)
@@ -26,7 +27,7 @@ Config group ``config.word2vec``: ``dim``, ``window`` (the largest dynamic
 window), ``negatives`` (per pair), ``sample`` (the subsampling threshold),
 ``cbow``, ``shared_negatives`` (skip-gram: the pairs of one centre share its
 ``negatives`` draws, k dot products per centre instead of per pair; False
-draws them per pair as word2vec.c and gensim do); ``config.data``: ``min_count``, ``max_vocab``, ``reach`` (the raw
+draws them per pair as word2vec.c and gensim do), ``update_cap``; ``config.data``: ``min_count``, ``max_vocab``, ``reach`` (the raw
 positions either side a window may reach after subsampling).
 """
 
@@ -119,6 +120,9 @@ def check_config(config):
     raise UserError(f"config.word2vec.window ({w.window}) exceeds config.data.reach "
                     f"({config.data.reach}), the positions a window can see; raise "
                     "--config.data.reach")
+  if float(w.get("update_cap", 1.0)) < 1:
+    raise UserError(f"config.word2vec.update_cap must be at least 1 (1: a word's update is "
+                    f"the mean of its occurrences' gradients), got {w.update_cap}")
   if float(w.sample) < 0:
     raise UserError(f"config.word2vec.sample must be >= 0 (0: no subsampling), got {w.sample}")
 

@@ -43,6 +43,7 @@ _DATA_OVERRIDES = ("data.name=", "data.data_dir=")
 ADDED_KEYS = {"schedule_steps": 0, "optimizer.extend": "tail", "optimizer.tail_peak": 0.1,
               "data.validation_fraction": 0.0, "data.validation_seed": 0,
               "data.tuning": False, "clip_augment": {"crop_scale": [1.0, 1.0], "jitter": 0.0},
+              "word2vec.update_cap": 1.0,
               **{f"evals.{name}": group for name, group in VIDEO_EVALS.items()}}
 # What `sslax train --extend-to N` changes.
 EXTEND_KEYS = ("num_steps", "schedule_steps", "optimizer.extend", "optimizer.tail_peak")
