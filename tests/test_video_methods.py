@@ -153,3 +153,35 @@ def test_eval_pretext_measures_the_trained_checkpoint_on_held_out_clips(tmp_path
   np.testing.assert_allclose(result["loss"], float(trained[0]), rtol=1e-5)
   np.testing.assert_allclose(result["pretext_top1"], float(trained[1].metrics["pretext_top1"]))
   assert abs(float(initial[0]) - float(trained[0])) > 1e-4
+
+
+def test_video_bad_input_is_one_line(tmp_path, capsys, monkeypatch):
+  """More reference frames than a clip holds, a missing corpus, and clips
+  whose masks do not match their frames: one line each, naming the fix."""
+  from conftest import fails_cleanly  # pylint: disable=g-import-not-at-top
+  from sslax.config_loading import load_config_file  # pylint: disable=g-import-not-at-top
+  from sslax.data.source import ArraySource  # pylint: disable=g-import-not-at-top
+  from sslax.errors import UserError  # pylint: disable=g-import-not-at-top
+  from sslax.eval import track  # pylint: disable=g-import-not-at-top
+  from sslax.methods import build_method  # pylint: disable=g-import-not-at-top
+  config = load_config_file("configs/video_colorization.py:smoke")
+  config.video_colorization.references = 4
+  clips = ArraySource(arrays={"clip": np.zeros((2, 4, 16, 16, 3), np.uint8)})
+  with pytest.raises(UserError, match="needs 4 reference frames and a target; set "
+                     r"--config.video_colorization.references=3 or less"):
+    build_method(config).constants(clips)
+  missing = str(tmp_path / "nowhere")
+  fails_cleanly(capsys, ["train", "--config", "configs/arrow_of_time.py:smoke", "--workdir",
+                         str(tmp_path / "run"), f"--config.data.data_dir={missing}"],
+                f"no video corpus in {missing}; build it with")
+  assert not (tmp_path / "run").exists()
+  n, t = 3, 4
+  wrong = ArraySource(arrays={"clip": np.zeros((n, t, 32, 32, 3), np.uint8),
+                              "masks": np.ones((n, t, 16, 16), np.uint8),
+                              "keypoints": np.zeros((n, t, 5, 2), np.float32),
+                              "visible": np.ones((n, t, 5), bool)})
+  from sslax.data import sources  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(sources.SOURCES, "video_corpus", lambda c, split: wrong)
+  with pytest.raises(UserError, match=r"masks \(4, 16, 16\), keypoints \(4, 5, 2\) do not "
+                     r"match the clips \(4, 32, 32, 3\)"):
+    track.clip_source(config)
