@@ -226,11 +226,9 @@ def feature_map_def(config, submodule: Path = ("encoder",), *,
   for a ConvNet that is already a map."""
   if config.model.encoder != "convnet" or config.model.get("pool") == "map":
     return None
-  pre, shape = image_preprocess(config, kind=preprocess)
-  network = network_of(config)
-  network["model"]["pool"] = "map"
-  return EncoderDef(network=network, selection=((tuple(submodule), ()),), preprocess=pre,
-                    input_shape=shape, output="dense")
+  pooled = backbone_def(config, submodule, preprocess=preprocess)
+  network = {**pooled.network, "model": {**pooled.network["model"], "pool": "map"}}
+  return dataclasses.replace(pooled, network=network, output="dense")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,9 +56,9 @@ def check_encoder(name: str, workdir: str, encoder=None, *, can_pick: bool = Fal
   if want is not None and definition.output != want:
     which = f"encoder {encoder!r}" if encoder else "the primary encoder"
     fits = ", ".join(for_output(definition.output)) or "none yet"
-    others = [n for n in artifact.encoder_names(workdir)
-              if artifact.read_encoder_definition(workdir, n)[0].output == want]
-    if can_pick and others:
+    others = [n for n in artifact.encoder_names(workdir) if can_pick and
+              artifact.read_encoder_definition(workdir, n)[0].output == want]
+    if others:
       raise UserError(f"`sslax eval {name}` needs a {want} encoder but {which} of "
                       f"{workdir} gives a {definition.output}; add --encoder "
                       f"{' or --encoder '.join(others)}")
