@@ -38,7 +38,7 @@ def get_config(arg: str = "text"):
       reach=10, workers=0))
   c.word2vec = ml_collections.ConfigDict(dict(
       dim=100, window=5, negatives=5, sample=1e-3, cbow=False, epochs=5,
-      shared_negatives=True, update_cap=1.0))
+      shared_negatives=True, update_cap=32.0))
   c.global_batch_size = 4096
   c.optimizer = ml_collections.ConfigDict(dict(
       name="plain_sgd", learning_rate=0.025, lr_scaling="none", schedule="linear",
