@@ -9,8 +9,8 @@ The protocol, the same for every row:
    stratified 10% validation split (``TUNING``: ``data.tuning`` makes a run
    scored on test impossible), scored by the weighted kNN top-1 (k = 20) of
    the validation examples against the rest. The best point wins (the first
-   in grid order on a tie); the grid and its winner are written to
-   ``WORKDIR/<row>/grid.json`` and to RESULTS.md.
+   in grid order on a tie); the grid and its winner are written to the
+   ledger and to RESULTS.md.
 2. Seeds. The final budget (the config's 1000 steps x 256, on the whole
    training split) with the winner's settings, for each of ``SEEDS``; then
    the linear probe at 1% and 100% of the labels (the 1% subset drawn with the
@@ -27,12 +27,20 @@ training resumes from its last checkpoint. ``--only ROW`` runs part of it and
 ``--budget-minutes M`` stops starting runs after M minutes; each start says
 what is finished and what is left. When everything is finished the tables
 between RESULTS.md's ``<!-- results:NAME -->`` markers are rewritten, with the
-machine, the flags and the time they took.
+machines, the flags and the time they took.
+
+The ledger (``RESULTS.json``, beside RESULTS.md; ``--ledger PATH``) keeps
+every finished run's figures, settings, machine and time, and each grid with
+its winner. A run it holds with the same config and settings is finished
+even when its workdir is gone, so the protocol can be run in parts on fresh
+machines of one kind, the ledger committed between them; the tables are made
+from the ledger alone.
 
   python launch/results.py [--workdir runs/protocol] [--only simclr --only byol]
   python launch/results.py --budget-minutes 170   # one sitting; run again to go on
   python launch/results.py --list      # what is finished and left; trains nothing
   python launch/results.py --tables    # the tables of the rows finished so far
+  python launch/results.py --ledger /tmp/mine.json   # keep RESULTS.json as it is
 """
 
 import argparse
@@ -126,6 +134,7 @@ KS = (20, 200)
 COLUMNS = (("linear 1%", "linear", 0.01, "top1"), ("linear 100%", "linear", 1.0, "top1"),
            ("kNN k=20", "knn", None, "top1_k20"), ("kNN k=200", "knn", None, "top1_k200"))
 RESULTS_MD = os.path.join(ROOT, "RESULTS.md")
+LEDGER = os.path.join(ROOT, "RESULTS.json")
 MARKERS = ("provenance", "grids", "demo", "demo-knn", "methods", "batch64", "pretext",
            "finetune", "claims")
 
@@ -199,8 +208,14 @@ def tuning_jobs(row: Row):
               TUNE_EVALUATIONS) for p in grid_points(row)]
 
 
+def seed_run(name, winner, seed) -> str:
+  """A seed run's workdir, named by its settings: a new winner is a new run,
+  never a finished run of other settings taken for it."""
+  return os.path.join(name, point_name(winner), f"seed{seed}")
+
+
 def seed_jobs(row: Row, winner, steps):
-  return [Job(row.name, os.path.join(row.name, f"seed{s}"), row.config,
+  return [Job(row.name, seed_run(row.name, winner, s), row.config,
               (*row.fixed, *winner, ("seed", s)), steps, final_evaluations(row.name), s)
           for s in SEEDS]
 
@@ -218,10 +233,38 @@ def trained(workdir, steps):
   return os.path.isdir(workdir) and latest_step(workdir) == steps
 
 
-def finished(root, job: Job) -> bool:
+def settings(job: Job):
+  """What makes a ledger entry this job's: its config and its overrides."""
+  return {"config": job.config, "overrides": [list(kv) for kv in job.overrides]}
+
+
+def recorded(record, job: Job) -> bool:
+  """Whether the ledger holds ``job`` finished: the same config and
+  overrides, and every evaluation it needs at its last step."""
+  entry = record["runs"].get(job.workdir, {})
+  return ({k: entry.get(k) for k in ("config", "overrides")} == settings(job)
+          and all(entry.get("figures", {}).get(f, {}).get("step") == job.steps
+                  for f, *_ in job.evals))
+
+
+def finished(root, record, job: Job) -> bool:
+  """Finished in the ledger, or in its workdir (then copied to the ledger, so
+  that it outlives the workdir)."""
+  if recorded(record, job):
+    return True
   workdir = os.path.join(root, job.workdir)
-  return trained(workdir, job.steps) and all(
-      (read_eval(workdir, f) or {}).get("step") == job.steps for f, *_ in job.evals)
+  if not (trained(workdir, job.steps) and all(
+      (read_eval(workdir, f) or {}).get("step") == job.steps for f, *_ in job.evals)):
+    return False
+  entry = record["runs"].setdefault(job.workdir, {})
+  entry.update(settings(job), figures={f: read_eval(workdir, f) for f, *_ in job.evals})
+  return True
+
+
+def figure(record, run, file_name, key):
+  """One figure of a finished run (``run``: its workdir under the results
+  workdir) from the ledger."""
+  return record["runs"][run]["figures"][file_name][key]
 
 
 def pick_winner(scores):
@@ -237,23 +280,23 @@ def at_edge(row: Row, winner) -> list:
           if len(values) > 2 and chosen[key] in (min(values), max(values))]
 
 
-def winner_of(root, row: Row, rows):
+def winner_of(root, record, row: Row, rows):
   """The winning point of ``row``'s grid (or of the row it is tuned by) from
-  its tuning runs, or None while any is unfinished; writes grid.json."""
+  its tuning runs, or None while any is unfinished; the grid and its winner
+  go into the ledger's ``grids``."""
   source = next(r for r in rows if r.name == row.tuned_by) if row.tuned_by else row
   if not source.grid:
     return ()
   jobs = tuning_jobs(source)
-  if not all(finished(root, j) for j in jobs):
+  if not all([finished(root, record, j) for j in jobs]):
     return None
-  scores = [read_eval(os.path.join(root, j.workdir), "knn")[TUNE_SCORE] for j in jobs]
+  scores = [figure(record, j.workdir, "knn", TUNE_SCORE) for j in jobs]
   points = grid_points(source)
   best = points[pick_winner(scores)]
-  grid = {"row": source.name, "score": f"validation kNN {TUNE_SCORE}", "steps": TUNE_STEPS,
-          "points": [{"settings": dict(p), "score": s} for p, s in zip(points, scores)],
-          "winner": dict(best), "at_edge": at_edge(source, best)}
-  with open(os.path.join(root, source.name, "grid.json"), "w") as f:
-    json.dump(grid, f, indent=2)
+  record.setdefault("grids", {})[source.name] = {
+      "score": f"validation kNN {TUNE_SCORE}", "steps": TUNE_STEPS,
+      "points": [{"settings": dict(p), "score": s} for p, s in zip(points, scores)],
+      "winner": dict(best), "at_edge": at_edge(source, best)}
   return best
 
 
@@ -349,15 +392,16 @@ def markdown(header, rows):
   return "\n".join(lines)
 
 
-def seed_values(root, name, file_name, key):
+def seed_values(record, name, file_name, key):
   """One figure of row ``name`` for each seed."""
-  return [read_eval(os.path.join(root, name, f"seed{s}"), file_name)[key] for s in SEEDS]
+  winner = record["winners"][name]
+  return [figure(record, seed_run(name, winner, s), file_name, key) for s in SEEDS]
 
 
-def row_values(root, name, kind="encoder"):
+def row_values(record, name, kind="encoder"):
   """{column title: [figure per seed]} of the four probe columns."""
-  return {title: seed_values(root, name, linear_file(kind, fraction) if protocol == "linear"
-                             else knn_file(kind), key)
+  return {title: seed_values(record, name, linear_file(kind, fraction)
+                             if protocol == "linear" else knn_file(kind), key)
           for title, protocol, fraction, key in COLUMNS}
 
 
@@ -385,10 +429,10 @@ def claim(name_a, values_a, name_b, values_b, column) -> str:
           f"({verdict(d, se)})")
 
 
-def claims(root, rows):
+def claims(record, rows):
   """Each claim the results make, recomputed: (text, lines)."""
   by = {r.name: r for r in rows}
-  values = {r.name: row_values(root, r.name) for r in rows}
+  values = {r.name: row_values(record, r.name) for r in rows}
   titles = [t for t, *_ in COLUMNS]
   out = []
 
@@ -401,7 +445,7 @@ def claims(root, rows):
                values["simclr_b64"], "MoCo v2", "SimCLR")
   if "byol" in by and DEMO_ROW in by:
     comparison("BYOL does not collapse (against the randomly initialised encoder):",
-               values["byol"], row_values(root, DEMO_ROW, "random_init"), "BYOL",
+               values["byol"], row_values(record, DEMO_ROW, "random_init"), "BYOL",
                "random init")
   pretext = [r.name for r in rows if r.table == "pretext"]
   if "rotation" in pretext and len(pretext) > 1:
@@ -415,8 +459,8 @@ def claims(root, rows):
   if DEMO_ROW in by:
     out.append("- pretraining plus fine-tuning beats training from scratch:")
     for fraction in FINETUNE_FRACTIONS:
-      pre = seed_values(root, DEMO_ROW, finetune_file("encoder", fraction), "top1")
-      scratch = seed_values(root, DEMO_ROW, finetune_file("random_init", fraction), "top1")
+      pre = seed_values(record, DEMO_ROW, finetune_file("encoder", fraction), "top1")
+      scratch = seed_values(record, DEMO_ROW, finetune_file("random_init", fraction), "top1")
       out.append("  - " + claim("SimCLR + fine-tuning", pre, "from scratch", scratch,
                                 f"{fraction:.0%} of the labels"))
   methods = [r.name for r in rows if r.table == "methods"]
@@ -434,14 +478,12 @@ def claims(root, rows):
   return "\n".join(out)
 
 
-def grids_table(root, rows):
+def grids_table(record, rows):
   lines = []
   for row in rows:
-    path = os.path.join(root, row.name, "grid.json")
-    if row.tuned_by or not os.path.exists(path):
+    grid = record.get("grids", {}).get(row.name)
+    if row.tuned_by or not grid:
       continue
-    with open(path) as f:
-      grid = json.load(f)
     cells = []
     for point in grid["points"]:
       text = f"{settings_text(tuple(point['settings'].items()))}: {100 * point['score']:.2f}"
@@ -454,8 +496,8 @@ def grids_table(root, rows):
                    "winner in bold)"], lines)
 
 
-def tables(root, record, rows=ROWS):
-  """The Markdown for each RESULTS.md marker."""
+def tables(record, rows=ROWS):
+  """The Markdown for each RESULTS.md marker, from the ledger."""
   by = {r.name: r for r in rows}
   winners = {r.name: tuple(record["winners"].get(r.name, ())) for r in rows}
 
@@ -463,8 +505,8 @@ def tables(root, record, rows=ROWS):
     return [r for r in rows if r.table == table]
 
   def rate(name):
-    rates = [record["runs"].get(os.path.join(name, f"seed{s}"), {}).get("examples_per_second")
-             for s in SEEDS]
+    rates = [record["runs"][seed_run(name, record["winners"][name], s)].get(
+        "examples_per_second") for s in SEEDS]
     rates = [r for r in rates if r]
     return f"{sum(rates) / len(rates):.0f}" if rates else "–"
 
@@ -472,32 +514,34 @@ def tables(root, record, rows=ROWS):
     members = table_rows(table)
     return mean_table(
         ["row", *[t for t, *_ in COLUMNS], "settings", "examples/s"],
-        [(r.label, row_values(root, r.name)) for r in members],
+        [(r.label, row_values(record, r.name)) for r in members],
         [[settings_text(winners[r.name]), rate(r.name)] for r in members])
 
   blocks = {}
   if DEMO_ROW in by:
-    demo = [(label, row_values(root, DEMO_ROW, kind)) for kind, label in DEMO_ROWS]
+    demo = [(label, row_values(record, DEMO_ROW, kind)) for kind, label in DEMO_ROWS]
     lin = [(label, {t: v[t] for t in ("linear 1%", "linear 100%")}) for label, v in demo]
     knn = [(label, {t: v[t] for t in ("kNN k=20", "kNN k=200")}) for label, v in demo]
     blocks["demo"] = mean_table(["Fashion-MNIST, linear probe, test top-1", *lin[0][1]], lin)
     blocks["demo-knn"] = mean_table(["Fashion-MNIST, kNN test top-1", *knn[0][1]], knn)
-    fine = [(label, {f"{f:.0%} labels": seed_values(root, DEMO_ROW, finetune_file(kind, f),
-                                                    "top1") for f in FINETUNE_FRACTIONS})
+    fine = [(label, {f"{f:.0%} labels": seed_values(record, DEMO_ROW, finetune_file(kind, f),
+                                                      "top1") for f in FINETUNE_FRACTIONS})
             for kind, label in FINETUNE_ROWS]
     blocks["finetune"] = mean_table(["Fashion-MNIST, fine-tuning, test top-1", *fine[0][1]],
                                     fine)
   for table in ("methods", "batch64", "pretext"):
     if table_rows(table):
       blocks[table] = method_rows(table)
-  blocks["grids"] = grids_table(root, rows)
-  blocks["claims"] = claims(root, rows)
-  m = record["machine"]
-  total = sum(r.get("train_seconds", 0) + r.get("eval_seconds", 0)
-              for r in record["runs"].values())
+  blocks["grids"] = grids_table(record, rows)
+  blocks["claims"] = claims(record, rows)
+  runs = [record["runs"][j.workdir] for r in rows for j in all_jobs(record, r)]
+  total = sum(r.get("train_seconds", 0) + r.get("eval_seconds", 0) for r in runs)
+  machines = sorted({json.dumps(r["machine"], sort_keys=True) for r in runs if "machine" in r})
+  where = "; ".join(f"a {m['device']}, JAX {m['jax']}, Python {m['python']}, XLA_FLAGS "
+                    f"`{m['xla_flags'] or '(none)'}`" for m in map(json.loads, machines))
   blocks["provenance"] = (
-      f"Produced by `make results` (`python launch/results.py`) on a {m['device']}, "
-      f"JAX {m['jax']}, Python {m['python']}, XLA_FLAGS `{m['xla_flags'] or '(none)'}`; "
+      f"Produced by `make results` (`python launch/results.py`, its ledger RESULTS.json) on "
+      f"{where}; "
       f"protocol: grids of {TUNE_STEPS}-step runs scored on a 10% validation split, then "
       f"seeds {', '.join(str(s) for s in SEEDS)} at each config's budget; mean ± standard "
       f"deviation over the seeds; {total / 3600:.1f} hours of training and evaluation in all.")
@@ -528,13 +572,14 @@ def plan(root, rows, record):
   ready, left = [], 0
   for row in rows:
     tune = tuning_jobs(row)
-    ready += [j for j in tune if not finished(root, j)]
-    winner = winner_of(root, row, rows)
+    ready += [j for j in tune if not finished(root, record, j)]
+    winner = winner_of(root, record, row, rows)
     if winner is None:
       left += len(SEEDS)
       continue
     record["winners"][row.name] = [list(kv) for kv in winner]
-    ready += [j for j in seed_jobs(row, winner, steps[row.name]) if not finished(root, j)]
+    ready += [j for j in seed_jobs(row, winner, steps[row.name])
+              if not finished(root, record, j)]
   return ready, left + len(ready)
 
 
@@ -543,36 +588,65 @@ def finished_rows(root, rows, record):
   their winners go into ``record["winners"]``."""
   done = []
   for row in rows:
-    winner = winner_of(root, row, rows)
+    winner = winner_of(root, record, row, rows)
     if winner is None:
       continue
-    if all(finished(root, j) for j in seed_jobs(row, winner, num_steps(row.config))):
+    if all([finished(root, record, j)
+            for j in seed_jobs(row, winner, num_steps(row.config))]):
       record["winners"][row.name] = [list(kv) for kv in winner]
       done.append(row)
   return done
 
 
+def all_jobs(record, row: Row):
+  """Every run of a finished row: its grid's and its seeds'."""
+  winner = tuple(map(tuple, record["winners"][row.name]))
+  return tuning_jobs(row) + seed_jobs(row, winner, num_steps(row.config))
+
+
 def run_job(root, job: Job, record):
   workdir = os.path.join(root, job.workdir)
+  entry = record["runs"].get(job.workdir, {})
+  if {k: entry.get(k) for k in ("config", "overrides")} != settings(job):
+    entry = record["runs"][job.workdir] = {**settings(job), "train_seconds": 0.0,
+                                           "eval_seconds": 0.0}
   # (No peak memory: a process forked from this one after it has evaluated
   # in-process inherits its resident set in ru_maxrss.)
-  entry = record["runs"].setdefault(job.workdir, {"config": job.config, "train_seconds": 0.0,
-                                                  "eval_seconds": 0.0})
-  entry["overrides"] = [list(kv) for kv in job.overrides]
   if not trained(workdir, job.steps):
     log = os.path.join(root, job.workdir.replace(os.sep, "_") + ".log")
     seconds, _ = train(workdir, job.config, job.overrides, log)
     entry["train_seconds"] += seconds
   entry["examples_per_second"] = examples_per_second(workdir)
+  entry["machine"] = machine()
   start = time.perf_counter()
   evaluate(workdir, job)
   entry["eval_seconds"] += time.perf_counter() - start
+  entry["figures"] = {f: read_eval(workdir, f) for f, *_ in job.evals}
 
 
-def main(argv=None, rows=ROWS, results_md=RESULTS_MD):
+def read_ledger(path):
+  if not os.path.exists(path):
+    return {"runs": {}}
+  with open(path) as f:
+    return json.load(f)
+
+
+def write_ledger(record, path):
+  """Written whole, then renamed over the old one: an interrupted write
+  loses nothing."""
+  kept = {k: v for k, v in record.items() if k != "winners"}
+  with open(path + ".tmp", "w") as f:
+    json.dump(kept, f, indent=1)
+    f.write("\n")
+  os.replace(path + ".tmp", path)
+
+
+def main(argv=None, rows=ROWS, results_md=RESULTS_MD, ledger=LEDGER):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--workdir", default=os.path.join(ROOT, "runs", "protocol"))
+  parser.add_argument("--ledger", default=ledger,
+                      help="the figures of every finished run (default: RESULTS.json)")
   parser.add_argument("--only", action="append", metavar="ROW",
                       help="run only these rows (repeatable): " + ", ".join(r.name for r in rows))
   parser.add_argument("--budget-minutes", type=float, default=0,
@@ -590,18 +664,14 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD):
     sys.exit(2)
   root = os.path.abspath(args.workdir)
   os.makedirs(root, exist_ok=True)
-  record_path = os.path.join(root, "results.json")
-  record = {"runs": {}}
-  if os.path.exists(record_path):
-    with open(record_path) as f:
-      record = json.load(f)
+  record = read_ledger(args.ledger)
   record["winners"] = {}
   if args.tables:
     done = finished_rows(root, rows, record)
     print(f"results: {len(done)} of {len(rows)} rows finished"
           + (f" ({', '.join(r.name for r in done)})" if done else ""))
     if done:
-      blocks = tables(root, {**record, "machine": record.get("machine") or machine()}, done)
+      blocks = tables(record, done)
       for name in MARKERS:
         if name in blocks:
           print(blocks[name] + "\n")
@@ -609,6 +679,7 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD):
   started = clock()
   while True:
     ready, left = plan(root, rows, record)
+    write_ledger(record, args.ledger)  # with the runs found finished in the workdir
     mine = [j for j in ready if not args.only or j.row in args.only]
     print(f"results: {left} runs left"
           + (f" ({len(mine)} can start now" + (" in --only's rows" if args.only else "") + ")"
@@ -624,24 +695,20 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD):
       print(f"results: the {args.budget_minutes:g}-minute budget is spent; run the same "
             "command again to go on", flush=True)
       break
-    record["machine"] = machine()
     record["protocol"] = {"tune_steps": TUNE_STEPS, "seeds": list(SEEDS),
                           "tuning": [list(kv) for kv in TUNING], "tune_score": TUNE_SCORE}
     run_job(root, mine[0], record)
-    with open(record_path, "w") as f:
-      json.dump(record, f, indent=2)
+    write_ledger(record, args.ledger)
   if left:
     print("results: RESULTS.md is rewritten when every run is finished "
           "(`python launch/results.py --list` says what is left)")
     return
-  with open(record_path, "w") as f:
-    json.dump(record, f, indent=2)
-  blocks = tables(root, record, rows)
+  blocks = tables(record, rows)
   rewrite_results_md(blocks, results_md)
   for name in MARKERS:
     if name in blocks:
       print(blocks[name] + "\n")
-  print(f"results: RESULTS.md rewritten; every figure is in {root}")
+  print(f"results: RESULTS.md rewritten; every figure is in {args.ledger}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ grid on the smoke config for real."""
 import json
 import os
 import re
+import shutil
 
 import pytest
 
@@ -84,8 +85,14 @@ def stand_ins(monkeypatch, tmp_path):
   return calls, tmp_path
 
 
-def _run(tmp_path, md, *args):
-  results.main(["--workdir", str(tmp_path / "runs"), *args], rows=ROWS, results_md=str(md))
+def _run(tmp_path, md, *args, rows=ROWS):
+  results.main(["--workdir", str(tmp_path / "runs"), *args], rows=rows, results_md=str(md),
+               ledger=str(tmp_path / "RESULTS.json"))
+
+
+def _ledger(tmp_path):
+  with open(tmp_path / "RESULTS.json") as f:
+    return json.load(f)
 
 
 def _block(text, name):
@@ -113,19 +120,21 @@ def test_grids_on_validation_then_seeds_with_the_winner_then_nothing_twice(stand
   order = [c[1] for c in trains]
   for row in ("simclr", "byol"):
     last_tune = max(i for i, w in enumerate(order) if w.startswith(f"{row}/tune/"))
-    assert min(i for i, w in enumerate(order) if w.startswith(f"{row}/seed")) > last_tune
+    first_seed = min(i for i, w in enumerate(order) if w.startswith(f"{row}/") and "/seed" in w)
+    assert first_seed > last_tune
   seeds = {c[1]: dict(c[2]) for c in trains if "/seed" in c[1]}
   assert len(seeds) == 6 * len(results.SEEDS)
-  assert seeds["simclr/seed1"] == {LR: 1.0, "simclr.temperature": 0.2, "seed": 1}
-  assert seeds["byol/seed2"] == {LR: 0.2, "seed": 2}
-  assert seeds["jigsaw/seed0"] == {"seed": 0}  # no grid: the config's own settings
+  assert seeds["simclr/learning_rate1_temperature0.2/seed1"] == {
+      LR: 1.0, "simclr.temperature": 0.2, "seed": 1}
+  assert seeds["byol/learning_rate0.2/seed2"] == {LR: 0.2, "seed": 2}
+  assert seeds["jigsaw/default/seed0"] == {"seed": 0}  # no grid: the config's own settings
   # rows tuned by another take its winner, with their own fixed overrides
-  assert seeds["simclr_b64/seed0"] == {"global_batch_size": 16, LR: 1.0,
-                                       "simclr.temperature": 0.2, "seed": 0}
-  assert seeds["moco_v2_b64/seed0"] == {"global_batch_size": 16, LR: 0.2, "seed": 0}
+  assert seeds["simclr_b64/learning_rate1_temperature0.2/seed0"] == {
+      "global_batch_size": 16, LR: 1.0, "simclr.temperature": 0.2, "seed": 0}
+  assert seeds["moco_v2_b64/learning_rate0.2/seed0"] == {
+      "global_batch_size": 16, LR: 0.2, "seed": 0}
   for name in ("simclr", "byol"):
-    with open(tmp_path / "runs" / name / "grid.json") as f:
-      grid = json.load(f)
+    grid = _ledger(tmp_path)["grids"][name]
     assert grid["winner"] == {"simclr": {LR: 1.0, "simclr.temperature": 0.2},
                               "byol": {LR: 0.2}}[name]
     assert len(grid["points"]) == 2
@@ -205,11 +214,65 @@ def test_parts_resume_and_say_what_is_left(stand_ins, capsys):
   calls.clear()
   _run(tmp_path, md)
   assert all(not c[1].startswith("byol/") for c in calls)
-  # an evaluation lost since is redone, alone
-  os.remove(tmp_path / "runs" / "byol" / "seed1" / "eval" / "knn.json")
+  # an evaluation lost since (from the ledger and the workdir) is redone, alone
+  os.remove(tmp_path / "runs" / "byol" / "learning_rate0.2" / "seed1" / "eval" / "knn.json")
+  ledger = _ledger(tmp_path)
+  del ledger["runs"]["byol/learning_rate0.2/seed1"]["figures"]["knn"]
+  (tmp_path / "RESULTS.json").write_text(json.dumps(ledger))
   calls.clear()
   _run(tmp_path, md)
-  assert calls == [("knn", "byol/seed1", "encoder", None)]
+  assert calls == [("knn", "byol/learning_rate0.2/seed1", "encoder", None)]
+
+
+def test_the_ledger_outlives_the_workdirs(stand_ins, capsys):
+  """A fresh machine with the committed ledger and no workdir trains nothing
+  the ledger holds and makes the same tables; a run whose settings changed
+  since (a new grid value) is trained again, the others are not."""
+  calls, tmp_path = stand_ins
+  md = _markdown(tmp_path)
+  _run(tmp_path, md)
+  first = md.read_text()
+  ledger = _ledger(tmp_path)
+  entry = ledger["runs"]["byol/learning_rate0.2/seed1"]
+  assert entry["overrides"] == [[LR, 0.2], ["seed", 1]]
+  assert entry["figures"]["knn"]["top1_k20"] == pytest.approx(0.72)
+  assert entry["figures"]["knn"]["top1_k200"] == pytest.approx(0.67)
+  assert entry["machine"]["device"] == "test CPU" and entry["train_seconds"] == 10.0
+  shutil.rmtree(tmp_path / "runs")
+  md.write_text(_markdown(tmp_path).read_text())
+  calls.clear()
+  capsys.readouterr()
+  _run(tmp_path, md)
+  assert calls == [] and "results: 0 runs left" in capsys.readouterr().out
+  assert md.read_text() == first
+  # BYOL's grid gains a point: that point, then (its winner changing) BYOL's
+  # seeds and the row tuned by it are trained again; nothing else is
+  rows = tuple(r._replace(grid=((LR, (0.1, 0.2, 0.4)),)) if r.name == "byol" else r
+               for r in ROWS)
+  _run(tmp_path, md, rows=rows)
+  trained = sorted(c[1] for c in calls if c[0] == "train")
+  assert trained == ["byol/learning_rate0.4/seed0", "byol/learning_rate0.4/seed1",
+                     "byol/learning_rate0.4/seed2", "byol/tune/learning_rate0.4",
+                     "moco_v2_b64/learning_rate0.4/seed0", "moco_v2_b64/learning_rate0.4/seed1",
+                     "moco_v2_b64/learning_rate0.4/seed2"]
+  runs = _ledger(tmp_path)["runs"]
+  assert runs["byol/learning_rate0.4/seed1"]["overrides"] == [[LR, 0.4], ["seed", 1]]
+  assert runs["byol/learning_rate0.2/seed1"]["overrides"] == [[LR, 0.2], ["seed", 1]]  # kept
+
+
+def test_runs_finished_in_a_workdir_alone_go_into_the_ledger(stand_ins):
+  """A workdir finished before the ledger existed (or by another ledger) is
+  copied into it, not trained again."""
+  calls, tmp_path = stand_ins
+  md = _markdown(tmp_path)
+  _run(tmp_path, md, "--only", "rotation")
+  os.remove(tmp_path / "RESULTS.json")
+  calls.clear()
+  _run(tmp_path, md, "--only", "rotation")
+  assert calls == []
+  runs = _ledger(tmp_path)["runs"]
+  figures = runs["rotation/learning_rate0.1/seed2"]["figures"]
+  assert figures["linear_0.01"]["top1"] == pytest.approx(0.69)
 
 
 def test_budget_stops_starting_runs(stand_ins, capsys, monkeypatch):
@@ -292,15 +355,16 @@ def test_a_tiny_grid_for_real_skips_finished_runs_and_resumes_an_interrupted_one
   assert checkpoint.saved_steps(str(root / first.workdir)) == [2]
 
   def run():
-    results.main(["--workdir", str(root)], rows=(row,), results_md=str(_markdown(tmp_path)))
+    results.main(["--workdir", str(root)], rows=(row,), results_md=str(_markdown(tmp_path)),
+                 ledger=str(tmp_path / "RESULTS.json"))
     return capsys.readouterr().out
 
   out = run()
   with open(root / "simclr_tune_learning_rate0.5.log") as f:
     steps = [int(line.split()[1].split("/")[0]) for line in f if line.startswith("step ")]
   assert steps and min(steps) == 3 and max(steps) == 4, steps
-  with open(root / "simclr" / "grid.json") as f:
-    grid = json.load(f)
+  with open(tmp_path / "RESULTS.json") as f:
+    grid = json.load(f)["grids"]["simclr"]
   assert [p["settings"] for p in grid["points"]] == [{LR: 0.5}, {LR: 1.0}]
   for point in grid["points"]:  # scored on the 60 validation images
     assert 0 < point["score"] <= 1
@@ -310,14 +374,14 @@ def test_a_tiny_grid_for_real_skips_finished_runs_and_resumes_an_interrupted_one
     assert data_config["tuning"] and data_config["eval_split"] == "validation"
   winner = grid["winner"][LR]
   for seed in (0, 1):
-    with open(root / "simclr" / f"seed{seed}" / "config.json") as f:
+    with open(root / "simclr" / f"learning_rate{winner:g}" / f"seed{seed}" / "config.json") as f:
       saved = json.load(f)
     assert saved["seed"] == seed and saved["optimizer"]["learning_rate"] == winner
     assert not saved["data"]["tuning"] and saved["data"]["eval_split"] == "test"
   assert "| SimCLR |" in out and " ± " in out
 
   assert "results: 0 runs left" in run()
-  with open(root / "simclr_seed0.log") as f:
+  with open(root / f"simclr_learning_rate{winner:g}_seed0.log") as f:
     assert sum(line.startswith("step 1/") for line in f) == 1  # trained once
 
 
