@@ -54,7 +54,9 @@ demo: install data
 # RESULTS.md's Fashion-MNIST tables under one protocol: every row tuned on a
 # validation split, then 3 seeds (launch/results.py). Many hours on a 2-core
 # CPU, so it runs in parts: RESULTS_MINUTES=170 stops starting runs after that
-# long; run it again to go on (finished runs are skipped).
+# long; run it again to go on (finished runs are skipped: those in the
+# ledger RESULTS.json, the figures the tables are made from, even without
+# their workdirs).
 RESULTS_MINUTES ?= 0
 results: install data
 	$(BIN)/python launch/results.py --workdir runs/protocol --budget-minutes $(RESULTS_MINUTES)
