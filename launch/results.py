@@ -678,8 +678,10 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD, ledger=LEDGER):
     return
   started = clock()
   while True:
+    before = json.dumps(record["runs"])
     ready, left = plan(root, rows, record)
-    write_ledger(record, args.ledger)  # with the runs found finished in the workdir
+    if not args.list and json.dumps(record["runs"]) != before:
+      write_ledger(record, args.ledger)  # with the runs found finished in the workdir
     mine = [j for j in ready if not args.only or j.row in args.only]
     print(f"results: {left} runs left"
           + (f" ({len(mine)} can start now" + (" in --only's rows" if args.only else "") + ")"

@@ -34,6 +34,8 @@ SHRINK = {
     "launch/results.py --list": ["--workdir", "{tmp}/results"],
     "launch/results.py --budget-minutes 170": ["--workdir", "{tmp}/results", "--list"],
     "launch/results.py --tables": ["--workdir", "{tmp}/results"],
+    "launch/results.py --ledger /tmp/mine.json": ["--ledger", "{tmp}/mine.json", "--workdir",
+                                                  "{tmp}/results", "--list"],
     "launch/step_benchmark.py": ["--batch", "8", "--steps", "1", "--warmup", "1"],
     "launch/step_benchmark.py --configs configs/simclr.py:fashion_mnist --batch 256 "
     "--dtypes float32 --steps 20 --profile": ["--batch", "8", "--steps", "1", "--warmup", "1"],
