@@ -256,8 +256,10 @@ def finished(root, record, job: Job) -> bool:
   if not (trained(workdir, job.steps) and all(
       (read_eval(workdir, f) or {}).get("step") == job.steps for f, *_ in job.evals)):
     return False
-  entry = record["runs"].setdefault(job.workdir, {})
-  entry.update(settings(job), figures={f: read_eval(workdir, f) for f, *_ in job.evals})
+  entry = record["runs"].get(job.workdir, {})
+  if {k: entry.get(k) for k in ("config", "overrides")} != settings(job):
+    entry = record["runs"][job.workdir] = settings(job)  # (no time or machine known)
+  entry["figures"] = {f: read_eval(workdir, f) for f, *_ in job.evals}
   return True
 
 
@@ -608,8 +610,9 @@ def run_job(root, job: Job, record):
   workdir = os.path.join(root, job.workdir)
   entry = record["runs"].get(job.workdir, {})
   if {k: entry.get(k) for k in ("config", "overrides")} != settings(job):
-    entry = record["runs"][job.workdir] = {**settings(job), "train_seconds": 0.0,
-                                           "eval_seconds": 0.0}
+    entry = record["runs"][job.workdir] = settings(job)
+  entry.setdefault("train_seconds", 0.0)
+  entry.setdefault("eval_seconds", 0.0)
   # (No peak memory: a process forked from this one after it has evaluated
   # in-process inherits its resident set in ru_maxrss.)
   if not trained(workdir, job.steps):
