@@ -32,13 +32,18 @@ def _unit(x):
   return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+# (update_cap, learning rate): every word of this corpus is in every batch
+# many times over, so a step moves each by its cap's worth of pairs' updates:
+# at a cap of 1, one, at a rate forty times word2vec's; at the configs' cap
+# of 32, up to 32, at a sixteenth of that rate (in 400 steps CBOW separates
+# the topics from a rate of 1/16 up, not at 1/32 or below).
+@pytest.mark.parametrize("cap,rate", [(1.0, 1.0), (32.0, 1.0 / 16)])
 @pytest.mark.parametrize("cbow", [False, True])
-def test_words_of_a_topic_end_up_closer_than_words_of_others(tmp_path, tiny_text, cbow):
-  config = _config(tiny_text, cbow=cbow)
+def test_words_of_a_topic_end_up_closer_than_words_of_others(tmp_path, tiny_text, cbow, cap,
+                                                             rate):
+  config = _config(tiny_text, cbow=cbow, update_cap=cap)
   config.update(num_steps=400, global_batch_size=256, checkpoint_every=400, log_every=100)
-  # Every word of this corpus is in every batch, and a step moves a word by
-  # one pair's update at most: a rate forty times word2vec's.
-  config.optimizer.learning_rate = 1.0
+  config.optimizer.learning_rate = rate
   train_and_evaluate(config, str(tmp_path))
   encoder = artifact.restore_encoder(str(tmp_path))
   vocab = words_eval.vocabulary(encoder, str(tmp_path))
