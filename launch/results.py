@@ -238,13 +238,25 @@ def settings(job: Job):
   return {"config": job.config, "overrides": [list(kv) for kv in job.overrides]}
 
 
+def same_settings(entry, job: Job) -> bool:
+  return {k: entry.get(k) for k in ("config", "overrides")} == settings(job)
+
+
+def entry_of(record, job: Job) -> dict:
+  """The ledger's entry of ``job``, a fresh one (its settings only) in place of
+  an entry of other settings or none."""
+  entry = record["runs"].get(job.workdir, {})
+  if not same_settings(entry, job):
+    entry = record["runs"][job.workdir] = settings(job)
+  return entry
+
+
 def recorded(record, job: Job) -> bool:
   """Whether the ledger holds ``job`` finished: the same config and
   overrides, and every evaluation it needs at its last step."""
   entry = record["runs"].get(job.workdir, {})
-  return ({k: entry.get(k) for k in ("config", "overrides")} == settings(job)
-          and all(entry.get("figures", {}).get(f, {}).get("step") == job.steps
-                  for f, *_ in job.evals))
+  return same_settings(entry, job) and all(
+      entry.get("figures", {}).get(f, {}).get("step") == job.steps for f, *_ in job.evals)
 
 
 def finished(root, record, job: Job) -> bool:
@@ -253,13 +265,11 @@ def finished(root, record, job: Job) -> bool:
   if recorded(record, job):
     return True
   workdir = os.path.join(root, job.workdir)
-  if not (trained(workdir, job.steps) and all(
-      (read_eval(workdir, f) or {}).get("step") == job.steps for f, *_ in job.evals)):
+  figures = {f: read_eval(workdir, f) for f, *_ in job.evals}
+  if not (all((r or {}).get("step") == job.steps for r in figures.values())
+          and trained(workdir, job.steps)):
     return False
-  entry = record["runs"].get(job.workdir, {})
-  if {k: entry.get(k) for k in ("config", "overrides")} != settings(job):
-    entry = record["runs"][job.workdir] = settings(job)  # (no time or machine known)
-  entry["figures"] = {f: read_eval(workdir, f) for f, *_ in job.evals}
+  entry_of(record, job)["figures"] = figures
   return True
 
 
@@ -608,9 +618,7 @@ def all_jobs(record, row: Row):
 
 def run_job(root, job: Job, record):
   workdir = os.path.join(root, job.workdir)
-  entry = record["runs"].get(job.workdir, {})
-  if {k: entry.get(k) for k in ("config", "overrides")} != settings(job):
-    entry = record["runs"][job.workdir] = settings(job)
+  entry = entry_of(record, job)
   entry.setdefault("train_seconds", 0.0)
   entry.setdefault("eval_seconds", 0.0)
   # (No peak memory: a process forked from this one after it has evaluated
