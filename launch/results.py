@@ -25,9 +25,10 @@ The protocol, the same for every row:
 It is resumable: a finished training or evaluation is skipped, an interrupted
 training resumes from its last checkpoint. ``--only ROW`` runs part of it and
 ``--budget-minutes M`` stops starting runs after M minutes; each start says
-what is finished and what is left. When everything is finished the tables
-between RESULTS.md's ``<!-- results:NAME -->`` markers are rewritten, with the
-machines, the flags and the time they took.
+what is left and about how long it takes here (the median time of the
+ledger's runs of the same row and stage). When everything is finished the
+tables between RESULTS.md's ``<!-- results:NAME -->`` markers are rewritten,
+with the machines, the flags and the time they took.
 
 The ledger (``RESULTS.json``, beside RESULTS.md; ``--ledger PATH``) keeps
 every finished run's figures, settings, machine and time, and each grid with
@@ -50,6 +51,7 @@ import math
 import os
 import platform
 import re
+import statistics
 import sys
 import time
 from typing import NamedTuple, Tuple
@@ -578,21 +580,43 @@ def rewrite_results_md(blocks, path=RESULTS_MD):
 # --- the command ---------------------------------------------------------------
 
 def plan(root, rows, record):
-  """(jobs that can run now, count of jobs left in all): tuning runs, then the
-  seed runs of rows whose winner is known."""
+  """(jobs that can run now, the (row, stage) of every run left): tuning runs,
+  then the seed runs of rows whose winner is known."""
   steps = {r.name: num_steps(r.config) for r in rows}
-  ready, left = [], 0
+  ready, waiting = [], []
   for row in rows:
     tune = tuning_jobs(row)
     ready += [j for j in tune if not finished(root, record, j)]
     winner = winner_of(root, record, row, rows)
     if winner is None:
-      left += len(SEEDS)
+      waiting += [(row.name, "seed")] * len(SEEDS)
       continue
     record["winners"][row.name] = [list(kv) for kv in winner]
     ready += [j for j in seed_jobs(row, winner, steps[row.name])
               if not finished(root, record, j)]
-  return ready, left + len(ready)
+  return ready, [(j.row, stage(j.workdir)) for j in ready] + waiting
+
+
+def stage(run: str) -> str:
+  """A run's stage: "tune" for a grid point's (``row/tune/point``), else
+  "seed"."""
+  return "tune" if run.split(os.sep)[1] == "tune" else "seed"
+
+
+def hours_left(record, left):
+  """About how long the runs ``left`` ((row, stage) pairs) take: each the
+  median training and evaluation time of the ledger's runs of its row and
+  stage, else of its stage in every row; None before the ledger has one."""
+  times = {}
+  for run, entry in record["runs"].items():
+    if "train_seconds" in entry and entry.get("figures"):
+      seconds = entry["train_seconds"] + entry.get("eval_seconds", 0.0)
+      times.setdefault((run.split(os.sep)[0], stage(run)), []).append(seconds)
+      times.setdefault(stage(run), []).append(seconds)
+  estimates = [times.get(pair) or times.get(pair[1]) for pair in left]
+  if not all(estimates):
+    return None
+  return sum(statistics.median(t) for t in estimates) / 3600
 
 
 def finished_rows(root, rows, record):
@@ -694,9 +718,12 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD, ledger=LEDGER):
     if not args.list and json.dumps(record["runs"]) != before:
       write_ledger(record, args.ledger)  # with the runs found finished in the workdir
     mine = [j for j in ready if not args.only or j.row in args.only]
-    print(f"results: {left} runs left"
+    hours = hours_left(record, left)
+    print(f"results: {len(left)} runs left"
           + (f" ({len(mine)} can start now" + (" in --only's rows" if args.only else "") + ")"
-             if left else ""), flush=True)
+             if left else "")
+          + (f"; about {hours:.1f} hours at the pace of the ledger's runs"
+             if left and hours is not None else ""), flush=True)
     if args.list:
       for job in ready:
         print(f"  {job.workdir}: " + ("needs evaluation" if trained(

@@ -193,6 +193,26 @@ def test_statistics_by_hand():
   assert results.pick_winner([0.5, 0.7, 0.7]) == 1
 
 
+def test_the_time_left_is_the_ledgers_median_per_row_and_stage():
+  done = {"figures": {"knn": {}}}
+  record = {"runs": {
+      "simclr/tune/a": {**done, "train_seconds": 100.0, "eval_seconds": 20.0},
+      "simclr/tune/b": {**done, "train_seconds": 200.0, "eval_seconds": 40.0},
+      "simclr/tune/c": {**done, "train_seconds": 900.0, "eval_seconds": 60.0},
+      "simclr/lr1/seed0": {**done, "train_seconds": 3000.0, "eval_seconds": 600.0},
+      "byol/tune/a": {**done, "train_seconds": 60.0, "eval_seconds": 0.0},
+      "byol/tune/b": {"train_seconds": 5000.0},  # not finished: no figures
+  }}
+  # SimCLR's tuning runs: median 240 s; BYOL's: 60 s; BYOL has no seed run
+  # yet, so every row's seed runs (3600 s) stand in
+  left = [("simclr", "tune"), ("byol", "tune"), ("byol", "seed")]
+  assert results.hours_left(record, left) == pytest.approx((240 + 60 + 3600) / 3600)
+  # a row with no tuning run: the median of every row's (60, 120, 240, 960)
+  assert results.hours_left(record, [("jigsaw", "tune")]) == pytest.approx(180 / 3600)
+  assert results.hours_left({"runs": {}}, [("simclr", "tune")]) is None
+  assert results.hours_left(record, []) == 0
+
+
 def test_parts_resume_and_say_what_is_left(stand_ins, capsys):
   calls, tmp_path = stand_ins
   md = _markdown(tmp_path)
