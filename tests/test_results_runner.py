@@ -207,7 +207,7 @@ def test_the_time_left_is_the_ledgers_median_per_row_and_stage():
   # yet, so every row's seed runs (3600 s) stand in
   left = [("simclr", "tune"), ("byol", "tune"), ("byol", "seed")]
   assert results.hours_left(record, left) == pytest.approx((240 + 60 + 3600) / 3600)
-  # a row with no tuning run: the median of every row's (60, 120, 240, 960)
+  # a row with no tuning run: the median of all rows' tuning runs (60, 120, 240, 960)
   assert results.hours_left(record, [("jigsaw", "tune")]) == pytest.approx(180 / 3600)
   assert results.hours_left({"runs": {}}, [("simclr", "tune")]) is None
   assert results.hours_left(record, []) == 0
