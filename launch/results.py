@@ -341,21 +341,47 @@ def evaluate(workdir, job: Job):
       evaluate_knn(workdir, ks=KS, kind=kind)
 
 
+def cpu_kind(cpuinfo):
+  """The CPU's vendor, family, model and vector extensions from /proc/cpuinfo's
+  text: machines of one model name can round float32 differently (AVX-512
+  or not), so the ledger records which kind each run came from."""
+  def field(name):
+    found = re.search(rf"^{name}\s*:\s*(.*)$", cpuinfo, re.M)
+    return found.group(1).strip() if found else "?"
+  flags = set(field("flags").split())
+  vectors = ", ".join(f if f in flags else f"no {f}" for f in ("avx2", "fma", "avx512f"))
+  return (f"{field('model name')} ({field('vendor_id')} family {field('cpu family')} "
+          f"model {field('model')}; {vectors})")
+
+
 def machine():
-  model = platform.processor() or platform.machine()
   try:
     with open("/proc/cpuinfo") as f:
-      names = re.findall(r"^model name\s*:\s*(.+)$", f.read(), re.M)
-    model = names[0].strip() if names else model
+      cpu = cpu_kind(f.read())
   except OSError:
-    pass
+    cpu = platform.processor() or platform.machine()
   import jax
   devices = jax.devices()
-  kind = devices[0].device_kind if devices[0].platform != "cpu" else model
-  return {"device": f"{len(devices)} x {kind}" if devices[0].platform != "cpu"
-                    else f"{os.cpu_count()}-core {model} CPU",
-          "jax": jax.__version__, "python": platform.python_version(),
+  on_cpu = devices[0].platform == "cpu"
+  return {"device": f"{os.cpu_count()}-core CPU" if on_cpu
+                    else f"{len(devices)} x {devices[0].device_kind}",
+          "cpu": cpu, "jax": jax.__version__, "python": platform.python_version(),
           "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
+def machine_kind(run):
+  m = run["machine"]
+  return f"{m['device']}, {m.get('cpu', 'CPU kind not recorded')}"
+
+
+def mixed_rows(record):
+  """{row: sorted machine kinds} for the rows whose finished runs came from
+  more than one kind of machine: their figures mix two roundings."""
+  kinds = {}
+  for name, run in record["runs"].items():
+    if "figures" in run and "machine" in run:
+      kinds.setdefault(name.split("/")[0], set()).add(machine_kind(run))
+  return {row: sorted(k) for row, k in kinds.items() if len(k) > 1}
 
 
 # --- statistics and tables ------------------------------------------------------
@@ -551,7 +577,8 @@ def tables(record, rows=ROWS):
   runs = [record["runs"][j.workdir] for r in rows for j in all_jobs(record, r)]
   total = sum(r.get("train_seconds", 0) + r.get("eval_seconds", 0) for r in runs)
   machines = sorted({json.dumps(r["machine"], sort_keys=True) for r in runs if "machine" in r})
-  where = "; ".join(f"a {m['device']}, JAX {m['jax']}, Python {m['python']}, XLA_FLAGS "
+  where = "; ".join(f"a {m['device']} ({m.get('cpu', 'CPU kind not recorded')}), "
+                    f"JAX {m['jax']}, Python {m['python']}, XLA_FLAGS "
                     f"`{m['xla_flags'] or '(none)'}`" for m in map(json.loads, machines))
   blocks["provenance"] = (
       f"Produced by `make results` (`python launch/results.py`, its ledger RESULTS.json) on "
@@ -705,6 +732,9 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD, ledger=LEDGER):
     done = finished_rows(root, rows, record)
     print(f"results: {len(done)} of {len(rows)} rows finished"
           + (f" ({', '.join(r.name for r in done)})" if done else ""))
+    for row, kinds in mixed_rows(record).items():
+      print(f"results: {row}'s runs come from {len(kinds)} kinds of machine: "
+            + "; ".join(kinds))
     if done:
       blocks = tables(record, done)
       for name in MARKERS:

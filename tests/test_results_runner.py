@@ -193,6 +193,31 @@ def test_statistics_by_hand():
   assert results.pick_winner([0.5, 0.7, 0.7]) == 1
 
 
+def test_the_cpu_kind_names_family_model_and_vector_extensions():
+  """Two machines called "AMD EPYC" rounded float32 differently (one had
+  AVX-512); the ledger tells them apart by family, model and flags."""
+  zen3 = ("vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+          "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma bmi2\n")
+  assert results.cpu_kind(zen3) == (
+      "AMD EPYC (AuthenticAMD family 25 model 1; avx2, fma, no avx512f)")
+  zen4 = zen3.replace(": 1\n", ": 17\n").replace("bmi2", "bmi2 avx512f avx512bw")
+  assert results.cpu_kind(zen4) == "AMD EPYC (AuthenticAMD family 25 model 17; avx2, fma, avx512f)"
+  assert results.cpu_kind("") == "? (? family ? model ?; no avx2, no fma, no avx512f)"
+
+
+def test_rows_whose_runs_came_from_two_kinds_of_machine_are_named():
+  a = {"device": "2-core CPU", "cpu": "EPYC (family 25 model 1; avx2)"}
+  b = {"device": "2-core CPU", "cpu": "EPYC (family 25 model 17; avx512f)"}
+  done = {"figures": {"knn": {}}}
+  record = {"runs": {"simclr/tune/a": {**done, "machine": a},
+                     "simclr/lr1/seed0": {**done, "machine": b},
+                     "byol/tune/a": {**done, "machine": a},
+                     "byol/tune/b": {"machine": b},  # not finished
+                     "byol/tune/c": {**done}}}  # machine not recorded
+  assert results.mixed_rows(record) == {"simclr": sorted(
+      [f"2-core CPU, {a['cpu']}", f"2-core CPU, {b['cpu']}"])}
+
+
 def test_the_time_left_is_the_ledgers_median_per_row_and_stage():
   done = {"figures": {"knn": {}}}
   record = {"runs": {
