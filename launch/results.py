@@ -35,13 +35,18 @@ every finished run's figures, settings, machine and time, and each grid with
 its winner. A run it holds with the same config and settings is finished
 even when its workdir is gone, so the protocol can be run in parts on fresh
 machines of one kind, the ledger committed between them; the tables are made
-from the ledger alone.
+from the ledger alone. Each run records its machine (the CPU's family, model
+and vector extensions, JAX, the XLA flags): ``--tables`` names the rows whose
+runs came from more than one kind, and ``--redo-other-machines`` takes the
+runs of every other kind out of the ledger (their workdirs moved under
+``WORKDIR/other_machines``) so that they are made again on this one.
 
   python launch/results.py [--workdir runs/protocol] [--only simclr --only byol]
   python launch/results.py --budget-minutes 170   # one sitting; run again to go on
   python launch/results.py --list      # what is finished and left; trains nothing
   python launch/results.py --tables    # the tables of the rows finished so far
   python launch/results.py --ledger /tmp/mine.json   # keep RESULTS.json as it is
+  python launch/results.py --redo-other-machines      # every row from this machine's kind
 """
 
 import argparse
@@ -343,8 +348,8 @@ def evaluate(workdir, job: Job):
 
 def cpu_kind(cpuinfo):
   """The CPU's vendor, family, model and vector extensions from /proc/cpuinfo's
-  text: machines of one model name can round float32 differently (AVX-512
-  or not), so the ledger records which kind each run came from."""
+  text: machines of one model name can give different figures for one run,
+  so the ledger records which kind each run came from."""
   def field(name):
     found = re.search(rf"^{name}\s*:\s*(.*)$", cpuinfo, re.M)
     return found.group(1).strip() if found else "?"
@@ -369,9 +374,11 @@ def machine():
           "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
-def machine_kind(run):
-  m = run["machine"]
-  return f"{m['device']}, {m.get('cpu', 'CPU kind not recorded')}"
+def machine_kind(m):
+  """What of a ledger's ``machine`` changes a run's figures: the device, the
+  CPU kind, JAX and the XLA flags."""
+  return (f"{m['device']}, {m.get('cpu', 'CPU kind not recorded')}, JAX {m['jax']}, "
+          f"XLA_FLAGS `{m['xla_flags'] or '(none)'}`")
 
 
 def mixed_rows(record):
@@ -380,8 +387,28 @@ def mixed_rows(record):
   kinds = {}
   for name, run in record["runs"].items():
     if "figures" in run and "machine" in run:
-      kinds.setdefault(name.split("/")[0], set()).add(machine_kind(run))
+      kinds.setdefault(name.split("/")[0], set()).add(machine_kind(run["machine"]))
   return {row: sorted(k) for row, k in kinds.items() if len(k) > 1}
+
+
+def redo_other_machines(root, record, here):
+  """Takes out of the ledger every finished run made on another kind of
+  machine than ``here`` (or on one it did not record), and moves its workdir,
+  if any, under ``root/other_machines/<time>/``, so that the runs are made
+  again here and every row comes from one kind. Returns their names."""
+  moved_to = os.path.join(root, "other_machines", time.strftime("%Y%m%d-%H%M%S"))
+  gone = []
+  for name, run in sorted(record["runs"].items()):
+    if "figures" not in run or (
+        "machine" in run and machine_kind(run["machine"]) == machine_kind(here)):
+      continue
+    del record["runs"][name]
+    gone.append(name)
+    workdir = os.path.join(root, name)
+    if os.path.isdir(workdir):
+      os.makedirs(os.path.dirname(os.path.join(moved_to, name)), exist_ok=True)
+      os.replace(workdir, os.path.join(moved_to, name))
+  return gone
 
 
 # --- statistics and tables ------------------------------------------------------
@@ -577,9 +604,8 @@ def tables(record, rows=ROWS):
   runs = [record["runs"][j.workdir] for r in rows for j in all_jobs(record, r)]
   total = sum(r.get("train_seconds", 0) + r.get("eval_seconds", 0) for r in runs)
   machines = sorted({json.dumps(r["machine"], sort_keys=True) for r in runs if "machine" in r})
-  where = "; ".join(f"a {m['device']} ({m.get('cpu', 'CPU kind not recorded')}), "
-                    f"JAX {m['jax']}, Python {m['python']}, XLA_FLAGS "
-                    f"`{m['xla_flags'] or '(none)'}`" for m in map(json.loads, machines))
+  where = "; ".join(f"a {machine_kind(m)}, Python {m['python']}"
+                    for m in map(json.loads, machines))
   blocks["provenance"] = (
       f"Produced by `make results` (`python launch/results.py`, its ledger RESULTS.json) on "
       f"{where}; "
@@ -714,6 +740,10 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD, ledger=LEDGER):
   parser.add_argument("--budget-minutes", type=float, default=0,
                       help="start no run after this many minutes (0: no limit)")
   parser.add_argument("--list", action="store_true", help="say what is left and stop")
+  parser.add_argument("--redo-other-machines", action="store_true",
+                      help="first take the runs made on another kind of machine (CPU, "
+                           "JAX, XLA flags) out of the ledger, so that they are made "
+                           "again here; their workdirs go under WORKDIR/other_machines")
   parser.add_argument("--tables", action="store_true",
                       help="print the tables of the rows finished so far and stop "
                       "(RESULTS.md is rewritten only when every row is)")
@@ -723,6 +753,10 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD, ledger=LEDGER):
   if unknown:
     print(f"results: error: unknown row {', '.join(unknown)}; the rows are "
           f"{', '.join(names)}", file=sys.stderr)
+    sys.exit(2)
+  if args.redo_other_machines and (args.list or args.tables):
+    print("results: error: --redo-other-machines changes the ledger; run it without "
+          "--list and --tables", file=sys.stderr)
     sys.exit(2)
   root = os.path.abspath(args.workdir)
   os.makedirs(root, exist_ok=True)
@@ -741,6 +775,11 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD, ledger=LEDGER):
         if name in blocks:
           print(blocks[name] + "\n")
     return
+  if args.redo_other_machines:
+    gone = redo_other_machines(root, record, machine())
+    write_ledger(record, args.ledger)
+    print(f"results: {len(gone)} runs made on another kind of machine will be made "
+          "again on this one", flush=True)
   started = clock()
   while True:
     before = json.dumps(record["runs"])

@@ -194,8 +194,8 @@ def test_statistics_by_hand():
 
 
 def test_the_cpu_kind_names_family_model_and_vector_extensions():
-  """Two machines called "AMD EPYC" rounded float32 differently (one had
-  AVX-512); the ledger tells them apart by family, model and flags."""
+  """Two machines called "AMD EPYC" gave different figures for one run; the
+  ledger tells such machines apart by family, model and vector extensions."""
   zen3 = ("vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
           "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma bmi2\n")
   assert results.cpu_kind(zen3) == (
@@ -206,8 +206,9 @@ def test_the_cpu_kind_names_family_model_and_vector_extensions():
 
 
 def test_rows_whose_runs_came_from_two_kinds_of_machine_are_named():
-  a = {"device": "2-core CPU", "cpu": "EPYC (family 25 model 1; avx2)"}
-  b = {"device": "2-core CPU", "cpu": "EPYC (family 25 model 17; avx512f)"}
+  a = {"device": "2-core CPU", "cpu": "EPYC (family 25 model 1; avx2)", "jax": "0.10.2",
+       "xla_flags": ""}
+  b = {**a, "cpu": "EPYC (family 25 model 17; avx512f)"}
   done = {"figures": {"knn": {}}}
   record = {"runs": {"simclr/tune/a": {**done, "machine": a},
                      "simclr/lr1/seed0": {**done, "machine": b},
@@ -215,7 +216,40 @@ def test_rows_whose_runs_came_from_two_kinds_of_machine_are_named():
                      "byol/tune/b": {"machine": b},  # not finished
                      "byol/tune/c": {**done}}}  # machine not recorded
   assert results.mixed_rows(record) == {"simclr": sorted(
-      [f"2-core CPU, {a['cpu']}", f"2-core CPU, {b['cpu']}"])}
+      [f"2-core CPU, {m['cpu']}, JAX 0.10.2, XLA_FLAGS `(none)`" for m in (a, b)])}
+
+
+def test_runs_of_another_kind_of_machine_are_made_again(stand_ins, capsys, monkeypatch):
+  """--redo-other-machines takes the runs of another CPU kind, or of none
+  recorded, out of the ledger and moves their workdirs aside; they are
+  trained again, the others are not."""
+  calls, tmp_path = stand_ins
+  # trained: what the stand-in evaluation left in the workdir
+  monkeypatch.setattr(results, "trained",
+                      lambda workdir, steps: os.path.isdir(os.path.join(workdir, "eval")))
+  md = _markdown(tmp_path)
+  _run(tmp_path, md, "--only", "rotation")
+  ledger = _ledger(tmp_path)
+  runs = ledger["runs"]
+  other = {**runs["rotation/learning_rate0.1/seed1"]["machine"], "cpu": "another CPU"}
+  runs["rotation/learning_rate0.1/seed1"]["machine"] = other
+  del runs["rotation/learning_rate0.1/seed2"]["machine"]
+  with open(tmp_path / "RESULTS.json", "w") as f:
+    json.dump(ledger, f)
+  workdir = tmp_path / "runs" / "rotation" / "learning_rate0.1" / "seed1"
+  assert (workdir / "eval").is_dir()
+  calls.clear()
+  _run(tmp_path, md, "--only", "rotation")
+  assert calls == []  # without the flag the ledger is kept as it is
+  _run(tmp_path, md, "--only", "rotation", "--redo-other-machines")
+  assert sorted(c[1] for c in calls if c[0] == "train") == [
+      "rotation/learning_rate0.1/seed1", "rotation/learning_rate0.1/seed2"]
+  assert "2 runs made on another kind of machine" in capsys.readouterr().out
+  moved = list((tmp_path / "runs" / "other_machines").glob("*/rotation/learning_rate0.1/seed1"))
+  assert len(moved) == 1 and (moved[0] / "eval").is_dir()
+  runs = _ledger(tmp_path)["runs"]
+  assert {r["machine"]["device"] for r in runs.values()} == {"test CPU"}
+  assert results.mixed_rows(_ledger(tmp_path)) == {}
 
 
 def test_the_time_left_is_the_ledgers_median_per_row_and_stage():
