@@ -366,12 +366,15 @@ def machine():
   except OSError:
     cpu = platform.processor() or platform.machine()
   import jax
+  import sslax
   devices = jax.devices()
   on_cpu = devices[0].platform == "cpu"
   return {"device": f"{os.cpu_count()}-core CPU" if on_cpu
                     else f"{len(devices)} x {devices[0].device_kind}",
           "cpu": cpu, "jax": jax.__version__, "python": platform.python_version(),
-          "xla_flags": os.environ.get("XLA_FLAGS", "")}
+          # the flags of the `sslax train` processes, whether or not this
+          # process has imported sslax yet
+          "xla_flags": sslax.fast_cpu_xla_flags(os.environ)}
 
 
 def machine_kind(m):
@@ -776,10 +779,11 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD, ledger=LEDGER):
           print(blocks[name] + "\n")
     return
   if args.redo_other_machines:
-    gone = redo_other_machines(root, record, machine())
+    here = machine()
+    gone = redo_other_machines(root, record, here)
     write_ledger(record, args.ledger)
-    print(f"results: {len(gone)} runs made on another kind of machine will be made "
-          "again on this one", flush=True)
+    print(f"results: {len(gone)} runs made on another kind of machine than this one "
+          f"({machine_kind(here)}) will be made again here", flush=True)
   started = clock()
   while True:
     before = json.dumps(record["runs"])

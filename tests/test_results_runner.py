@@ -9,8 +9,12 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
+
+import sslax
 
 from conftest import ROOT, load_launch_script
 
@@ -205,6 +209,21 @@ def test_the_cpu_kind_names_family_model_and_vector_extensions():
   assert results.cpu_kind("") == "? (? family ? model ?; no avx2, no fma, no avx512f)"
 
 
+def test_the_machine_records_the_flags_of_the_training_processes():
+  """The runner records the XLA flags its `sslax train` processes run with,
+  even before it has imported sslax itself (else --redo-other-machines would
+  take every run for another machine's)."""
+  code = ("import json, sys; sys.path.insert(0, 'launch'); import results; "
+          "print(json.dumps(results.machine()))")
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "SSLAX_FAST_CPU")}
+  for extra, flags in (({}, sslax.FAST_CPU_FLAG), ({"SSLAX_FAST_CPU": "0"}, "")):
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, **extra},
+                         capture_output=True, text=True, check=True, timeout=120)
+    recorded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert recorded["xla_flags"] == flags
+    assert "family" in recorded["cpu"] or not os.path.exists("/proc/cpuinfo")
+
+
 def test_rows_whose_runs_came_from_two_kinds_of_machine_are_named():
   a = {"device": "2-core CPU", "cpu": "EPYC (family 25 model 1; avx2)", "jax": "0.10.2",
        "xla_flags": ""}
@@ -244,7 +263,8 @@ def test_runs_of_another_kind_of_machine_are_made_again(stand_ins, capsys, monke
   _run(tmp_path, md, "--only", "rotation", "--redo-other-machines")
   assert sorted(c[1] for c in calls if c[0] == "train") == [
       "rotation/learning_rate0.1/seed1", "rotation/learning_rate0.1/seed2"]
-  assert "2 runs made on another kind of machine" in capsys.readouterr().out
+  assert "2 runs made on another kind of machine than this one (test CPU" in (
+      capsys.readouterr().out)
   moved = list((tmp_path / "runs" / "other_machines").glob("*/rotation/learning_rate0.1/seed1"))
   assert len(moved) == 1 and (moved[0] / "eval").is_dir()
   runs = _ledger(tmp_path)["runs"]
