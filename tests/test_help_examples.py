@@ -36,6 +36,9 @@ SHRINK = {
     "launch/results.py --tables": ["--workdir", "{tmp}/results"],
     "launch/results.py --ledger /tmp/mine.json": ["--ledger", "{tmp}/mine.json", "--workdir",
                                                   "{tmp}/results", "--list"],
+    # a budget spent before the first run starts
+    "launch/results.py --redo-other-machines": ["--ledger", "{tmp}/mine.json", "--workdir",
+                                                "{tmp}/results", "--budget-minutes", "1e-9"],
     "launch/step_benchmark.py": ["--batch", "8", "--steps", "1", "--warmup", "1"],
     "launch/step_benchmark.py --configs configs/simclr.py:fashion_mnist --batch 256 "
     "--dtypes float32 --steps 20 --profile": ["--batch", "8", "--steps", "1", "--warmup", "1"],
