@@ -15,14 +15,14 @@ TEXT_PACKAGES := dict-gcide wordnet-base sword-text-kjv sword-text-web sword-com
 
 .PHONY: demo test install data speech photos text video smoke results clean
 
-$(BIN)/sslax: setup.cfg pyproject.toml constraints.txt
+$(BIN)/sslax: setup.cfg pyproject.toml constraints.txt Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "error: sslax needs Python 3.11 or newer; run make PYTHON=python3.11 ..." >&2; exit 2; }
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || $(SUDO) apt-get install -y -q python3-venv >/dev/null || \
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q python3-venv >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,video]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,video,words]'
 	touch $@
 
 install: $(BIN)/sslax
@@ -78,7 +78,6 @@ video: install data
 text: install
 	@[ "$$(dpkg-query -W -f='$${Status}\n' $(TEXT_PACKAGES) 2>/dev/null | grep -c 'ok installed')" = \
 	  "$(words $(TEXT_PACKAGES))" ] || { $(call apt_get,$(TEXT_PACKAGES),English text for word2vec); }
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[words]'
 	$(BIN)/sslax data make-text --out data/text
 
 smoke: install data

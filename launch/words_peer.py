@@ -37,7 +37,7 @@ def train_gensim(train_path, *, dim, window, negative, sample, min_count, epochs
   try:
     from gensim.models import Word2Vec
   except ImportError:
-    raise UserError("gensim is not installed; install it with `make text` "
+    raise UserError("gensim is not installed; install it with `make install` "
                     "(pip install 'sslax[words]')") from None
   train_path = str(train_path)
   if not os.path.isfile(train_path):

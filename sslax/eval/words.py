@@ -31,7 +31,7 @@ SIMILARITY_FILES = (("wordsim353", WORDSIM353, "WordSim-353"),
 # syntactic, as in word2vec's compute-accuracy.c.
 SEMANTIC_SECTIONS = 5
 NEIGHBOUR_WORDS = ("king", "france", "computer", "good", "three", "running")
-_INSTALL = "install it with `make text` (pip install 'sslax[words]')"
+_INSTALL = "install it with `make install` (pip install 'sslax[words]')"
 
 
 def test_data_dir() -> str:
