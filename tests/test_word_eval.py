@@ -186,7 +186,7 @@ def test_test_data_dir_without_gensim(monkeypatch):
   real = importlib.util.find_spec
   monkeypatch.setattr(importlib.util, "find_spec",
                       lambda name, *a: None if name == "gensim" else real(name, *a))
-  with pytest.raises(UserError, match=r"make text.*sslax\[words\]"):
+  with pytest.raises(UserError, match=r"make install.*sslax\[words\]"):
     words.test_data_dir()
 
 
