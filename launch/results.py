@@ -19,8 +19,8 @@ The protocol, the same for every row:
    baselines), and fine-tunes its encoder and a random one at 1% and 10% of
    the labels.
 3. Tables and claims: mean +- standard deviation over the seeds per column;
-   each comparison as a difference of means +- its standard error, "within
-   noise" where the difference is under two standard errors.
+   each comparison as a difference of means +- its standard error and the
+   p-value of Welch's t-test, "within noise" where p >= 0.05.
 
 It is resumable: a finished training or evaluation is skipped, an interrupted
 training resumes from its last checkpoint. ``--only ROW`` runs part of it and
@@ -32,8 +32,9 @@ with the machines, the flags and the time they took.
 
 The ledger (``RESULTS.json``, beside RESULTS.md; ``--ledger PATH``) keeps
 every finished run's figures, settings, machine and time, and each grid with
-its winner. A run it holds with the same config and settings is finished
-even when its workdir is gone, so the protocol can be run in parts on fresh
+its winner. A run it holds with the same settings (config file, overrides,
+and a digest of the whole config they give) is finished even when its
+workdir is gone, so the protocol can be run in parts on fresh
 machines of one kind, the ledger committed between them; the tables are made
 from the ledger alone. Each run records its machine (the CPU's family, model
 and vector extensions, JAX, the XLA flags): ``--tables`` names the rows whose
@@ -50,6 +51,7 @@ runs of every other kind out of the ledger (their workdirs moved under
 """
 
 import argparse
+import hashlib
 import itertools
 import json
 import math
@@ -240,13 +242,58 @@ def trained(workdir, steps):
   return os.path.isdir(workdir) and latest_step(workdir) == steps
 
 
+def config_digest(config: dict) -> str:
+  """A short hash of a comparable config (``comparable_config``)."""
+  return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def job_config_digest(job: Job) -> str:
+  """The digest of the config ``sslax train`` runs ``job`` with (its config
+  file's, with its overrides), less the run-control keys: a changed config
+  file changes it, though the overrides stay the same."""
+  from sslax.config_loading import apply_overrides, load_config_file
+  from sslax.train.run_config import comparable_config
+  config = apply_overrides(load_config_file(os.path.join(ROOT, job.config)),
+                           [f"{k}={v}" for k, v in job.overrides])
+  return config_digest(comparable_config(json.loads(config.to_json())))
+
+
 def settings(job: Job):
-  """What makes a ledger entry this job's: its config and its overrides."""
-  return {"config": job.config, "overrides": [list(kv) for kv in job.overrides]}
+  """What makes a ledger entry this job's: its config file, its overrides and
+  the digest of the whole config they give."""
+  return {"config": job.config, "overrides": [list(kv) for kv in job.overrides],
+          "config_digest": job_config_digest(job)}
 
 
 def same_settings(entry, job: Job) -> bool:
-  return {k: entry.get(k) for k in ("config", "overrides")} == settings(job)
+  return {k: entry.get(k) for k in ("config", "overrides", "config_digest")} == settings(job)
+
+
+def eval_done(result, job: Job, protocol) -> bool:
+  """Whether an evaluation's result is one ``job`` needs: at its last step,
+  of its seed (the labelled subset's) and with every k of its kNN."""
+  if not result or result.get("step") != job.steps:
+    return False
+  if protocol in ("linear", "finetune") and result.get("seed") != job.seed:
+    return False
+  ks = (20,) if protocol == "tune" else KS if protocol == "knn" else ()
+  return all(f"top1_k{k}" in result for k in ks)
+
+
+def check_workdir_config(workdir, job: Job):
+  """Refuses (one line, exit 2) a workdir whose saved config is not the
+  one ``job`` runs: its figures are another run's."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  from sslax.train.run_config import comparable_config
+  with open(path) as f:
+    saved = comparable_config(json.load(f))
+  if config_digest(saved) != job_config_digest(job):
+    print(f"results: error: {workdir} holds a run of another config than {job.workdir}'s "
+          f"({job.config} with {settings_text(job.overrides)}); move it away and run "
+          "again", file=sys.stderr)
+    sys.exit(2)
 
 
 def entry_of(record, job: Job) -> dict:
@@ -263,7 +310,8 @@ def recorded(record, job: Job) -> bool:
   overrides, and every evaluation it needs at its last step."""
   entry = record["runs"].get(job.workdir, {})
   return same_settings(entry, job) and all(
-      entry.get("figures", {}).get(f, {}).get("step") == job.steps for f, *_ in job.evals)
+      eval_done(entry.get("figures", {}).get(f), job, protocol)
+      for f, _, protocol, _ in job.evals)
 
 
 def finished(root, record, job: Job) -> bool:
@@ -273,9 +321,10 @@ def finished(root, record, job: Job) -> bool:
     return True
   workdir = os.path.join(root, job.workdir)
   figures = {f: read_eval(workdir, f) for f, *_ in job.evals}
-  if not (all((r or {}).get("step") == job.steps for r in figures.values())
+  if not (all(eval_done(figures[f], job, protocol) for f, _, protocol, _ in job.evals)
           and trained(workdir, job.steps)):
     return False
+  check_workdir_config(workdir, job)
   entry_of(record, job)["figures"] = figures
   return True
 
@@ -332,7 +381,7 @@ def train(workdir, config_spec, overrides, log):
 def evaluate(workdir, job: Job):
   from sslax.eval.evaluate import evaluate_finetune, evaluate_knn, evaluate_linear
   for file_name, kind, protocol, fraction in job.evals:
-    if (read_eval(workdir, file_name) or {}).get("step") == job.steps:
+    if eval_done(read_eval(workdir, file_name), job, protocol):
       continue
     print(f"results: {job.workdir}: {protocol} on {kind} features"
           + (f" at {fraction:.0%} of the labels" if fraction else ""), flush=True)
@@ -425,20 +474,33 @@ def mean_std(values):
 
 
 def difference(a, b):
-  """``(d, se)``: the difference of the means of ``a`` and ``b`` and its
-  standard error sqrt(s_a^2 / n_a + s_b^2 / n_b)."""
+  """``(d, se, p)``: the difference of the means of ``a`` and ``b``, its
+  standard error sqrt(s_a^2 / n_a + s_b^2 / n_b) and the two-sided p-value
+  of Welch's t-test (unequal variances; with three seeds a side its degrees
+  of freedom are 2 to 4, so a difference needs about 3 to 4 standard errors
+  to reach p < 0.05)."""
+  from scipy import stats
   (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
-  return ma - mb, math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
+  se = math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
+  if se == 0:
+    return ma - mb, 0.0, float(ma == mb)
+  p = stats.ttest_ind_from_stats(ma, sa, len(a), mb, sb, len(b), equal_var=False).pvalue
+  return ma - mb, se, float(p)
 
 
-def verdict(d, se) -> str:
-  """"ahead" when the difference is at least two standard errors above 0,
-  "behind" below, else "within noise"."""
-  if d >= 2 * se and d > 0:
-    return "ahead"
-  if d <= -2 * se and d < 0:
-    return "behind"
-  return "within noise"
+ALPHA = 0.05
+
+
+def verdict(d, p) -> str:
+  """"ahead" or "behind" where Welch's test gives p < ALPHA, else "within
+  noise"."""
+  if p >= ALPHA or d == 0:
+    return "within noise"
+  return "ahead" if d > 0 else "behind"
+
+
+def p_text(p) -> str:
+  return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def cell(values) -> str:
@@ -494,9 +556,9 @@ def mean_table(header, labelled_values, extra=None):
 
 
 def claim(name_a, values_a, name_b, values_b, column) -> str:
-  d, se = difference([100 * v for v in values_a], [100 * v for v in values_b])
+  d, se, p = difference([100 * v for v in values_a], [100 * v for v in values_b])
   return (f"{name_a} vs {name_b}, {column}: {d:+.2f} ± {se:.2f} points "
-          f"({verdict(d, se)})")
+          f"({p_text(p)}: {verdict(d, p)})")
 
 
 def claims(record, rows):
@@ -541,10 +603,10 @@ def claims(record, rows):
       break
     best = max(methods, key=lambda n: mean_std(values[n][t])[0])
     close = [by[n].label for n in methods if n != best and
-             verdict(*difference(values[best][t], values[n][t])) == "within noise"]
+             verdict(*difference(values[best][t], values[n][t])[::2]) == "within noise"]
     out.append(f"  - {t}: {by[best].label} has the highest mean; "
                + (f"within noise of it: {', '.join(close)}" if close
-                  else "every other method is at least two standard errors behind"))
+                  else f"every other method is behind it (p < {ALPHA:g})"))
   return "\n".join(out)
 
 
@@ -698,6 +760,7 @@ def all_jobs(record, row: Row):
 
 def run_job(root, job: Job, record):
   workdir = os.path.join(root, job.workdir)
+  check_workdir_config(workdir, job)
   entry = entry_of(record, job)
   entry.setdefault("train_seconds", 0.0)
   entry.setdefault("eval_seconds", 0.0)

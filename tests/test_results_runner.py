@@ -67,7 +67,7 @@ def stand_ins(monkeypatch, tmp_path):
   def evaluate(workdir, job):
     os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
     for file_name, kind, protocol, fraction in job.evals:
-      if (results.read_eval(workdir, file_name) or {}).get("step") == job.steps:
+      if results.eval_done(results.read_eval(workdir, file_name), job, protocol):
         continue
       calls.append((protocol, job.workdir, kind, fraction))
       score = _score(job, kind, protocol, fraction, job.seed)
@@ -76,7 +76,7 @@ def stand_ins(monkeypatch, tmp_path):
       elif protocol == "tune":
         result = {"top1_k20": score}
       else:
-        result = {"top1": score}
+        result = {"top1": score, "seed": job.seed}
       with open(os.path.join(workdir, "eval", f"{file_name}.json"), "w") as f:
         json.dump({**result, "step": job.steps}, f)
 
@@ -174,25 +174,35 @@ def test_mean_and_std_tables_match_a_hand_computation(stand_ins):
   grids = _block(text, "grids")
   assert "| BYOL | learning_rate 0.1: 80.00; **learning_rate 0.2: 90.00** |" in grids
   claims = _block(text, "claims")
-  # BYOL - random init: 72 - 42 = 30 points, se sqrt(4/3 + 4/3) = 1.63
-  assert "BYOL vs random init, linear 1%: +30.00 ± 1.63 points (ahead)" in claims
-  # MoCo b64 - SimCLR b64: 2 points, the same se: within noise
-  assert "MoCo v2 vs SimCLR, linear 1%: +2.00 ± 1.63 points (within noise)" in claims
-  assert "rotation vs jigsaw, linear 1%: +10.00 ± 1.63 points (ahead)" in claims
+  # BYOL - random init: 72 - 42 = 30 points, se sqrt(4/3 + 4/3) = 1.63; Welch's
+  # t = 18.4 on (8/3)^2 / (2 (4/3)^2 / 2) = 4 degrees of freedom: p = 5e-5
+  assert "BYOL vs random init, linear 1%: +30.00 ± 1.63 points (p < 0.001: ahead)" in claims
+  # MoCo b64 - SimCLR b64: 2 points, the same se: t = 1.22, p = 0.288
+  assert ("MoCo v2 vs SimCLR, linear 1%: +2.00 ± 1.63 points (p = 0.288: within noise)"
+          in claims)
+  # t = 6.12 on 4 degrees of freedom: p = 0.0036
+  assert "rotation vs jigsaw, linear 1%: +10.00 ± 1.63 points (p = 0.004: ahead)" in claims
   assert ("SimCLR + fine-tuning vs from scratch, 10% of the labels: +20.00 ± 1.63 points "
-          "(ahead)" in claims)
-  assert ("kNN k=20: BYOL has the highest mean; every other method is at least two "
-          "standard errors behind" in claims)
+          "(p < 0.001: ahead)" in claims)
+  assert "kNN k=20: BYOL has the highest mean; every other method is behind it" in claims
 
 
 def test_statistics_by_hand():
   assert results.mean_std([1.0, 2.0, 3.0, 6.0]) == (3.0, pytest.approx((14 / 3) ** 0.5))
   assert results.mean_std([5.0]) == (5.0, 0.0)
-  d, se = results.difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+  d, se, p = results.difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
   assert d == 2.0 and se == pytest.approx((1 / 3) ** 0.5)
-  assert results.verdict(2.0, 0.5) == "ahead"
-  assert results.verdict(-2.0, 0.5) == "behind"
-  assert results.verdict(0.9, 0.5) == "within noise"
+  # Welch: t = 2 / se = sqrt(12) on (1/3)^2 / ((1/3)^2 / 2) = 2 degrees of
+  # freedom, whose two-sided tail is 1 - t / sqrt(t^2 + 2): 3.5 standard
+  # errors and still within noise with three seeds
+  t = 12 ** 0.5
+  assert p == pytest.approx(1 - t / (t ** 2 + 2) ** 0.5)
+  assert results.verdict(d, p) == "within noise"
+  d, se, p = results.difference([1.0, 2.0, 3.0], [-2.0, -3.0, -4.0])
+  assert p < 0.05 and results.verdict(d, p) == "ahead"
+  assert results.verdict(-d, p) == "behind"
+  assert results.difference([1.0, 1.0], [1.0, 1.0]) == (0.0, 0.0, 1.0)
+  assert results.difference([2.0, 2.0], [1.0, 1.0]) == (1.0, 0.0, 0.0)
   assert results.verdict(0.0, 0.0) == "within noise"
   assert results.pick_winner([0.5, 0.7, 0.7]) == 1
 
@@ -372,6 +382,81 @@ def test_runs_finished_in_a_workdir_alone_go_into_the_ledger(stand_ins):
   runs = _ledger(tmp_path)["runs"]
   figures = runs["rotation/learning_rate0.1/seed2"]["figures"]
   assert figures["linear_0.01"]["top1"] == pytest.approx(0.69)
+
+
+def test_an_evaluation_of_another_seed_or_without_every_k_is_not_taken():
+  job = results.seed_jobs(ROWS[1], ((LR, 0.2),), 100)[1]  # BYOL, seed 1
+  assert job.seed == 1
+  linear = {"top1": 0.7, "seed": 1, "step": 100}
+  assert results.eval_done(linear, job, "linear")
+  assert not results.eval_done({**linear, "seed": 0}, job, "linear")  # `sslax eval` default
+  assert not results.eval_done({**linear, "step": 50}, job, "linear")
+  assert not results.eval_done(None, job, "linear")
+  knn = {"top1_k20": 0.7, "top1_k200": 0.6, "step": 100}
+  assert results.eval_done(knn, job, "knn")
+  assert not results.eval_done({"top1_k20": 0.7, "step": 100}, job, "knn")
+  assert results.eval_done({"top1_k20": 0.7, "step": 100}, job, "tune")
+
+
+def test_the_config_digest_follows_the_whole_config_not_its_run_control():
+  def digest(config, *overrides):
+    return results.job_config_digest(results.Job("r", "w", config, overrides, 1, ()))
+  base = digest("configs/simclr.py:smoke", ("seed", 0))
+  assert digest("configs/simclr.py:smoke", ("seed", 0)) == base
+  assert digest("configs/simclr.py:smoke", ("seed", 1)) != base
+  # the same overrides on another config file's (or variant's) config
+  assert digest("configs/simclr.py:fashion_mnist", ("seed", 0)) != base
+  # run-control keys (data workers, logging) are not the run's settings
+  assert digest("configs/simclr.py:smoke", ("seed", 0), ("data.workers", 2),
+                ("log_every", 7)) == base
+
+
+def test_a_ledger_entry_of_another_config_is_trained_again(stand_ins, monkeypatch):
+  """An entry whose config digest differs (its config file changed since,
+  with the same overrides) is not taken for the run."""
+  calls, tmp_path = stand_ins
+  monkeypatch.setattr(results, "trained",
+                      lambda workdir, steps: os.path.isdir(os.path.join(workdir, "eval")))
+  md = _markdown(tmp_path)
+  _run(tmp_path, md, "--only", "rotation")
+  ledger = _ledger(tmp_path)
+  assert ledger["runs"]["rotation/learning_rate0.1/seed1"]["config_digest"] == (
+      results.job_config_digest(results.seed_jobs(ROWS[2], ((LR, 0.1),), 1)[1]))
+  ledger["runs"]["rotation/learning_rate0.1/seed1"]["config_digest"] = "0" * 16
+  (tmp_path / "RESULTS.json").write_text(json.dumps(ledger))
+  shutil.rmtree(tmp_path / "runs")
+  calls.clear()
+  _run(tmp_path, md, "--only", "rotation")
+  assert [c[1] for c in calls if c[0] == "train"] == ["rotation/learning_rate0.1/seed1"]
+
+
+def test_a_workdir_holding_another_configs_run_is_refused(stand_ins, capsys):
+  """A finished workdir whose config.json is not the run's is never copied
+  into the ledger under the run's settings."""
+  calls, tmp_path = stand_ins
+  md = _markdown(tmp_path)
+  _run(tmp_path, md, "--only", "rotation")
+  os.remove(tmp_path / "RESULTS.json")
+  from sslax.config_loading import apply_overrides, load_config_file
+  other = apply_overrides(load_config_file(os.path.join(ROOT, "configs/rotation.py:smoke")),
+                          ["optimizer.learning_rate=0.3", "seed=2"])
+  workdir = tmp_path / "runs" / "rotation" / "learning_rate0.1" / "seed2"
+  (workdir / "config.json").write_text(other.to_json())
+  capsys.readouterr()
+  with pytest.raises(SystemExit) as exit_info:
+    _run(tmp_path, md, "--only", "rotation")
+  assert exit_info.value.code == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and str(workdir) in err and "move it away" in err
+  runs = _ledger(tmp_path)["runs"] if os.path.exists(tmp_path / "RESULTS.json") else {}
+  assert "rotation/learning_rate0.1/seed2" not in runs
+  # with the run's own config it is taken
+  mine = apply_overrides(load_config_file(os.path.join(ROOT, "configs/rotation.py:smoke")),
+                         ["optimizer.learning_rate=0.1", "seed=2", "progress_bar=False"])
+  (workdir / "config.json").write_text(mine.to_json())
+  calls.clear()
+  _run(tmp_path, md, "--only", "rotation")
+  assert calls == [] and "rotation/learning_rate0.1/seed2" in _ledger(tmp_path)["runs"]
 
 
 def test_budget_stops_starting_runs(stand_ins, capsys, monkeypatch):

@@ -61,7 +61,10 @@ def _drop(tree: dict, dotted: str, only_if=lambda value: True) -> dict:
   return {k: v for k, v in tree.items() if k != head} if only_if(tree[head]) else tree
 
 
-def _comparable(config_dict, ignore=()):
+def comparable_config(config_dict, ignore=()):
+  """A saved or given config (as a dict) without its run-control keys and
+  with the keys added since at their defaults left out: two runs whose
+  comparable configs are equal train the same."""
   out = config_dict
   for key in (*RUN_CONTROL_KEYS, *(f"data.{k}" for k in RUN_CONTROL_DATA_KEYS), *ignore):
     out = _drop(out, key)
@@ -102,7 +105,7 @@ def extend(config, workdir: str, num_steps: int):
 def _different_config(workdir, old: dict, new: dict) -> str:
   """The refusal of a changed config: the keys that differ, and the
   overrides that give back the saved values."""
-  saved, given = dict(flatten(_comparable(old))), dict(flatten(_comparable(new)))
+  saved, given = dict(flatten(comparable_config(old))), dict(flatten(comparable_config(new)))
   if saved.get("method") != given.get("method"):
     return (f"{workdir} holds checkpoints of a {saved.get('method')} run, not "
             f"{given.get('method')}; use a new --workdir")
@@ -205,7 +208,7 @@ def check_or_write_config(workdir: str, config: ml_collections.ConfigDict, *,
   if latest_step(workdir) is not None and path.exists():
     old = _read_json(path)
     ignore = EXTEND_KEYS if extending else ()
-    if _comparable(old, ignore) != _comparable(new, ignore):
+    if comparable_config(old, ignore) != comparable_config(new, ignore):
       raise UserError(_different_config(workdir, old, new))
   if jax.process_index() == 0 and (not path.exists() or _read_json(path) != new):
     path.parent.mkdir(parents=True, exist_ok=True)
