@@ -675,8 +675,8 @@ def tables(record, rows=ROWS):
       f"Produced by `make results` (`python launch/results.py`, its ledger RESULTS.json) on "
       f"{where}; "
       f"protocol: grids of {TUNE_STEPS}-step runs scored on a 10% validation split, then "
-      f"seeds {', '.join(str(s) for s in SEEDS)} at each config's budget; mean ± standard "
-      f"deviation over the seeds; {total / 3600:.1f} hours of training and evaluation in all.")
+      f"seeds {', '.join(str(s) for s in SEEDS)} at each config's budget; mean ± sample standard "
+      f"deviation (n − 1) over the seeds; claims by Welch's t-test; {total / 3600:.1f} hours of training and evaluation in all.")
   return blocks
 
 
