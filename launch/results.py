@@ -456,6 +456,8 @@ def redo_other_machines(root, record, here):
       continue
     del record["runs"][name]
     gone.append(name)
+    if stage(name) == "tune":  # its grid is made again with it
+      record.get("grids", {}).pop(name.split(os.sep)[0], None)
     workdir = os.path.join(root, name)
     if os.path.isdir(workdir):
       os.makedirs(os.path.dirname(os.path.join(moved_to, name)), exist_ok=True)

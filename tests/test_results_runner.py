@@ -280,6 +280,15 @@ def test_runs_of_another_kind_of_machine_are_made_again(stand_ins, capsys, monke
   runs = _ledger(tmp_path)["runs"]
   assert {r["machine"]["device"] for r in runs.values()} == {"test CPU"}
   assert results.mixed_rows(_ledger(tmp_path)) == {}
+  # a tuning run of another machine takes its row's grid with it, until the
+  # grid is made again
+  ledger = _ledger(tmp_path)
+  ledger["runs"]["rotation/tune/learning_rate0.1"]["machine"]["cpu"] = "another CPU"
+  (tmp_path / "RESULTS.json").write_text(json.dumps(ledger))
+  monkeypatch.setattr(results, "train", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+  with pytest.raises(KeyboardInterrupt):
+    _run(tmp_path, md, "--only", "rotation", "--redo-other-machines")
+  assert "rotation" not in _ledger(tmp_path)["grids"]
 
 
 def test_the_time_left_is_the_ledgers_median_per_row_and_stage():
