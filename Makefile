@@ -41,7 +41,7 @@ data:
 	@[ -d /usr/share/wallpapers/Path ] && [ -d /usr/share/backgrounds/mate/nature ] || \
 	  { $(call apt_get,$(WALLPAPERS),photographs for the colourisation corpus); }
 
-# In parallel on every core, handed out one at a time, longest first
+# In parallel on every core, handed out at most two at a time, longest first
 # (tests/conftest.py), then the tests that time signals, kill processes
 # or take locks, alone.
 test: install data
