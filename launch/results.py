@@ -851,10 +851,10 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD, ledger=LEDGER):
           f"({machine_kind(here)}) will be made again here", flush=True)
   started = clock()
   while True:
-    before = json.dumps(record["runs"])
+    before = json.dumps([record["runs"], record.get("grids")])
     ready, left = plan(root, rows, record)
-    if not args.list and json.dumps(record["runs"]) != before:
-      write_ledger(record, args.ledger)  # with the runs found finished in the workdir
+    if not args.list and json.dumps([record["runs"], record.get("grids")]) != before:
+      write_ledger(record, args.ledger)  # the runs found finished in a workdir, new grids
     mine = [j for j in ready if not args.only or j.row in args.only]
     hours = hours_left(record, left)
     print(f"results: {len(left)} runs left"

@@ -468,6 +468,26 @@ def test_a_workdir_holding_another_configs_run_is_refused(stand_ins, capsys):
   assert calls == [] and "rotation/learning_rate0.1/seed2" in _ledger(tmp_path)["runs"]
 
 
+def test_a_grid_is_in_the_ledger_before_its_first_seed_run_ends(stand_ins, monkeypatch):
+  """A row's grid and winner are written as soon as its tuning runs are
+  finished, not after the next run: a stop during the first seed run keeps
+  them."""
+  calls, tmp_path = stand_ins
+  md = _markdown(tmp_path)
+  train = results.train
+
+  def train_until_a_seed_run(workdir, config_spec, overrides, log):
+    if os.sep + "seed" in workdir:
+      raise KeyboardInterrupt
+    return train(workdir, config_spec, overrides, log)
+
+  monkeypatch.setattr(results, "train", train_until_a_seed_run)
+  with pytest.raises(KeyboardInterrupt):
+    _run(tmp_path, md, "--only", "byol")
+  grid = _ledger(tmp_path)["grids"]["byol"]
+  assert grid["winner"] == {LR: 0.2} and len(grid["points"]) == 2
+
+
 def test_budget_stops_starting_runs(stand_ins, capsys, monkeypatch):
   calls, tmp_path = stand_ins
   clock = iter(range(0, 10 ** 6, 100))  # each reading 100 s after the last
