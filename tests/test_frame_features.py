@@ -74,6 +74,11 @@ def test_eval_track_and_objects_take_the_feature_map_encoder(corpus, tmp_path, c
     result = json.load(f)
   assert result["encoder"] == "feature_map" and result["clips"] == 2
   assert 0 <= result["J"] <= 100 and 0 <= result["PCK@0.2"] <= 100
+  # --clips beyond the test split's: the clips scored are recorded
+  cli.run(["eval", "track", "--workdir", workdir, "--encoder", "feature_map", "--features",
+           "copy", "--clips", "50", data])
+  with open(os.path.join(workdir, "eval", "track_copy.json")) as f:
+    assert json.load(f)["clips"] == 2
   cli.run(["eval", "objects", "--workdir", workdir, "--encoder", "feature_map",
            "--frames", "2", "--min-pixels", "4",
            f"--config.evals.objects.data.data_dir={corpus}"])
