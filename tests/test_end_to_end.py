@@ -122,6 +122,19 @@ def test_train_then_evaluate(tmp_path, capsys, monkeypatch):
   (fresh / "config.json").write_text("{}")
   fails_cleanly(capsys, ["report", str(fresh)], "has no evaluation results yet")
 
+  # Trained further, the run is fine-tuned again from its new encoder, not
+  # answered by the fine-tuning of step 8.
+  cli.main(["train", "--config", SMOKE, "--workdir", workdir, "--extend-to", "10",
+            "--config.progress_bar=False"])
+  cli.main(["eval", "finetune", "--workdir", workdir, "--label-fraction", "0.01"])
+  again = json.load(open(os.path.join(workdir, "eval", "finetune_0.01.json")))
+  assert len(finetuned) == 3 and again["step"] == 10
+  import jax  # pylint: disable=g-import-not-at-top
+  first, last = (jax.device_get(finetuned[i][0].params["encoder"]) for i in (0, 2))
+  assert any(np.abs(a - b).max() > 0 for a, b in zip(jax.tree.leaves(first),
+                                                     jax.tree.leaves(last)))
+  assert abs(again["top1"] - _top1_of_finetuned(*finetuned[2])) <= 2e-4
+
 
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path, smoke_config):
   import jax  # pylint: disable=g-import-not-at-top

@@ -176,9 +176,12 @@ def evaluate_finetune(workdir: str, fraction: float, kind: str = "encoder",
   require_labels(test.labels, config.data, "eval_split", "fine-tuning")
   subset = labelled_subset(workdir, train.labels, fraction, seed)
   steps = finetune_lib.num_steps(len(subset), config.finetune)
-  # The supervised run itself (checkpoints, metrics) beside eval/.
+  # The supervised run itself (checkpoints, metrics) beside eval/; one
+  # fine-tuning of the encoder per checkpoint step it starts from, so that a
+  # run trained further (--extend-to) is never answered by an older one's.
+  start = "" if kind == "random_init" else f"_from{checkpoint.latest_step(workdir)}"
   run_dir = os.path.join(workdir, "finetune_runs",
-                         f"{finetune_name(kind, fraction)}_seed{seed}_{steps}steps")
+                         f"{finetune_name(kind, fraction)}_seed{seed}_{steps}steps{start}")
   result, _ = finetune_lib.finetune(encoder.variables, train, test, subset, config,
                                     steps=steps, seed=seed, workdir=run_dir)
   result.update(label_fraction=fraction, num_labels=int(len(subset)), steps=steps,
