@@ -129,6 +129,12 @@ def test_train_then_evaluate(tmp_path, capsys, monkeypatch):
   cli.main(["eval", "finetune", "--workdir", workdir, "--label-fraction", "0.01"])
   again = json.load(open(os.path.join(workdir, "eval", "finetune_0.01.json")))
   assert len(finetuned) == 3 and again["step"] == 10
+  # its learning rate over its own 19 steps, not the 8 of the pretraining
+  # schedule that the extension keeps
+  extended = finetuned[2][1]
+  assert extended.schedule_steps == 8
+  ft_config = finetune_lib.finetune_config(extended, steps=19, seed=0, num_classes=10)
+  assert ft_config.num_steps == 19 and ft_config.get("schedule_steps") == 0
   import jax  # pylint: disable=g-import-not-at-top
   first, last = (jax.device_get(finetuned[i][0].params["encoder"]) for i in (0, 2))
   assert any(np.abs(a - b).max() > 0 for a, b in zip(jax.tree.leaves(first),

@@ -36,6 +36,7 @@ def finetune_config(config, *, steps: int, seed: int, num_classes: int):
   c.seed = int(seed)
   c.global_batch_size = int(ft.batch_size)
   c.num_steps = int(steps)
+  c.schedule_steps = 0  # its own schedule over its steps, not the pretraining run's
   c.optimizer.update(name="sgd", learning_rate=ft.learning_rate, lr_scaling="linear",
                      schedule="cosine", warmup_steps=ft.warmup_steps,
                      weight_decay=ft.weight_decay, momentum=ft.momentum, nesterov=True)
