@@ -89,6 +89,14 @@ def stand_ins(monkeypatch, tmp_path):
   return calls, tmp_path
 
 
+def _trained_where_evaluated(monkeypatch):
+  """The stand-in ``trained``: a workdir is trained where the stand-in
+  evaluation left its eval/ folder, so a deleted or moved workdir is
+  trained again."""
+  monkeypatch.setattr(results, "trained",
+                      lambda workdir, steps: os.path.isdir(os.path.join(workdir, "eval")))
+
+
 def _run(tmp_path, md, *args, rows=ROWS):
   results.main(["--workdir", str(tmp_path / "runs"), *args], rows=rows, results_md=str(md),
                ledger=str(tmp_path / "RESULTS.json"))
@@ -253,9 +261,7 @@ def test_runs_of_another_kind_of_machine_are_made_again(stand_ins, capsys, monke
   recorded, out of the ledger and moves their workdirs aside; they are
   trained again, the others are not."""
   calls, tmp_path = stand_ins
-  # trained: what the stand-in evaluation left in the workdir
-  monkeypatch.setattr(results, "trained",
-                      lambda workdir, steps: os.path.isdir(os.path.join(workdir, "eval")))
+  _trained_where_evaluated(monkeypatch)
   md = _markdown(tmp_path)
   _run(tmp_path, md, "--only", "rotation")
   ledger = _ledger(tmp_path)
@@ -424,8 +430,7 @@ def test_a_ledger_entry_of_another_config_is_trained_again(stand_ins, monkeypatc
   """An entry whose config digest differs (its config file changed since,
   with the same overrides) is not taken for the run."""
   calls, tmp_path = stand_ins
-  monkeypatch.setattr(results, "trained",
-                      lambda workdir, steps: os.path.isdir(os.path.join(workdir, "eval")))
+  _trained_where_evaluated(monkeypatch)
   md = _markdown(tmp_path)
   _run(tmp_path, md, "--only", "rotation")
   ledger = _ledger(tmp_path)
