@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import optimize
 
 from sslax.errors import UserError
 from sslax.probes import linear
@@ -54,3 +55,65 @@ def test_one_label_per_class_still_fits():
   result = linear.linear_probe(x, y, x, y, fraction=0.02, num_classes=3)
   assert result["num_labels"] == 3 and result["validation_top1"] == {}
   assert result["top1"] > 0.9
+
+
+def test_a_constant_feature_is_only_centred():
+  x = np.array([[1.0, 5.0], [3.0, 5.0], [2.0, 5.0]], np.float32)
+  mean, scale = linear.feature_statistics(x)
+  np.testing.assert_allclose(mean, [2.0, 5.0])
+  np.testing.assert_allclose(scale, [np.std([1.0, 3.0, 2.0]), 1.0], rtol=1e-6)
+
+
+def test_a_feature_nearly_constant_in_the_labelled_subset_does_not_take_over():
+  """Standardised by the labelled subset's statistics, a feature that is 0 in
+  every labelled example but one (labelled against its informative
+  features) is that example's alone, and on test, where it spreads as over
+  the training set, it outweighs the informative features. Standardised by
+  every training example it is one feature among others."""
+  rng = np.random.default_rng(3)
+  centers = rng.normal(size=(3, 4)) * 4
+  y = rng.integers(0, 3, size=4000).astype(np.int32)
+  informative = centers[y] + rng.normal(size=(4000, 4))
+  nuisance = rng.uniform(0, 1, size=(4000, 1))
+  x = np.concatenate([informative, nuisance], 1).astype(np.float32)
+  train_x, train_y, test_x, test_y = x[:3000], y[:3000], x[3000:], y[3000:]
+  subset = linear.stratified_subset(train_y, 0.1, seed=0)
+  train_x[subset, 4] = 0.0
+  odd = subset[train_y[subset] == 0][0]
+  train_x[odd, :4] = centers[1]
+  train_x[odd, 4] = 1.0
+  result = linear.linear_probe(train_x, train_y, test_x, test_y, fraction=0.1,
+                               num_classes=3, subset=subset)
+  clean = linear.linear_probe(train_x[:, :4], train_y, test_x[:, :4], test_y, fraction=0.1,
+                              num_classes=3, subset=subset)
+  assert result["top1"] >= clean["top1"] - 0.01 and clean["top1"] > 0.9
+
+
+def test_lbfgs_runs_to_its_tolerance_and_reports_it():
+  """The fit reaches the minimum that scipy's L-BFGS-B finds for the same
+  objective, and stops (and says so) at the gradient-norm tolerance or at
+  ``max_steps``."""
+  rng = np.random.default_rng(4)
+  x = rng.normal(size=(500, 6)).astype(np.float32)
+  y = (x[:, :3] @ rng.normal(size=(3, 3)) + rng.normal(size=(500, 3))).argmax(1)
+  wd = 1e-2
+
+  def objective(flat):
+    w, b = flat[:18].reshape(6, 3), flat[18:]
+    logits = x.astype(np.float64) @ w + b
+    logits -= logits.max(1, keepdims=True)
+    ce = np.mean(np.log(np.exp(logits).sum(1)) - logits[np.arange(500), y])
+    return ce + 0.5 * wd * np.sum(w ** 2)
+
+  reference = optimize.minimize(objective, np.zeros(21), method="L-BFGS-B",
+                                      options={"gtol": 1e-10, "ftol": 1e-14})
+  params, fit = linear.fit_logistic_regression(x, y, wd, num_classes=3, tolerance=1e-4)
+  assert float(fit["gradient_norm"]) < 1e-4 and 0 < int(fit["steps"]) < linear.MAX_STEPS
+  assert abs(float(fit["final_loss"]) - reference.fun) < 1e-5
+  np.testing.assert_allclose(params["w"], reference.x[:18].reshape(6, 3), atol=1e-3)
+  _, short = linear.fit_logistic_regression(x, y, wd, num_classes=3, tolerance=1e-4,
+                                            max_steps=3)
+  assert int(short["steps"]) == 3 and float(short["gradient_norm"]) >= 1e-4
+  result = linear.linear_probe(x, y, x, y, fraction=1.0, num_classes=3)
+  assert result["gradient_norm"] < result["lbfgs_tolerance"] == linear.TOLERANCE
+  assert result["standardization"] == linear.STANDARDIZATION

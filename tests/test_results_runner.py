@@ -15,6 +15,7 @@ import sys
 import pytest
 
 import sslax
+from sslax.probes.linear import STANDARDIZATION
 
 from conftest import ROOT, load_launch_script
 
@@ -75,6 +76,8 @@ def stand_ins(monkeypatch, tmp_path):
         result = {"top1_k20": score, "top1_k200": score - 0.05}
       elif protocol == "tune":
         result = {"top1_k20": score}
+      elif protocol == "linear":
+        result = {"top1": score, "seed": job.seed, "standardization": STANDARDIZATION}
       else:
         result = {"top1": score, "seed": job.seed}
       with open(os.path.join(workdir, "eval", f"{file_name}.json"), "w") as f:
@@ -399,12 +402,15 @@ def test_runs_finished_in_a_workdir_alone_go_into_the_ledger(stand_ins):
   assert figures["linear_0.01"]["top1"] == pytest.approx(0.69)
 
 
-def test_an_evaluation_of_another_seed_or_without_every_k_is_not_taken():
+def test_an_evaluation_of_another_seed_probe_or_without_every_k_is_not_taken():
   job = results.seed_jobs(ROWS[1], ((LR, 0.2),), 100)[1]  # BYOL, seed 1
   assert job.seed == 1
-  linear = {"top1": 0.7, "seed": 1, "step": 100}
+  linear = {"top1": 0.7, "seed": 1, "step": 100, "standardization": STANDARDIZATION}
   assert results.eval_done(linear, job, "linear")
   assert not results.eval_done({**linear, "seed": 0}, job, "linear")  # `sslax eval` default
+  # a probe's result of an earlier standardisation (none recorded)
+  assert not results.eval_done({k: v for k, v in linear.items() if k != "standardization"},
+                               job, "linear")
   assert not results.eval_done({**linear, "step": 50}, job, "linear")
   assert not results.eval_done(None, job, "linear")
   knn = {"top1_k20": 0.7, "top1_k200": 0.6, "step": 100}

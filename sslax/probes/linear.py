@@ -1,10 +1,14 @@
 """Linear evaluation: a multinomial logistic regression on frozen features
 (the linear protocol of Zhang et al. 2016 and SimCLR, Chen et al. 2020).
 
-Features are standardised with the labelled subset's statistics; the L2
-penalty is chosen on a stratified validation split of that subset, then the
-classifier is refitted on the whole subset with L-BFGS. Deterministic given
-the seed.
+Features are standardised with the statistics of every training example
+(they need no labels, so at 1% of the labels they are not those of a few
+hundred examples, in which a feature can be constant; a feature constant over
+the whole training set is only centred). The L2 penalty is chosen on a
+stratified validation split of the labelled subset (the penalties fitted
+from the strongest down, each from the one before), then the classifier is
+refitted on the whole subset with L-BFGS, run until the gradient's norm is
+below ``TOLERANCE``; its steps, final loss and gradient norm are reported. Deterministic given the seed.
 """
 
 import functools
@@ -17,6 +21,12 @@ import optax
 from sslax.errors import UserError
 
 WEIGHT_DECAYS = (1e-3, 1e-2, 1e-1)
+# How features are standardised, written into each result: a result of an
+# earlier standardisation is not one of this probe's.
+STANDARDIZATION = "every training example's statistics; constant features centred"
+# L-BFGS runs until the gradient's norm is below TOLERANCE (at most MAX_STEPS).
+TOLERANCE = 1e-3
+MAX_STEPS = 1000
 
 
 def check_fraction(fraction: float) -> float:
@@ -46,24 +56,38 @@ def _loss(params, x, y, weight_decay):
   return ce + 0.5 * weight_decay * jnp.sum(jnp.square(params["w"]))
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "steps"))
-def fit_logistic_regression(x, y, weight_decay, *, num_classes, steps=200):
-  """Minimises mean cross entropy + wd/2 ||W||^2 with L-BFGS; returns params."""
-  params = {"w": jnp.zeros((x.shape[1], num_classes), jnp.float32),
-            "b": jnp.zeros((num_classes,), jnp.float32)}
+@functools.partial(jax.jit, static_argnames=("num_classes", "max_steps"))
+def fit_logistic_regression(x, y, weight_decay, *, num_classes, init=None,
+                            tolerance=TOLERANCE, max_steps=MAX_STEPS):
+  """Minimises mean cross entropy + wd/2 ||W||^2 with L-BFGS from ``init``
+  (zeros when None), until the gradient's norm is below ``tolerance`` or
+  after ``max_steps``; returns (params, {steps, final_loss, gradient_norm}).
+  With wd > 0 the minimum is unique, so ``init`` only changes how many steps
+  reach it."""
+  params = init if init is not None else {
+      "w": jnp.zeros((x.shape[1], num_classes), jnp.float32),
+      "b": jnp.zeros((num_classes,), jnp.float32)}
   fun = functools.partial(_loss, x=x, y=y, weight_decay=weight_decay)
   opt = optax.lbfgs()
   value_and_grad = optax.value_and_grad_from_state(fun)
 
-  def step(carry, _):
+  def step(carry):
     params, opt_state = carry
     value, grad = value_and_grad(params, state=opt_state)
     updates, opt_state = opt.update(grad, opt_state, params, value=value,
                                     grad=grad, value_fn=fun)
-    return (optax.apply_updates(params, updates), opt_state), value
+    return optax.apply_updates(params, updates), opt_state
 
-  (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), length=steps)
-  return params
+  def unconverged(carry):
+    _, opt_state = carry
+    steps = optax.tree.get(opt_state, "count")
+    norm = optax.tree.norm(optax.tree.get(opt_state, "grad"))
+    return (steps == 0) | ((steps < max_steps) & (norm >= tolerance))
+
+  params, opt_state = jax.lax.while_loop(unconverged, step, (params, opt.init(params)))
+  value, grad = jax.value_and_grad(fun)(params)
+  return params, {"steps": optax.tree.get(opt_state, "count"), "final_loss": value,
+                  "gradient_norm": optax.tree.norm(grad)}
 
 
 def accuracy(params, x, y) -> float:
@@ -71,45 +95,67 @@ def accuracy(params, x, y) -> float:
   return float(jnp.mean(predictions == y))
 
 
-def standardize(train_x, *others):
-  mean = train_x.mean(0)
-  std = train_x.std(0) + 1e-6
-  return [(a - mean) / std for a in (train_x, *others)]
+def scale_of(mean, std):
+  """The standard deviations ``std``, 1 where a feature is constant (to
+  float32 rounding): such a feature is only centred, not divided by ~0."""
+  constant = std <= 1e-6 * np.maximum(1.0, np.abs(mean))
+  return np.where(constant, 1.0, std).astype(np.float32)
+
+
+def feature_statistics(x):
+  """(mean, scale) of each column of ``x`` (``scale_of``)."""
+  x = np.asarray(x, np.float32)
+  mean = x.mean(0)
+  return mean, scale_of(mean, x.std(0))
+
+
+def standardize(stats, x):
+  mean, scale = stats
+  return jnp.asarray((np.asarray(x, np.float32) - mean) / scale)
 
 
 def linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed: int = 0,
-                 num_classes: int, weight_decays=WEIGHT_DECAYS, steps: int = 100,
-                 subset=None):
+                 num_classes: int, weight_decays=WEIGHT_DECAYS, subset=None,
+                 tolerance: float = TOLERANCE, max_steps: int = MAX_STEPS):
   """Top-1 test accuracy of a linear classifier trained on a stratified
   ``fraction`` of the training labels (or on the given ``subset`` indices).
   Returns a dict for the eval JSON."""
   if subset is None:
     subset = stratified_subset(train_y, fraction, seed)
-  x, y = np.asarray(train_x)[subset], np.asarray(train_y)[subset]
+  stats = feature_statistics(train_x)
+  x, y = standardize(stats, np.asarray(train_x)[subset]), np.asarray(train_y)[subset]
   # Validation split for the L2 penalty: 20% of each class of the subset. With
   # fewer than 2 labels in some class there is nothing to validate on, and the
   # middle of the grid is used.
-  val_acc = {}
+  val_acc, solutions, init = {}, {}, None
   if np.unique(y, return_counts=True)[1].min() < 2:
     best = weight_decays[len(weight_decays) // 2]
   else:
     val = stratified_subset(y, 0.2, seed + 1)
     fit = np.setdiff1d(np.arange(len(y)), val)
-    x_fit, x_val = standardize(x[fit], x[val])
-    for wd in weight_decays:
-      params = fit_logistic_regression(jnp.asarray(x_fit), jnp.asarray(y[fit]), wd,
-                                       num_classes=num_classes, steps=steps)
-      val_acc[wd] = accuracy(params, jnp.asarray(x_val), jnp.asarray(y[val]))
+    x_fit, y_fit = x[fit], jnp.asarray(y[fit])
+    # The penalties from the strongest down, each fit started from the one
+    # before (a regularisation path: fewer steps to the same minima).
+    for wd in sorted(weight_decays, reverse=True):
+      init = solutions[wd] = fit_logistic_regression(
+          x_fit, y_fit, wd, num_classes=num_classes, init=init, tolerance=tolerance,
+          max_steps=max_steps)[0]
+      val_acc[wd] = accuracy(init, x[val], jnp.asarray(y[val]))
     best = max(weight_decays, key=lambda wd: (val_acc[wd], wd))
-  x_all, x_test = standardize(x, np.asarray(test_x))
-  params = fit_logistic_regression(jnp.asarray(x_all), jnp.asarray(y), best,
-                                   num_classes=num_classes, steps=steps)
+  params, final = fit_logistic_regression(x, jnp.asarray(y), best, num_classes=num_classes,
+                                          init=solutions.get(best), tolerance=tolerance,
+                                          max_steps=max_steps)
   return {
-      "top1": accuracy(params, jnp.asarray(x_test), jnp.asarray(test_y)),
-      "train_top1": accuracy(params, jnp.asarray(x_all), jnp.asarray(y)),
+      "top1": accuracy(params, standardize(stats, test_x), jnp.asarray(test_y)),
+      "train_top1": accuracy(params, x, jnp.asarray(y)),
       "label_fraction": fraction,
       "num_labels": int(len(subset)),
       "weight_decay": best,
       "validation_top1": {str(k): v for k, v in val_acc.items()},
+      "standardization": STANDARDIZATION,
+      "lbfgs_steps": int(final["steps"]),
+      "lbfgs_tolerance": float(tolerance),
+      "final_loss": float(final["final_loss"]),
+      "gradient_norm": float(final["gradient_norm"]),
       "seed": seed,
   }

@@ -8,7 +8,7 @@ It is the probe for datasets whose features do not fit one device, beside the
 full-batch L-BFGS probe of ``linear``: features stay on the host, and each
 global mini-batch is split over the data mesh of every device of every
 process (each process feeds its own rows), with the classifier replicated.
-Features are standardised with the labelled subset's statistics, as in
+Features are standardised with every training example's statistics, as in
 ``linear``. Optionally the training features are recomputed at every step
 from augmented images (``Recompute``: random crops and flips, as SimCLR
 trains its linear classifier). Deterministic given the seed, and the same
@@ -28,7 +28,8 @@ import optax
 from sslax.data import pipeline
 from sslax.errors import UserError
 from sslax.probes import sharded
-from sslax.probes.linear import check_fraction, stratified_subset
+from sslax.probes.linear import (STANDARDIZATION, check_fraction, scale_of,
+                                 stratified_subset)
 from sslax.sharding import replicated
 
 LINEAR_PROBES = ("lbfgs", "sgd")
@@ -85,8 +86,9 @@ def sgd_optimizer(learning_rate: float, steps: int, momentum: float = 0.9,
 
 
 def moments(x, indices, chunk=65536):
-  """Mean and standard deviation (+1e-6) of the rows ``indices`` of ``x``,
-  a chunk at a time (no copy of the whole subset)."""
+  """Mean and scale (``linear.scale_of``: the standard deviation, 1 for a
+  constant feature) of the rows ``indices`` of ``x``, a chunk at a time (no
+  copy of the whole subset)."""
   total = np.zeros(x.shape[1], np.float64)
   for start in range(0, len(indices), chunk):
     total += np.asarray(x[indices[start:start + chunk]], np.float64).sum(0)
@@ -94,7 +96,7 @@ def moments(x, indices, chunk=65536):
   sq = np.zeros(x.shape[1], np.float64)
   for start in range(0, len(indices), chunk):
     sq += np.square(np.asarray(x[indices[start:start + chunk]], np.float64) - mean).sum(0)
-  return mean.astype(np.float32), (np.sqrt(sq / len(indices)) + 1e-6).astype(np.float32)
+  return mean.astype(np.float32), scale_of(mean, np.sqrt(sq / len(indices)))
 
 
 def _logits(params, x, stats):
@@ -213,7 +215,9 @@ def sgd_linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed:
   if subset is None:
     subset = stratified_subset(train_y, fraction, seed)
   subset = np.asarray(subset)
-  stats = moments(train_x, subset)
+  # Standardised by every training example (no labels needed), as the
+  # L-BFGS probe does.
+  stats = moments(train_x, np.arange(len(train_y)))
   params, loss, steps = fit_sgd(
       train_x, train_y, subset, stats, num_classes=num_classes, epochs=epochs,
       batch_size=batch_size, learning_rate=learning_rate, momentum=momentum,
@@ -233,5 +237,6 @@ def sgd_linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed:
       "weight_decay": float(weight_decay),
       "augment": recompute is not None,
       "final_loss": loss,
+      "standardization": STANDARDIZATION,
       "seed": seed,
   }
