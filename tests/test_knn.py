@@ -1,9 +1,13 @@
 """Weighted kNN against a hand-built answer and a naive loop."""
 
+import functools
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from sslax.probes import knn
 from sslax.probes.knn import knn_accuracies, knn_accuracy, knn_scores
 
 
@@ -64,3 +68,11 @@ def test_several_k_in_one_pass_equal_the_naive_vote_of_each():
                             for q, t in zip(queries, truth)])) for k in ks}
   assert got == want
   assert len(set(want.values())) > 1  # the k do disagree
+
+
+def test_similarities_are_full_float32_products_on_every_backend():
+  """(A GPU's default precision for float32 products is TF32.)"""
+  votes = functools.partial(knn._weighted_votes, k=1, num_classes=2, temperature=0.07)
+  jaxpr = jax.make_jaxpr(votes)(jnp.ones((3, 4)), jnp.ones((5, 4)), jnp.zeros(5, jnp.int32))
+  dots = [e for e in jaxpr.eqns if e.primitive.name == "dot_general"]
+  assert dots and all(e.params["precision"] == (jax.lax.Precision.HIGHEST,) * 2 for e in dots)
