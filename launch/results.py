@@ -272,13 +272,13 @@ def same_settings(entry, job: Job) -> bool:
 def eval_done(result, job: Job, protocol) -> bool:
   """Whether an evaluation's result is one ``job`` needs: at its last step,
   of its seed (the labelled subset's), with every k of its kNN, and a linear
-  probe's with the features standardised as the probe now does."""
-  from sslax.probes.linear import STANDARDIZATION
+  probe's of the probe's current version (``sslax.probes.linear.VERSION``)."""
+  from sslax.probes.linear import VERSION
   if not result or result.get("step") != job.steps:
     return False
   if protocol in ("linear", "finetune") and result.get("seed") != job.seed:
     return False
-  if protocol == "linear" and result.get("standardization") != STANDARDIZATION:
+  if protocol == "linear" and result.get("probe_version") != VERSION:
     return False
   ks = (20,) if protocol == "tune" else KS if protocol == "knn" else ()
   return all(f"top1_k{k}" in result for k in ks)

@@ -5,7 +5,7 @@ import pytest
 from scipy import optimize
 
 from sslax.errors import UserError
-from sslax.probes import linear
+from sslax.probes import linear, sgd
 
 
 def test_stratified_subset_is_per_class_and_seed_fixed():
@@ -62,9 +62,18 @@ def test_a_constant_feature_is_only_centred():
   mean, scale = linear.feature_statistics(x)
   np.testing.assert_allclose(mean, [2.0, 5.0])
   np.testing.assert_allclose(scale, [np.std([1.0, 3.0, 2.0]), 1.0], rtol=1e-6)
+  # ... over as many rows as a training set has (a float32 running sum would
+  # drift from the constant by ~1e-4 of it)
+  columns = np.full((60000, 16), 0.1, np.float32)
+  assert linear.feature_statistics(columns, chunk=7000)[1].tolist() == [1.0] * 16
 
 
-def test_a_feature_nearly_constant_in_the_labelled_subset_does_not_take_over():
+def _sgd_probe(*args, **kwargs):
+  return sgd.sgd_linear_probe(*args, **kwargs, epochs=30, batch_size=64, learning_rate=0.1)
+
+
+@pytest.mark.parametrize("probe", [linear.linear_probe, _sgd_probe], ids=["lbfgs", "sgd"])
+def test_a_feature_nearly_constant_in_the_labelled_subset_does_not_take_over(probe):
   """Standardised by the labelled subset's statistics, a feature that is 0 in
   every labelled example but one (labelled against its informative
   features) is that example's alone, and on test, where it spreads as over
@@ -82,10 +91,10 @@ def test_a_feature_nearly_constant_in_the_labelled_subset_does_not_take_over():
   odd = subset[train_y[subset] == 0][0]
   train_x[odd, :4] = centers[1]
   train_x[odd, 4] = 1.0
-  result = linear.linear_probe(train_x, train_y, test_x, test_y, fraction=0.1,
-                               num_classes=3, subset=subset)
-  clean = linear.linear_probe(train_x[:, :4], train_y, test_x[:, :4], test_y, fraction=0.1,
-                              num_classes=3, subset=subset)
+  result = probe(train_x, train_y, test_x, test_y, fraction=0.1, num_classes=3,
+                 subset=subset)
+  clean = probe(train_x[:, :4], train_y, test_x[:, :4], test_y, fraction=0.1, num_classes=3,
+                subset=subset)
   assert result["top1"] >= clean["top1"] - 0.01 and clean["top1"] > 0.9
 
 
@@ -116,4 +125,4 @@ def test_lbfgs_runs_to_its_tolerance_and_reports_it():
   assert int(short["steps"]) == 3 and float(short["gradient_norm"]) >= 1e-4
   result = linear.linear_probe(x, y, x, y, fraction=1.0, num_classes=3)
   assert result["gradient_norm"] < result["lbfgs_tolerance"] == linear.TOLERANCE
-  assert result["standardization"] == linear.STANDARDIZATION
+  assert result["converged"] and result["probe_version"] == linear.VERSION

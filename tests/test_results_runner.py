@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import sslax
-from sslax.probes.linear import STANDARDIZATION
+from sslax.probes.linear import VERSION as PROBE_VERSION
 
 from conftest import ROOT, load_launch_script
 
@@ -77,7 +77,7 @@ def stand_ins(monkeypatch, tmp_path):
       elif protocol == "tune":
         result = {"top1_k20": score}
       elif protocol == "linear":
-        result = {"top1": score, "seed": job.seed, "standardization": STANDARDIZATION}
+        result = {"top1": score, "seed": job.seed, "probe_version": PROBE_VERSION}
       else:
         result = {"top1": score, "seed": job.seed}
       with open(os.path.join(workdir, "eval", f"{file_name}.json"), "w") as f:
@@ -405,12 +405,13 @@ def test_runs_finished_in_a_workdir_alone_go_into_the_ledger(stand_ins):
 def test_an_evaluation_of_another_seed_probe_or_without_every_k_is_not_taken():
   job = results.seed_jobs(ROWS[1], ((LR, 0.2),), 100)[1]  # BYOL, seed 1
   assert job.seed == 1
-  linear = {"top1": 0.7, "seed": 1, "step": 100, "standardization": STANDARDIZATION}
+  linear = {"top1": 0.7, "seed": 1, "step": 100, "probe_version": PROBE_VERSION}
   assert results.eval_done(linear, job, "linear")
   assert not results.eval_done({**linear, "seed": 0}, job, "linear")  # `sslax eval` default
-  # a probe's result of an earlier standardisation (none recorded)
-  assert not results.eval_done({k: v for k, v in linear.items() if k != "standardization"},
+  # a result of the probe's first version (none recorded) or another one
+  assert not results.eval_done({k: v for k, v in linear.items() if k != "probe_version"},
                                job, "linear")
+  assert not results.eval_done({**linear, "probe_version": PROBE_VERSION + 1}, job, "linear")
   assert not results.eval_done({**linear, "step": 50}, job, "linear")
   assert not results.eval_done(None, job, "linear")
   knn = {"top1_k20": 0.7, "top1_k200": 0.6, "step": 100}

@@ -8,7 +8,8 @@ the whole training set is only centred). The L2 penalty is chosen on a
 stratified validation split of the labelled subset (the penalties fitted
 from the strongest down, each from the one before), then the classifier is
 refitted on the whole subset with L-BFGS, run until the gradient's norm is
-below ``TOLERANCE``; its steps, final loss and gradient norm are reported. Deterministic given the seed.
+below ``TOLERANCE`` (at most ``MAX_STEPS``); its steps, final loss, gradient
+norm and whether it converged are reported. Deterministic given the seed.
 """
 
 import functools
@@ -21,12 +22,16 @@ import optax
 from sslax.errors import UserError
 
 WEIGHT_DECAYS = (1e-3, 1e-2, 1e-1)
-# How features are standardised, written into each result: a result of an
-# earlier standardisation is not one of this probe's.
+# How features are standardised (written into each result).
 STANDARDIZATION = "every training example's statistics; constant features centred"
 # L-BFGS runs until the gradient's norm is below TOLERANCE (at most MAX_STEPS).
 TOLERANCE = 1e-3
 MAX_STEPS = 1000
+# Written into each result and raised with every change that moves the
+# probe's figures: a result of another version is not this probe's. (2:
+# every training example's statistics, L-BFGS to TOLERANCE; 1, unrecorded:
+# the labelled subset's statistics, 100 L-BFGS steps.)
+VERSION = 2
 
 
 def check_fraction(fraction: float) -> float:
@@ -62,8 +67,8 @@ def fit_logistic_regression(x, y, weight_decay, *, num_classes, init=None,
   """Minimises mean cross entropy + wd/2 ||W||^2 with L-BFGS from ``init``
   (zeros when None), until the gradient's norm is below ``tolerance`` or
   after ``max_steps``; returns (params, {steps, final_loss, gradient_norm}).
-  With wd > 0 the minimum is unique, so ``init`` only changes how many steps
-  reach it."""
+  With wd > 0 the minimum is unique: ``init`` changes how many steps reach
+  it, and where within the tolerance they stop."""
   params = init if init is not None else {
       "w": jnp.zeros((x.shape[1], num_classes), jnp.float32),
       "b": jnp.zeros((num_classes,), jnp.float32)}
@@ -82,7 +87,8 @@ def fit_logistic_regression(x, y, weight_decay, *, num_classes, init=None,
     _, opt_state = carry
     steps = optax.tree.get(opt_state, "count")
     norm = optax.tree.norm(optax.tree.get(opt_state, "grad"))
-    return (steps == 0) | ((steps < max_steps) & (norm >= tolerance))
+    # (a NaN norm is not converged)
+    return (steps == 0) | ((steps < max_steps) & ~(norm < tolerance))
 
   params, opt_state = jax.lax.while_loop(unconverged, step, (params, opt.init(params)))
   value, grad = jax.value_and_grad(fun)(params)
@@ -102,16 +108,25 @@ def scale_of(mean, std):
   return np.where(constant, 1.0, std).astype(np.float32)
 
 
-def feature_statistics(x):
-  """(mean, scale) of each column of ``x`` (``scale_of``)."""
-  x = np.asarray(x, np.float32)
-  mean = x.mean(0)
-  return mean, scale_of(mean, x.std(0))
+def feature_statistics(x, chunk=65536):
+  """(mean, scale) of each column of ``x`` (``scale_of``), summed in float64
+  a chunk of rows at a time (no copy of ``x``; a column constant over 60,000
+  rows comes out constant)."""
+  total = np.zeros(x.shape[1], np.float64)
+  for start in range(0, len(x), chunk):
+    total += np.asarray(x[start:start + chunk], np.float64).sum(0)
+  mean = total / len(x)
+  sq = np.zeros(x.shape[1], np.float64)
+  for start in range(0, len(x), chunk):
+    sq += np.square(np.asarray(x[start:start + chunk], np.float64) - mean).sum(0)
+  return mean.astype(np.float32), scale_of(mean, np.sqrt(sq / len(x)))
 
 
 def standardize(stats, x):
   mean, scale = stats
-  return jnp.asarray((np.asarray(x, np.float32) - mean) / scale)
+  out = np.asarray(x, np.float32) - mean
+  out /= scale
+  return jnp.asarray(out)
 
 
 def linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed: int = 0,
@@ -127,23 +142,26 @@ def linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed: int
   # Validation split for the L2 penalty: 20% of each class of the subset. With
   # fewer than 2 labels in some class there is nothing to validate on, and the
   # middle of the grid is used.
-  val_acc, solutions, init = {}, {}, None
+  init = {"w": jnp.zeros((x.shape[1], num_classes), jnp.float32),
+          "b": jnp.zeros((num_classes,), jnp.float32)}
+  val_acc, solutions, steps = {}, {}, {}
   if np.unique(y, return_counts=True)[1].min() < 2:
     best = weight_decays[len(weight_decays) // 2]
   else:
     val = stratified_subset(y, 0.2, seed + 1)
     fit = np.setdiff1d(np.arange(len(y)), val)
-    x_fit, y_fit = x[fit], jnp.asarray(y[fit])
+    x_fit, y_fit, x_val, y_val = x[fit], jnp.asarray(y[fit]), x[val], jnp.asarray(y[val])
     # The penalties from the strongest down, each fit started from the one
     # before (a regularisation path: fewer steps to the same minima).
     for wd in sorted(weight_decays, reverse=True):
-      init = solutions[wd] = fit_logistic_regression(
-          x_fit, y_fit, wd, num_classes=num_classes, init=init, tolerance=tolerance,
-          max_steps=max_steps)[0]
-      val_acc[wd] = accuracy(init, x[val], jnp.asarray(y[val]))
+      init, done = fit_logistic_regression(x_fit, y_fit, wd, num_classes=num_classes,
+                                           init=init, tolerance=tolerance,
+                                           max_steps=max_steps)
+      solutions[wd], steps[wd] = init, int(done["steps"])
+      val_acc[wd] = accuracy(init, x_val, y_val)
     best = max(weight_decays, key=lambda wd: (val_acc[wd], wd))
   params, final = fit_logistic_regression(x, jnp.asarray(y), best, num_classes=num_classes,
-                                          init=solutions.get(best), tolerance=tolerance,
+                                          init=solutions.get(best, init), tolerance=tolerance,
                                           max_steps=max_steps)
   return {
       "top1": accuracy(params, standardize(stats, test_x), jnp.asarray(test_y)),
@@ -152,10 +170,13 @@ def linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed: int
       "num_labels": int(len(subset)),
       "weight_decay": best,
       "validation_top1": {str(k): v for k, v in val_acc.items()},
+      "validation_lbfgs_steps": {str(k): v for k, v in steps.items()},
+      "probe_version": VERSION,
       "standardization": STANDARDIZATION,
       "lbfgs_steps": int(final["steps"]),
       "lbfgs_tolerance": float(tolerance),
       "final_loss": float(final["final_loss"]),
       "gradient_norm": float(final["gradient_norm"]),
+      "converged": bool(final["gradient_norm"] < tolerance),
       "seed": seed,
   }

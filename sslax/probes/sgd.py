@@ -28,7 +28,7 @@ import optax
 from sslax.data import pipeline
 from sslax.errors import UserError
 from sslax.probes import sharded
-from sslax.probes.linear import (STANDARDIZATION, check_fraction, scale_of,
+from sslax.probes.linear import (STANDARDIZATION, check_fraction, feature_statistics,
                                  stratified_subset)
 from sslax.sharding import replicated
 
@@ -83,20 +83,6 @@ def sgd_optimizer(learning_rate: float, steps: int, momentum: float = 0.9,
   return optax.chain(
       optax.add_decayed_weights(weight_decay, mask=lambda p: {"w": True, "b": False}),
       optax.sgd(schedule, momentum=momentum, nesterov=True))
-
-
-def moments(x, indices, chunk=65536):
-  """Mean and scale (``linear.scale_of``: the standard deviation, 1 for a
-  constant feature) of the rows ``indices`` of ``x``, a chunk at a time (no
-  copy of the whole subset)."""
-  total = np.zeros(x.shape[1], np.float64)
-  for start in range(0, len(indices), chunk):
-    total += np.asarray(x[indices[start:start + chunk]], np.float64).sum(0)
-  mean = total / len(indices)
-  sq = np.zeros(x.shape[1], np.float64)
-  for start in range(0, len(indices), chunk):
-    sq += np.square(np.asarray(x[indices[start:start + chunk]], np.float64) - mean).sum(0)
-  return mean.astype(np.float32), scale_of(mean, np.sqrt(sq / len(indices)))
 
 
 def _logits(params, x, stats):
@@ -217,7 +203,7 @@ def sgd_linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed:
   subset = np.asarray(subset)
   # Standardised by every training example (no labels needed), as the
   # L-BFGS probe does.
-  stats = moments(train_x, np.arange(len(train_y)))
+  stats = feature_statistics(train_x)
   params, loss, steps = fit_sgd(
       train_x, train_y, subset, stats, num_classes=num_classes, epochs=epochs,
       batch_size=batch_size, learning_rate=learning_rate, momentum=momentum,

@@ -18,7 +18,7 @@ from sslax.config_loading import load_config_file
 from sslax.data.arrays import ArraySource
 from sslax.encoder import Encoder, backbone_def
 from sslax.eval import features as features_lib
-from sslax.probes import sgd, sharded
+from sslax.probes import linear, sgd, sharded
 from sslax.sharding import DATA_AXIS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -70,7 +70,7 @@ def _problem(n=300, dim=6, classes=3):
 def test_sgd_probe_on_eight_devices_equals_one():
   x, y = _problem()
   idx = np.arange(250)
-  stats = sgd.moments(x, idx)
+  stats = linear.feature_statistics(x[idx])
   runs = [sgd.fit_sgd(x, y, idx, stats, num_classes=3, epochs=3, batch_size=36,
                       learning_rate=0.5, weight_decay=1e-3, seed=3, mesh=mesh)
           for mesh in (sharded.eval_mesh(), _one_device_mesh())]
@@ -87,7 +87,7 @@ def test_sgd_probe_on_eight_devices_equals_one():
 def test_augmented_sgd_probe_on_eight_devices_equals_one(encoder, source):
   feats, labels = features_lib.encode_source(encoder, source, 32)
   idx = np.arange(40)
-  stats = sgd.moments(feats, idx)
+  stats = linear.feature_statistics(feats[idx])
   runs = []
   for mesh in (sharded.eval_mesh(), _one_device_mesh()):
     recompute = sgd.Recompute(read=lambda rows: source.get(rows)["image"],
