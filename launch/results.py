@@ -704,8 +704,8 @@ def rewrite_results_md(blocks, path=RESULTS_MD):
 # --- the command ---------------------------------------------------------------
 
 def plan(root, rows, record):
-  """(jobs that can run now, the (row, stage) of every run left): tuning runs,
-  then the seed runs of rows whose winner is known."""
+  """(jobs that can run now, the (row, stage, evaluation only) of every run
+  left): tuning runs, then the seed runs of rows whose winner is known."""
   steps = {r.name: num_steps(r.config) for r in rows}
   ready, waiting = [], []
   for row in rows:
@@ -713,12 +713,13 @@ def plan(root, rows, record):
     ready += [j for j in tune if not finished(root, record, j)]
     winner = winner_of(root, record, row, rows)
     if winner is None:
-      waiting += [(row.name, "seed")] * len(SEEDS)
+      waiting += [(row.name, "seed", False)] * len(SEEDS)
       continue
     record["winners"][row.name] = [list(kv) for kv in winner]
     ready += [j for j in seed_jobs(row, winner, steps[row.name])
               if not finished(root, record, j)]
-  return ready, [(j.row, stage(j.workdir)) for j in ready] + waiting
+  return ready, [(j.row, stage(j.workdir), trained(os.path.join(root, j.workdir), j.steps))
+                 for j in ready] + waiting
 
 
 def stage(run: str) -> str:
@@ -728,16 +729,20 @@ def stage(run: str) -> str:
 
 
 def hours_left(record, left):
-  """About how long the runs ``left`` ((row, stage) pairs) take: each the
-  median training and evaluation time of the ledger's runs of its row and
-  stage, else of its stage in every row; None before the ledger has one."""
+  """About how long the runs ``left`` ((row, stage, evaluation only)) take:
+  each the median training and evaluation time (or evaluation time alone) of
+  the ledger's runs of its row and stage, else of its stage in every row;
+  None before the ledger has one."""
   times = {}
   for run, entry in record["runs"].items():
     if "train_seconds" in entry and entry.get("figures"):
-      seconds = entry["train_seconds"] + entry.get("eval_seconds", 0.0)
-      times.setdefault((run.split(os.sep)[0], stage(run)), []).append(seconds)
-      times.setdefault(stage(run), []).append(seconds)
-  estimates = [times.get(pair) or times.get(pair[1]) for pair in left]
+      evaluation = entry.get("eval_seconds", 0.0)
+      for only in (False, True):
+        seconds = evaluation + (0.0 if only else entry["train_seconds"])
+        times.setdefault((run.split(os.sep)[0], stage(run), only), []).append(seconds)
+        times.setdefault((stage(run), only), []).append(seconds)
+  estimates = [times.get((row, kind, only)) or times.get((kind, only))
+               for row, kind, only in left]
   if not all(estimates):
     return None
   return sum(statistics.median(t) for t in estimates) / 3600
@@ -861,7 +866,9 @@ def main(argv=None, rows=ROWS, results_md=RESULTS_MD, ledger=LEDGER):
       write_ledger(record, args.ledger)  # the runs found finished in a workdir, new grids
     mine = [j for j in ready if not args.only or j.row in args.only]
     hours = hours_left(record, left)
+    to_evaluate = sum(only for *_, only in left)
     print(f"results: {len(left)} runs left"
+          + (f", {to_evaluate} of them trained and left to evaluate" if to_evaluate else "")
           + (f" ({len(mine)} can start now" + (" in --only's rows" if args.only else "") + ")"
              if left else "")
           + (f"; about {hours:.1f} hours at the pace of the ledger's runs"

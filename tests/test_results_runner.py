@@ -312,11 +312,14 @@ def test_the_time_left_is_the_ledgers_median_per_row_and_stage():
   }}
   # SimCLR's tuning runs: median 240 s; BYOL's: 60 s; BYOL has no seed run
   # yet, so every row's seed runs (3600 s) stand in
-  left = [("simclr", "tune"), ("byol", "tune"), ("byol", "seed")]
+  left = [("simclr", "tune", False), ("byol", "tune", False), ("byol", "seed", False)]
   assert results.hours_left(record, left) == pytest.approx((240 + 60 + 3600) / 3600)
   # a row with no tuning run: the median of all rows' tuning runs (60, 120, 240, 960)
-  assert results.hours_left(record, [("jigsaw", "tune")]) == pytest.approx(180 / 3600)
-  assert results.hours_left({"runs": {}}, [("simclr", "tune")]) is None
+  assert results.hours_left(record, [("jigsaw", "tune", False)]) == pytest.approx(180 / 3600)
+  # a trained run left to evaluate: the evaluations' median (SimCLR's tuning: 40 s)
+  assert results.hours_left(record, [("simclr", "tune", True)]) == pytest.approx(40 / 3600)
+  assert results.hours_left(record, [("byol", "seed", True)]) == pytest.approx(600 / 3600)
+  assert results.hours_left({"runs": {}}, [("simclr", "tune", False)]) is None
   assert results.hours_left(record, []) == 0
 
 
