@@ -61,6 +61,11 @@ def _loss(params, x, y, weight_decay):
   return ce + 0.5 * weight_decay * jnp.sum(jnp.square(params["w"]))
 
 
+def zero_params(dim: int, num_classes: int):
+  return {"w": jnp.zeros((dim, num_classes), jnp.float32),
+          "b": jnp.zeros((num_classes,), jnp.float32)}
+
+
 @functools.partial(jax.jit, static_argnames=("num_classes", "max_steps"))
 def fit_logistic_regression(x, y, weight_decay, *, num_classes, init=None,
                             tolerance=TOLERANCE, max_steps=MAX_STEPS):
@@ -69,9 +74,7 @@ def fit_logistic_regression(x, y, weight_decay, *, num_classes, init=None,
   after ``max_steps``; returns (params, {steps, final_loss, gradient_norm}).
   With wd > 0 the minimum is unique: ``init`` changes how many steps reach
   it, and where within the tolerance they stop."""
-  params = init if init is not None else {
-      "w": jnp.zeros((x.shape[1], num_classes), jnp.float32),
-      "b": jnp.zeros((num_classes,), jnp.float32)}
+  params = init if init is not None else zero_params(x.shape[1], num_classes)
   fun = functools.partial(_loss, x=x, y=y, weight_decay=weight_decay)
   opt = optax.lbfgs()
   value_and_grad = optax.value_and_grad_from_state(fun)
@@ -142,8 +145,7 @@ def linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed: int
   # Validation split for the L2 penalty: 20% of each class of the subset. With
   # fewer than 2 labels in some class there is nothing to validate on, and the
   # middle of the grid is used.
-  init = {"w": jnp.zeros((x.shape[1], num_classes), jnp.float32),
-          "b": jnp.zeros((num_classes,), jnp.float32)}
+  init = zero_params(x.shape[1], num_classes)  # (passed, not None: one compile less)
   val_acc, solutions, steps = {}, {}, {}
   if np.unique(y, return_counts=True)[1].min() < 2:
     best = weight_decays[len(weight_decays) // 2]
@@ -160,12 +162,13 @@ def linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed: int
       solutions[wd], steps[wd] = init, int(done["steps"])
       val_acc[wd] = accuracy(init, x_val, y_val)
     best = max(weight_decays, key=lambda wd: (val_acc[wd], wd))
-  params, final = fit_logistic_regression(x, jnp.asarray(y), best, num_classes=num_classes,
+  y = jnp.asarray(y)
+  params, final = fit_logistic_regression(x, y, best, num_classes=num_classes,
                                           init=solutions.get(best, init), tolerance=tolerance,
                                           max_steps=max_steps)
   return {
       "top1": accuracy(params, standardize(stats, test_x), jnp.asarray(test_y)),
-      "train_top1": accuracy(params, x, jnp.asarray(y)),
+      "train_top1": accuracy(params, x, y),
       "label_fraction": fraction,
       "num_labels": int(len(subset)),
       "weight_decay": best,
