@@ -38,6 +38,32 @@ def test_separable_data_is_classified_perfectly():
   assert result["num_labels"] == 600
 
 
+def test_the_penalty_is_the_one_of_least_validation_cross_entropy():
+  """On well separated classes every penalty classifies the validation split
+  perfectly, so accuracy cannot tell them apart; the weakest penalty is the
+  most confident on it, i.e. of least cross entropy, and is chosen."""
+  rng = np.random.default_rng(0)
+  centers = rng.normal(size=(4, 8)) * 10
+  y = np.repeat(np.arange(4), 200).astype(np.int32)
+  x = (centers[y] + rng.normal(size=(800, 8))).astype(np.float32)
+  result = linear.linear_probe(x, y, x, y, fraction=1.0, num_classes=4)
+  assert set(result["validation_top1"].values()) == {1.0}
+  losses = result["validation_cross_entropy"]
+  assert losses["0.001"] < losses["0.01"] < losses["0.1"]
+  assert result["weight_decay"] == 1e-3
+
+
+def test_cross_entropy_is_the_mean_negative_log_likelihood():
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(50, 6)).astype(np.float32)
+  y = rng.integers(0, 5, size=50).astype(np.int32)
+  params = {"w": rng.normal(size=(6, 5)).astype(np.float32),
+            "b": rng.normal(size=5).astype(np.float32)}
+  logits = x.astype(np.float64) @ params["w"] + params["b"]
+  naive = np.mean([np.log(np.exp(row).sum()) - row[label] for row, label in zip(logits, y)])
+  assert linear.cross_entropy(params, x, y) == pytest.approx(naive, rel=1e-5)
+
+
 def test_uninformative_features_give_chance_accuracy():
   rng = np.random.default_rng(1)
   x = rng.normal(size=(2000, 5)).astype(np.float32)
@@ -72,13 +98,20 @@ def _sgd_probe(*args, **kwargs):
   return sgd.sgd_linear_probe(*args, **kwargs, epochs=30, batch_size=64, learning_rate=0.1)
 
 
-@pytest.mark.parametrize("probe", [linear.linear_probe, _sgd_probe], ids=["lbfgs", "sgd"])
+def _lbfgs_probe_at_one_penalty(*args, **kwargs):
+  return linear.linear_probe(*args, **kwargs, weight_decays=(0.1,))
+
+
+@pytest.mark.parametrize("probe", [_lbfgs_probe_at_one_penalty, _sgd_probe],
+                         ids=["lbfgs", "sgd"])
 def test_a_feature_nearly_constant_in_the_labelled_subset_does_not_take_over(probe):
   """Standardised by the labelled subset's statistics, a feature that is 0 in
   every labelled example but one (labelled against its informative
   features) is that example's alone, and on test, where it spreads as over
   the training set, it outweighs the informative features. Standardised by
-  every training example it is one feature among others."""
+  every training example it is one feature among others. (At one penalty,
+  so that only the statistics differ: a weak enough penalty fits the odd
+  example by that feature whatever they are.)"""
   rng = np.random.default_rng(3)
   centers = rng.normal(size=(3, 4)) * 4
   y = rng.integers(0, 3, size=4000).astype(np.int32)
