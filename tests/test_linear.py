@@ -47,7 +47,7 @@ def test_the_penalty_is_the_one_of_least_validation_cross_entropy():
   y = np.repeat(np.arange(4), 200).astype(np.int32)
   x = (centers[y] + rng.normal(size=(800, 8))).astype(np.float32)
   result = linear.linear_probe(x, y, x, y, fraction=1.0, num_classes=4)
-  assert set(result["validation_top1"].values()) == {1.0}
+  assert list(result["validation_top1"].values()) == pytest.approx([1.0] * 3)
   losses = result["validation_cross_entropy"]
   assert losses["0.001"] < losses["0.01"] < losses["0.1"]
   assert result["weight_decay"] == 1e-3
@@ -80,6 +80,7 @@ def test_one_label_per_class_still_fits():
   x = (centers[y] + rng.normal(size=(150, 6))).astype(np.float32)
   result = linear.linear_probe(x, y, x, y, fraction=0.02, num_classes=3)
   assert result["num_labels"] == 3 and result["validation_top1"] == {}
+  assert result["validation_cross_entropy"] == {}
   assert result["top1"] > 0.9
 
 
@@ -103,15 +104,16 @@ def _lbfgs_probe_at_one_penalty(*args, **kwargs):
 
 
 @pytest.mark.parametrize("probe", [_lbfgs_probe_at_one_penalty, _sgd_probe],
-                         ids=["lbfgs", "sgd"])
+                         ids=["lbfgs-wd0.1", "sgd"])
 def test_a_feature_nearly_constant_in_the_labelled_subset_does_not_take_over(probe):
   """Standardised by the labelled subset's statistics, a feature that is 0 in
   every labelled example but one (labelled against its informative
   features) is that example's alone, and on test, where it spreads as over
   the training set, it outweighs the informative features. Standardised by
-  every training example it is one feature among others. (At one penalty,
-  so that only the statistics differ: a weak enough penalty fits the odd
-  example by that feature whatever they are.)"""
+  every training example it is one feature among others. (The L-BFGS probe
+  at one penalty, so that only the statistics differ: at 1e-3, the penalty
+  of least validation cross entropy here, it fits the odd example by that
+  feature whatever they are, 0.92 on test; see RESULTS.md.)"""
   rng = np.random.default_rng(3)
   centers = rng.normal(size=(3, 4)) * 4
   y = rng.integers(0, 3, size=4000).astype(np.int32)

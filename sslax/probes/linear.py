@@ -176,7 +176,8 @@ def linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed: int
       solutions[wd], steps[wd] = init, int(done["steps"])
       val_acc[wd] = accuracy(init, x_val, y_val)
       val_loss[wd] = cross_entropy(init, x_val, y_val)
-    best = min(weight_decays, key=lambda wd: (val_loss[wd], -wd))
+    # (a NaN loss is no choice: it sorts last)
+    best = min(weight_decays, key=lambda wd: (np.nan_to_num(val_loss[wd], nan=np.inf), -wd))
   y = jnp.asarray(y)
   params, final = fit_logistic_regression(x, y, best, num_classes=num_classes,
                                           init=solutions.get(best, init), tolerance=tolerance,
