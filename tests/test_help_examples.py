@@ -30,6 +30,9 @@ SHRINK = {
         ["--make-folder", "{tmp}/jpegs", "--count", "24", "--size", "40"],
     "launch/pipeline_bench.py /tmp/jpegs --workers 0 1 2":
         ["--batches", "1", "--warmup", "0", "--batch", "8", "--size", "40"],
+    "launch/probe_penalties.py --workdir "
+    "runs/protocol/simclr/learning_rate1_temperature0.2/seed0":
+        ["--workdir", "{tmp}/run", "--subsets", "2"],
     "launch/results.py": ["--workdir", "{tmp}/results", "--list"],
     "launch/results.py --list": ["--workdir", "{tmp}/results"],
     "launch/results.py --budget-minutes 170": ["--workdir", "{tmp}/results", "--list"],
@@ -52,6 +55,13 @@ SHRINK = {
         ["--steps", "1", "--warmup", "0", "--config.global_batch_size=2",
          "--config.data.image_size=32,32", "--config.model.encoder=convnet",
          "--config.model.widths=(8,16)"],
+}
+# script -> commands (after `python `) run before its examples, e.g. the
+# training of the run an example reads.
+PREPARE = {
+    "launch/probe_penalties.py": [
+        ["-m", "sslax", "train", "--config", "configs/simclr.py:smoke", "--workdir",
+         "{tmp}/run", "--config.num_steps=2", "--config.progress_bar=False"]],
 }
 
 
@@ -95,6 +105,9 @@ def torch_missing():
 
 @pytest.mark.parametrize("script", [s for s in SCRIPTS if examples(os.path.join(ROOT, s))])
 def test_examples_run(script, tmp_path):
+  for command in PREPARE.get(script, []):
+    subprocess.run([sys.executable] + [a.replace("{tmp}", str(tmp_path)) for a in command],
+                   cwd=ROOT, capture_output=True, check=True)
   for example in examples(os.path.join(ROOT, script)):
     args = shlex.split(example)
     args += [a.replace("{tmp}", str(tmp_path)) for a in SHRINK[example]]
