@@ -15,10 +15,12 @@ half-decades from 1e-4 to 1:
   least validation cross entropy   the probe's rule now (ties: the stronger)
   best on test               a bound, not a probe: it reads test
 
-then the paired difference of the two rules, and each penalty's own test
-top-1. With ``--full`` also the whole training set: its fitting split (80%)
-fitted along the probe's path from the strongest penalty down, with each
-penalty's validation accuracy and cross entropy and its test top-1.
+then the paired difference of the two rules (mean, SD, least and most, and on
+how many subsets they are equal), and each penalty's own test top-1 with the
+number of subsets on which it is below cross entropy's choice. With
+``--full`` also the whole training set: its fitting split (80%) fitted along
+the probe's path from the strongest penalty down, with each penalty's
+validation accuracy and cross entropy and its test top-1.
 
   python launch/probe_penalties.py --workdir runs/protocol/simclr/learning_rate1_temperature0.2/seed0
 
@@ -39,8 +41,10 @@ from sslax.eval.evaluate import load_classified_config
 from sslax.probes import linear
 
 THREE = linear.WEIGHT_DECAYS
-NINE = tuple(10.0 ** (e / 2) for e in range(-8, 1))  # 1e-4, 3.2e-4, ..., 1
-# Penalties of the --full comparison: the probe's three and two weaker.
+# Half-decades from 1e-4 to 1 (the probe's three among them, as literals).
+NINE = (1e-4, 10 ** -3.5, 1e-3, 10 ** -2.5, 1e-2, 10 ** -1.5, 1e-1, 10 ** -0.5, 1.0)
+# Penalties of the --full comparison: the probe's three and two weaker (3e-4
+# here is 3e-4, not NINE's 10^-3.5).
 FULL = (1e-1, 1e-2, 1e-3, 3e-4, 1e-4)
 
 
@@ -57,6 +61,7 @@ def least_cross_entropy(scores, grid):
 
 
 def best_on_test(scores, grid):
+  """The penalty of ``grid`` of highest test top-1: a bound, not a rule."""
   return max(grid, key=lambda wd: (scores[wd]["test_top1"], wd))
 
 
@@ -65,20 +70,27 @@ RULES = (("most validation accuracy", most_accurate),
          ("best on test (reads test: a bound)", best_on_test))
 
 
+def _fit(x, y, wd, num_classes, init):
+  return linear.fit_logistic_regression(x, y, wd, num_classes=num_classes, init=init,
+                                        tolerance=linear.TOLERANCE,
+                                        max_steps=linear.MAX_STEPS)
+
+
 def score_penalties(x, y, test_x, test_y, grid, *, seed, num_classes):
   """{penalty: {validation_top1, validation_cross_entropy, test_top1}} on
   standardised features ``x`` of one labelled subset (its validation split
   drawn as the probe draws it for ``seed``), each fit from zeros."""
+  if np.unique(y, return_counts=True)[1].min() < 2:
+    raise UserError("a class has fewer than 2 labels in the subset, so the probe chooses no "
+                    "penalty on it; use a larger --fraction")
   val = linear.stratified_subset(y, 0.2, seed + 1)
   fit = np.setdiff1d(np.arange(len(y)), val)
   zeros = linear.zero_params(x.shape[1], num_classes)
   x_fit, y_fit, x_val, y_val = x[fit], jnp.asarray(y[fit]), x[val], jnp.asarray(y[val])
   scores = {}
   for wd in grid:
-    params, _ = linear.fit_logistic_regression(x_fit, y_fit, wd, num_classes=num_classes,
-                                               init=zeros)
-    whole, _ = linear.fit_logistic_regression(x, jnp.asarray(y), wd, num_classes=num_classes,
-                                              init=zeros)
+    params, _ = _fit(x_fit, y_fit, wd, num_classes, zeros)
+    whole, _ = _fit(x, jnp.asarray(y), wd, num_classes, zeros)
     scores[wd] = {"validation_top1": linear.accuracy(params, x_val, y_val),
                   "validation_cross_entropy": linear.cross_entropy(params, x_val, y_val),
                   "test_top1": linear.accuracy(whole, test_x, test_y)}
@@ -100,10 +112,17 @@ def subset_study(train_x, train_y, test_x, test_y, *, fraction, subsets, num_cla
   return study
 
 
+def sample_sd(values):
+  """The standard deviation with n - 1 (NaN of one value)."""
+  return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
 def mean_sd(values):
+  """Fractions as "mean ± SD" in points (the mean alone of one value)."""
   values = 100 * np.asarray(values)
-  sd = np.std(values, ddof=1) if len(values) > 1 else float("nan")
-  return f"{np.mean(values):.2f} ± {sd:.2f}"
+  if len(values) < 2:
+    return f"{np.mean(values):.2f}"
+  return f"{np.mean(values):.2f} ± {sample_sd(values):.2f}"
 
 
 def penalty_text(wd):
@@ -127,13 +146,13 @@ def rule_rows(study, grids):
 
 
 def paired_difference(study, grid):
-  """(mean, SD, equal, behind, ahead) of cross entropy's choice less
-  accuracy's, in test points, over the subsets."""
+  """Cross entropy's choice's test top-1 less accuracy's, in points, over the
+  subsets: {mean, sd, least, most, equal, behind, ahead}."""
   d = np.array([100 * (s[least_cross_entropy(s, grid)]["test_top1"]
                        - s[most_accurate(s, grid)]["test_top1"]) for s in study])
-  sd = np.std(d, ddof=1) if len(d) > 1 else float("nan")
-  return (float(np.mean(d)), float(sd), int(np.sum(d == 0)), int(np.sum(d < 0)),
-          int(np.sum(d > 0)))
+  return {"mean": float(np.mean(d)), "sd": sample_sd(d), "least": float(d.min()),
+          "most": float(d.max()), "equal": int(np.sum(d == 0)), "behind": int(np.sum(d < 0)),
+          "ahead": int(np.sum(d > 0))}
 
 
 def print_subset_study(kind, study, fraction, num_labels):
@@ -144,9 +163,10 @@ def print_subset_study(kind, study, fraction, num_labels):
   grids = (("the probe's three", THREE), ("nine, 1e-4 to 1", NINE))
   for row in rule_rows(study, grids):
     print(row)
-  mean, sd, equal, behind, ahead = paired_difference(study, THREE)
-  print(f"\ncross entropy's choice less accuracy's (three penalties): {mean:+.2f} ± {sd:.2f} "
-        f"points; equal on {equal}, behind on {behind}, ahead on {ahead}")
+  d = paired_difference(study, THREE)
+  print(f"\ncross entropy's choice less accuracy's (three penalties): {d['mean']:+.2f} ± "
+        f"{d['sd']:.2f} points, from {d['least']:+.2f} to {d['most']:+.2f}; equal on "
+        f"{d['equal']}, behind on {d['behind']}, ahead on {d['ahead']}")
   chosen = [s[least_cross_entropy(s, THREE)]["test_top1"] for s in study]
   print("each penalty's test top-1, and on how many subsets it is below cross entropy's "
         "choice of three:")
@@ -168,8 +188,7 @@ def full_study(train_x, train_y, test_x, test_y, *, num_classes, grid=FULL):
   x_val, y_val = x[val], jnp.asarray(train_y[val])
   params, scores = linear.zero_params(x.shape[1], num_classes), {}
   for wd in sorted(grid, reverse=True):
-    params, done = linear.fit_logistic_regression(x_fit, y_fit, wd, num_classes=num_classes,
-                                                  init=params)
+    params, done = _fit(x_fit, y_fit, wd, num_classes, params)
     scores[wd] = {"validation_top1": linear.accuracy(params, x_val, y_val),
                   "validation_cross_entropy": linear.cross_entropy(params, x_val, y_val),
                   "test_top1": linear.accuracy(params, test_x, test_y),
@@ -196,8 +215,10 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--workdir", required=True, help="a trained run")
-  parser.add_argument("--subsets", type=int, default=10)
-  parser.add_argument("--fraction", type=float, default=0.01)
+  parser.add_argument("--subsets", type=int, default=10,
+                      help="labelled subsets, drawn with seeds 0, 1, ... (default 10)")
+  parser.add_argument("--fraction", type=float, default=0.01,
+                      help="the subsets' fraction of the labels (default 0.01)")
   parser.add_argument("--full", action="store_true",
                       help="also compare the penalties at 100%% of the labels")
   args = parser.parse_args(argv)

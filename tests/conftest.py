@@ -68,6 +68,7 @@ LONGEST_FIRST = (
     "test_help_examples.py::test_examples_run[launch/benchmark.py",
     "test_multidevice.py",
     "test_end_to_end.py",
+    "test_help_examples.py::test_examples_run[launch/probe_penalties.py",
     "test_results_runner.py::test_a_tiny_grid",
     "test_logs.py",
     "test_cpc.py",

@@ -106,8 +106,10 @@ def torch_missing():
 @pytest.mark.parametrize("script", [s for s in SCRIPTS if examples(os.path.join(ROOT, s))])
 def test_examples_run(script, tmp_path):
   for command in PREPARE.get(script, []):
-    subprocess.run([sys.executable] + [a.replace("{tmp}", str(tmp_path)) for a in command],
-                   cwd=ROOT, capture_output=True, check=True)
+    proc = subprocess.run([sys.executable] + [a.replace("{tmp}", str(tmp_path))
+                                              for a in command],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{command}\n{proc.stderr[-3000:]}"
   for example in examples(os.path.join(ROOT, script)):
     args = shlex.split(example)
     args += [a.replace("{tmp}", str(tmp_path)) for a in SHRINK[example]]
