@@ -6,6 +6,9 @@ WordSim-353 and SimLex-999 Spearman, and training words/s, one column a model.
 
   python launch/words_peer.py --corpus data/text [--dim 100 --epochs 5 ...]
 
+``--batch-size`` and ``--update-cap`` set sslax's own batch (corpus
+positions a step) and ``config.word2vec.update_cap``; gensim has neither.
+
 Words/s counts raw corpus words: every token of train.txt (gensim's
 ``corpus_total_words``, before min_count and ``sample`` drop any) times the
 epochs, over the wall-clock seconds of ``Word2Vec.train`` alone (vocabulary
@@ -58,10 +61,11 @@ def train_gensim(train_path, *, dim, window, negative, sample, min_count, epochs
 
 
 def train_sslax(train_path, *, dim, window, negative, sample, min_count, epochs, workers,
-                seed, sg=1, workdir=None, batch_size=4096):
+                seed, sg=1, workdir=None, batch_size=4096, update_cap=None):
   """sslax's word2vec (``configs/word2vec.py``) with the same settings, trained
   by ``train_and_evaluate`` into ``workdir`` (default: a temporary one) for
-  ``epochs`` passes over the corpus positions. Words/s is gensim's count (raw
+  ``epochs`` passes over the corpus positions, ``batch_size`` positions a step
+  (``update_cap``: the config's when None). Words/s is gensim's count (raw
   corpus words x epochs) over the seconds of ``train_and_evaluate`` with the
   vocabulary already built (compilation and checkpoints included)."""
   del workers  # the devices of the process, with XLA's own threads
@@ -79,6 +83,8 @@ def train_sslax(train_path, *, dim, window, negative, sample, min_count, epochs,
   config.global_batch_size = batch_size
   config.word2vec.update(dim=dim, window=window, negatives=negative, sample=sample,
                          epochs=epochs)
+  if update_cap is not None:
+    config.word2vec.update_cap = float(update_cap)
   config.progress_bar = False
   positions = len(word_windows.source(config.data, "train"))  # counted and encoded here
   config.num_steps = -(-epochs * positions // batch_size)
@@ -110,6 +116,10 @@ def parse_args(argv=None):
   parser.add_argument("--epochs", type=int, default=5)
   parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--batch-size", type=int, default=4096,
+                      help="sslax's corpus positions a step (default 4096)")
+  parser.add_argument("--update-cap", type=float, default=None,
+                      help="sslax's config.word2vec.update_cap (default: the config's)")
   parser.add_argument("--workdir", default=None,
                       help="sslax's run directory (default: a temporary one)")
   parser.add_argument("--data-dir", default=None,
@@ -126,7 +136,8 @@ def main(argv=None):
   data_dir = words_eval.test_data_dir() if args.data_dir is None else args.data_dir
   results = {}
   for name in args.models:
-    extra = {"workdir": args.workdir} if name == "sslax" else {}
+    extra = ({"workdir": args.workdir, "batch_size": args.batch_size,
+              "update_cap": args.update_cap} if name == "sslax" else {})
     vocab, vectors, words_per_second = TRAINERS[name](train_path, **settings, **extra)
     results[name] = words_eval.evaluate(vocab, vectors, data_dir)
     results[name]["words_per_second"] = words_per_second

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import load_launch_script
+from conftest import ROOT, load_launch_script
 from sslax.errors import UserError
 from sslax.eval import words
 
@@ -275,3 +275,34 @@ def test_train_gensim_peer(tmp_path):
   with pytest.raises(UserError, match="min_count"):
     peer.train_gensim(corpus, dim=8, window=2, negative=3, sample=0, min_count=10**6,
                       epochs=1, workers=1, seed=0)
+
+
+def test_sslax_peer_takes_its_batch_size_and_update_cap(tiny_text, monkeypatch):
+  """`words_peer.py --batch-size B --update-cap C` trains sslax with B corpus
+  positions a step and config.word2vec.update_cap C (the config's without it)."""
+  from sslax.config_loading import load_config_file  # pylint: disable=g-import-not-at-top
+  peer = load_launch_script("words_peer")
+  default_cap = load_config_file(os.path.join(ROOT, "configs",
+                                              "word2vec.py:text")).word2vec.update_cap
+  seen = []
+
+  class Trained(Exception):
+    pass
+
+  def train_and_evaluate(config, workdir):
+    del workdir
+    seen.append((config.global_batch_size, config.word2vec.update_cap, config.num_steps))
+    raise Trained
+
+  monkeypatch.setattr("sslax.train.loop.train_and_evaluate", train_and_evaluate)
+  for extra in ([], ["--update-cap", "8"]):
+    with pytest.raises(Trained):
+      peer.main(["--corpus", tiny_text, "--models", "sslax", "--batch-size", "64",
+                 "--epochs", "2"] + extra)
+  from sslax.data import word_windows  # pylint: disable=g-import-not-at-top
+  config = load_config_file(os.path.join(ROOT, "configs", "word2vec.py:text"))
+  config.data.data_dir = tiny_text
+  config.data.min_count = 5
+  steps = -(-2 * len(word_windows.source(config.data, "train")) // 64)
+  assert seen == [(64, default_cap, steps), (64, 8.0, steps)]
+  assert default_cap != 8.0
