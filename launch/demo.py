@@ -5,11 +5,10 @@ initialised encoder. Prints a table and writes WORKDIR/results.json."""
 import argparse
 import json
 import os
-import sys
 import time
 
 from sslax.config_loading import load_config_file
-from sslax.errors import UserError
+from sslax.errors import exit_on_user_error
 from sslax.eval.evaluate import labelled_subset, linear_name, write_eval
 from sslax.eval.features import features
 from sslax.probes.linear import linear_probe
@@ -77,8 +76,4 @@ def main():
 
 
 if __name__ == "__main__":
-  try:
-    main()
-  except UserError as e:
-    print(f"demo: error: {e}", file=sys.stderr)
-    sys.exit(2)
+  exit_on_user_error("demo", main)

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sslax.data import modality
-from sslax.errors import UserError
+from sslax.errors import UserError, exit_on_user_error
 from sslax.eval import features as features_lib
 from sslax.eval.evaluate import load_classified_config
 from sslax.probes import linear
@@ -56,8 +56,8 @@ def most_accurate(scores, grid):
 def least_cross_entropy(scores, grid):
   """The penalty of ``grid`` of least validation cross entropy (the stronger
   on a tie; a NaN sorts last), as ``linear.linear_probe`` chooses."""
-  return min(grid, key=lambda wd: (np.nan_to_num(scores[wd]["validation_cross_entropy"],
-                                                 nan=np.inf), -wd))
+  return linear.least_loss_penalty({wd: scores[wd]["validation_cross_entropy"]
+                                    for wd in grid})
 
 
 def best_on_test(scores, grid):
@@ -242,8 +242,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  try:
-    main()
-  except UserError as e:
-    print(f"probe_penalties: error: {e}", file=sys.stderr)
-    sys.exit(2)
+  exit_on_user_error("probe_penalties", main)

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from sslax.errors import UserError
+from sslax.errors import UserError, exit_on_user_error
 from sslax.eval import words as words_eval
 
 
@@ -148,8 +148,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  try:
-    main()
-  except UserError as e:
-    print(f"words_peer: error: {e}", file=sys.stderr)
-    sys.exit(e.exit_code)
+  exit_on_user_error("words_peer", main)

@@ -43,7 +43,7 @@ import shlex
 import sys
 
 from sslax import logs
-from sslax.errors import UserError
+from sslax.errors import UserError, exit_on_user_error
 
 
 class _Parser(argparse.ArgumentParser):
@@ -420,11 +420,7 @@ DATA_COMMANDS = {"make-speech": _make_speech, "make-photos": _make_photos,
 
 def main(argv=None):
   logs.quiet_orbax_shutdown_noise()
-  try:
-    run(sys.argv[1:] if argv is None else argv)
-  except UserError as e:
-    print(f"sslax: error: {e}", file=sys.stderr)
-    sys.exit(e.exit_code)
+  exit_on_user_error("sslax", run, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

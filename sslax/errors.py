@@ -2,6 +2,7 @@
 the JSON files a run keeps (damaged ones are such mistakes)."""
 
 import json
+import sys
 
 
 class UserError(Exception):
@@ -22,6 +23,17 @@ class NonFinite(UserError):
   message names the step and the fix). Training stops with exit status 3,
   having saved nothing non-finite: its last checkpoints are finite ones."""
   exit_code = 3
+
+
+def exit_on_user_error(prog: str, run, *args):
+  """``run(*args)``; a ``UserError`` it raises is printed as one line on
+  stderr, ``PROG: error: ...``, without a traceback, and ends the process
+  with the error's exit status (the entry point of a command)."""
+  try:
+    return run(*args)
+  except UserError as e:
+    print(f"{prog}: error: {e}", file=sys.stderr)
+    sys.exit(e.exit_code)
 
 
 def read_json(path, fix: str) -> dict:

@@ -115,6 +115,12 @@ def cross_entropy(params, x, y) -> float:
   return float(_mean_cross_entropy(params, x, y))
 
 
+def least_loss_penalty(losses: dict) -> float:
+  """The penalty of least validation loss in ``{penalty: loss}`` (the
+  stronger on a tie; a NaN loss is no choice: it sorts last)."""
+  return min(losses, key=lambda wd: (np.nan_to_num(losses[wd], nan=np.inf), -wd))
+
+
 def scale_of(mean, std):
   """The standard deviations ``std``, 1 where a feature is constant (to
   float32 rounding): such a feature is only centred, not divided by ~0."""
@@ -176,8 +182,7 @@ def linear_probe(train_x, train_y, test_x, test_y, *, fraction: float, seed: int
       solutions[wd], steps[wd] = init, int(done["steps"])
       val_acc[wd] = accuracy(init, x_val, y_val)
       val_loss[wd] = cross_entropy(init, x_val, y_val)
-    # (a NaN loss is no choice: it sorts last)
-    best = min(weight_decays, key=lambda wd: (np.nan_to_num(val_loss[wd], nan=np.inf), -wd))
+    best = least_loss_penalty(val_loss)
   y = jnp.asarray(y)
   params, final = fit_logistic_regression(x, y, best, num_classes=num_classes,
                                           init=solutions.get(best, init), tolerance=tolerance,
