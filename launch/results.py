@@ -608,11 +608,13 @@ def claims(record, rows):
     if len(methods) < 2:
       break
     best = max(methods, key=lambda n: mean_std(values[n][t])[0])
-    close = [by[n].label for n in methods if n != best and
-             verdict(*difference(values[best][t], values[n][t])[::2]) == "within noise"]
-    out.append(f"  - {t}: {by[best].label} has the highest mean; "
-               + (f"within noise of it: {', '.join(close)}" if close
-                  else f"every other method is behind it (p < {ALPHA:g})"))
+    gaps = sorted((difference([100 * v for v in values[best][t]],
+                              [100 * v for v in values[n][t]]), by[n].label)
+                  for n in methods if n != best)
+    leads = [f"{label} by {d:.2f} ± {se:.2f} points ({p_text(p)}: {verdict(d, p)})"
+             for (d, se, p), label in gaps]
+    out.append(f"  - {t}: {by[best].label} has the highest mean; it leads "
+               + "; ".join(leads))
   return "\n".join(out)
 
 
