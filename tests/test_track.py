@@ -116,6 +116,45 @@ def test_region_similarity_and_boundary_f_by_hand():
   assert track.boundary_f(np.zeros_like(a), np.zeros_like(a)) == 1.0
 
 
+def test_davis_boundary_by_hand():
+  a = np.zeros((5, 5), bool)
+  a[1:3, 1:3] = True
+  # a pixel is on it when its right, lower or lower-right neighbour differs
+  expected = np.array([[1, 1, 1, 0, 0],
+                       [1, 0, 1, 0, 0],
+                       [1, 1, 1, 0, 0],
+                       [0, 0, 0, 0, 0],
+                       [0, 0, 0, 0, 0]], bool)
+  np.testing.assert_array_equal(track.davis_boundary(a), expected)
+  # the image's edge draws nothing under DAVIS's rule, everything under sslax's
+  right = np.zeros((5, 5), bool)
+  right[:, 3:] = True
+  np.testing.assert_array_equal(np.nonzero(track.davis_boundary(right).any(0))[0], [2])
+  np.testing.assert_array_equal(track._boundary(right), right)  # two columns wide: all edge
+  assert not track.davis_boundary(np.ones((5, 5), bool)).any()
+  assert track._boundary(np.ones((5, 5), bool)).sum() == 16
+  # the same tolerance and F-measure as sslax's F: a mask moved one pixel matches
+  wide = np.zeros((10, 10), bool)
+  wide[2:6, 2:6] = True
+  assert track.boundary_f(wide, np.roll(wide, 1, axis=1), boundary=track.davis_boundary) == 1.0
+
+
+def test_davis_scores_leave_the_last_frame_out():
+  masks = np.stack([_square(8, 12)] * 4)
+  pred = masks.copy()
+  pred[3] = 0  # lost in the last frame only
+  scores = track.score_clip(pred, masks, np.zeros((4, 0, 2)), np.zeros((4, 0, 2)),
+                            np.zeros((4, 0), bool), 1, 1)
+  assert scores["J"] == [pytest.approx(2 / 3)] and scores["F"] == [pytest.approx(2 / 3)]
+  assert scores["davis2017"] == {"J": [1.0], "F": [1.0]}
+  pred[1] = 0  # and in frame 1: half of DAVIS's frames 1..2
+  summary = track.summarise([track.score_clip(pred, masks, np.zeros((4, 0, 2)),
+                                              np.zeros((4, 0, 2)), np.zeros((4, 0), bool),
+                                              1, 1)])
+  assert summary["J"] == pytest.approx(100 / 3) and summary["davis2017"]["J"] == 50.0
+  assert summary["davis2017"]["J&F"] == 50.0 and summary["objects"] == 1
+
+
 def test_pck_thresholds():
   true = np.array([[10.0, 10.0], [10.0, 10.0], [10.0, 10.0]])
   pred = np.array([[11.0, 10.0], [13.0, 10.0], [30.0, 10.0]])  # errors 1, 3, 20

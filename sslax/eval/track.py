@@ -177,22 +177,30 @@ def region_similarity(pred: np.ndarray, true: np.ndarray) -> float:
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
-  """The mask's boundary pixels: mask pixels with a 4-neighbour outside it,
-  the image's edge counting as outside. (The DAVIS toolkit's contour is the
-  pixels whose right, lower or lower-right neighbour differs, the edge not
-  counting: on the video corpus' copy and raw-Lab baselines it gives F 1.7
-  and 0.8 points higher; README, Video.)"""
+  """The mask's boundary pixels under sslax's rule: mask pixels with a
+  4-neighbour outside it, the image's edge counting as outside."""
   eroded = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(2, 1),
                                   border_value=0)
   return mask & ~eroded
 
 
+def davis_boundary(mask: np.ndarray) -> np.ndarray:
+  """The boundary under the DAVIS 2017 toolkit's rule: every pixel, in the
+  mask or not, whose right, lower or lower-right neighbour differs from it;
+  beyond the image's edge there is no neighbour, so the edge draws none."""
+  b = np.zeros(mask.shape, bool)
+  b[:, :-1] |= mask[:, :-1] != mask[:, 1:]
+  b[:-1, :] |= mask[:-1, :] != mask[1:, :]
+  b[:-1, :-1] |= mask[:-1, :-1] != mask[1:, 1:]
+  return b
+
+
 def boundary_f(pred: np.ndarray, true: np.ndarray,
-               tolerance: float = BOUNDARY_TOLERANCE) -> float:
-  """F: the F-measure of boundary precision and recall, a boundary pixel
-  matching within ``ceil(tolerance * diagonal)`` pixels (a disc) of the other
-  boundary. 1 when both masks are empty, 0 when one is."""
-  pb, tb = _boundary(pred.astype(bool)), _boundary(true.astype(bool))
+               tolerance: float = BOUNDARY_TOLERANCE, boundary=_boundary) -> float:
+  """F: the F-measure of boundary precision and recall, a pixel of one
+  ``boundary(mask)`` matching within ``ceil(tolerance * diagonal)`` pixels (a
+  disc) of the other. 1 when both masks are empty, 0 when one is."""
+  pb, tb = boundary(pred.astype(bool)), boundary(true.astype(bool))
   if not pb.any() and not tb.any():
     return 1.0
   if not pb.any() or not tb.any():
@@ -225,17 +233,23 @@ def object_box_sizes(keypoints: np.ndarray, per_object: int) -> np.ndarray:
 
 def score_clip(pred_masks, masks, pred_keypoints, keypoints, visible, num_objects: int,
                per_object: int) -> dict:
-  """J and F per object (means over frames 1..T-1; the DAVIS 2017 toolkit
-  leaves the last frame out too) and PCK counts of one clip: a keypoint
-  visible in frames 0 and t is correct within alpha x the larger side of its
-  object's keypoint box in frame t."""
-  out = {"J": [], "F": [], "pck": {0.1: [0, 0], 0.2: [0, 0]}}
+  """J and F per object and PCK counts of one clip. sslax's J and F are means
+  over frames 1..T-1 with ``_boundary``; the DAVIS 2017 toolkit's
+  (``davis2017``) leave the last frame out too and draw ``davis_boundary``.
+  A keypoint visible in frames 0 and t is correct within alpha x the larger
+  side of its object's keypoint box in frame t."""
+  out = {"J": [], "F": [], "davis2017": {"J": [], "F": []},
+         "pck": {0.1: [0, 0], 0.2: [0, 0]}}
+  t_len = len(masks)
   for k in range(1, num_objects + 1):
-    out["J"].append(np.mean([region_similarity(pred_masks[t] == k, masks[t] == k)
-                             for t in range(1, len(masks))]))
-    out["F"].append(np.mean([boundary_f(pred_masks[t] == k, masks[t] == k)
-                             for t in range(1, len(masks))]))
-  for t in range(1, len(masks)):
+    pred, true = pred_masks == k, masks == k
+    j = [region_similarity(pred[t], true[t]) for t in range(1, t_len)]
+    out["J"].append(np.mean(j))
+    out["F"].append(np.mean([boundary_f(pred[t], true[t]) for t in range(1, t_len)]))
+    out["davis2017"]["J"].append(np.mean(j[:-1]))
+    out["davis2017"]["F"].append(np.mean([boundary_f(pred[t], true[t], boundary=davis_boundary)
+                                          for t in range(1, t_len - 1)]))
+  for t in range(1, t_len):
     counted = visible[t] & visible[0]  # a keypoint hidden at the start is not tracked
     size = object_box_sizes(keypoints[t], per_object)
     for alpha in out["pck"]:
@@ -262,18 +276,25 @@ def track_clip(features, masks, keypoints, visible, *, num_objects: int, per_obj
   return pred_masks, pred_kp
 
 
-def summarise(scores) -> dict:
-  """Means over every object of every clip (J, F, J&F) and PCK@0.1/0.2 over
-  every counted keypoint, in percent."""
+def _j_and_f(scores) -> dict:
   j = np.concatenate([s["J"] for s in scores])
   f = np.concatenate([s["F"] for s in scores])
   out = {"J": 100 * float(j.mean()), "F": 100 * float(f.mean())}
   out["J&F"] = (out["J"] + out["F"]) / 2
+  return out
+
+
+def summarise(scores) -> dict:
+  """Means over every object of every clip (J, F, J&F; and under the DAVIS
+  2017 toolkit's rules, ``davis2017``) and PCK@0.1/0.2 over every counted
+  keypoint, in percent."""
+  out = _j_and_f(scores)
+  out["davis2017"] = _j_and_f([s["davis2017"] for s in scores])
   for alpha in (0.1, 0.2):
     correct = sum(s["pck"][alpha][0] for s in scores)
     counted = sum(s["pck"][alpha][1] for s in scores)
     out[f"PCK@{alpha}"] = 100 * correct / max(counted, 1)
-  out["objects"] = int(len(j))
+  out["objects"] = int(sum(len(s["J"]) for s in scores))
   return out
 
 
