@@ -1,6 +1,9 @@
 """Linear probe: stratified label subsets and a classifier with known answers."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from scipy import optimize
 
@@ -161,3 +164,21 @@ def test_lbfgs_runs_to_its_tolerance_and_reports_it():
   result = linear.linear_probe(x, y, x, y, fraction=1.0, num_classes=3)
   assert result["gradient_norm"] < result["lbfgs_tolerance"] == linear.TOLERANCE
   assert result["converged"] and result["probe_version"] == linear.VERSION
+
+
+def test_the_probes_cross_entropy_is_optaxs_bit_for_bit():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(300, 12)).astype(np.float32)
+  y = rng.integers(0, 5, 300).astype(np.int32)
+  params = {"w": jnp.asarray(rng.normal(size=(12, 5)), jnp.float32),
+            "b": jnp.asarray(rng.normal(size=5), jnp.float32)}
+
+  def optaxs(p):
+    logits = x @ p["w"] + p["b"]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  ours, ours_grad = jax.value_and_grad(linear._mean_cross_entropy)(params, x, y)
+  theirs, theirs_grad = jax.value_and_grad(optaxs)(params)
+  assert np.asarray(ours) == np.asarray(theirs)
+  for k in params:
+    np.testing.assert_array_equal(ours_grad[k], theirs_grad[k])
