@@ -7,11 +7,28 @@ backward) and the model FLOPs utilisation (MFU) against the devices' peak.
   python launch/throughput.py configs/simclr.py:fashion_mnist configs/byol.py:fashion_mnist
   python launch/throughput.py configs/simclr.py:imagenet --config.data.name=synthetic
 
+  python launch/throughput.py configs/simclr.py:fashion_mnist --profile --trace /tmp/trace
+
 The peak is known for common accelerators (``PEAK_TFLOPS``, dense bf16 and
 fp32 per device); elsewhere (CPUs) give ``--peak-tflops`` or MFU is not shown.
+``--profile`` also times the method's loss alone and the loss with its
+gradients, each jitted on its own on the first batch (median of ``--steps``
+calls), beside the whole step: what the optimizer, the side updates and the
+online probe add is the step less the gradients. ``--trace DIR`` writes a
+``jax.profiler`` trace of the timed steps (TensorBoard's profile plugin or
+Perfetto reads it) and prints its costliest events: the compiled step's
+operations (XLA's fusion names) and the input pipeline's, in milliseconds a
+step, Python frames and the executor's own wrappers left out; events on
+different threads overlap, so they do not add up to the step.
 """
 
 import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import statistics
 import time
 
 import jax
@@ -57,10 +74,59 @@ def compile_with_flops(run, state):
   return train_step, flops
 
 
-def measure(spec, steps, warmup, overrides=()):
+def median_ms(fn, args, calls):
+  """Median milliseconds of ``calls`` calls of ``fn(*args)`` after one
+  (compiling) call."""
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(calls):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return 1000 * statistics.median(times)
+
+
+def loss_parts(run, state, calls):
+  """(ms of the method's loss, ms of the loss and its gradients) on the
+  first global batch, each jitted on its own, under the run's mesh."""
+  method, batch = run.method, global_batch(run, 0)
+  key = jax.random.fold_in(state.rng, 0)
+
+  def loss(params, model_state, method_state, batch, key):
+    return method.loss_fn(params, model_state, method_state, batch, key)[0]
+
+  args = (state.params, state.model_state, state.method_state, batch, key)
+  with jax.set_mesh(run.mesh):
+    return (median_ms(jax.jit(loss), args, calls),
+            median_ms(jax.jit(jax.value_and_grad(loss)), args, calls))
+
+
+def costliest_events(trace_dir, steps, count=12):
+  """[(name, milliseconds a step, calls a step)] of the ``count`` events of
+  the trace in ``trace_dir`` with the largest total duration, Python frames
+  (``$``-prefixed) and ``ThunkExecutor`` wrappers left out."""
+  files = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)
+  if not files:
+    return []
+  with gzip.open(max(files, key=os.path.getmtime)) as f:
+    events = json.load(f).get("traceEvents", [])
+  total, calls = collections.Counter(), collections.Counter()
+  for e in events:
+    name = e.get("name", "")
+    if e.get("ph") == "X" and not name.startswith(("$", "ThunkExecutor")):
+      total[name] += e.get("dur", 0)
+      calls[name] += 1
+  return [(name, us / 1000 / steps, calls[name] / steps)
+          for name, us in total.most_common(count)]
+
+
+def measure(spec, steps, warmup, overrides=(), profile=False, trace=None):
+  """(examples/s, seconds a step, FLOPs a step, compute dtype, loss parts
+  or None) of config ``spec``."""
   config = apply_overrides(load_config_file(spec), overrides)
   run = setup(config)
   state = init_state(run)
+  parts = loss_parts(run, state, steps) if profile else None
   train_step, flops = compile_with_flops(run, state)
   batches = pipeline.BatchIterator(run.source, seed=config.seed,
                                    global_batch=config.global_batch_size,
@@ -71,15 +137,20 @@ def measure(spec, steps, warmup, overrides=()):
     for step, batch in batches:
       if step == warmup:
         jax.block_until_ready(state)
+        if trace:
+          jax.profiler.start_trace(trace)
         start = time.perf_counter()
       if step == warmup + steps:
         break
       state, _ = train_step(state, batch)
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
+    if trace:
+      jax.profiler.stop_trace()
   finally:
     batches.close()
-  return config.global_batch_size * steps / seconds, seconds / steps, flops, config.compute_dtype
+  return (config.global_batch_size * steps / seconds, seconds / steps, flops,
+          config.compute_dtype, parts)
 
 
 def main():
@@ -90,6 +161,9 @@ def main():
   parser.add_argument("--warmup", type=int, default=3)
   parser.add_argument("--peak-tflops", type=float,
                       help="peak TFLOP/s per device, for MFU where the device is not known")
+  parser.add_argument("--profile", action="store_true",
+                      help="also time the loss alone and the loss with its gradients")
+  parser.add_argument("--trace", help="write a jax.profiler trace of the timed steps here")
   args, rest = parser.parse_known_args()
   overrides = [a[len("--config."):] for a in rest if a.startswith("--config.")]
   if len(overrides) != len(rest):
@@ -98,14 +172,30 @@ def main():
   print(f"{jax.device_count()} x {kind}")
   print("| config | dtype | images/s | ms/step | GFLOP/step | TFLOP/s (all devices) | MFU |")
   print("|---|---|---|---|---|---|---|")
-  for spec in args.configs:
-    rate, step_time, flops, dtype = measure(spec, args.steps, args.warmup, overrides)
+  profiles = []
+  for i, spec in enumerate(args.configs):
+    trace = f"{args.trace}/{i}" if args.trace else None
+    rate, step_time, flops, dtype, parts = measure(spec, args.steps, args.warmup, overrides,
+                                                   args.profile, trace)
     achieved = flops / step_time / 1e12  # per device
     peak = args.peak_tflops or peak_tflops(kind, dtype)
     mfu = f"{100 * achieved / peak:.1f}%" if peak else "n/a"
     print(f"| {spec} | {dtype} | {rate:.0f} | {1000 * step_time:.0f} "
           f"| {flops * jax.device_count() / 1e9:.1f} | {achieved * jax.device_count():.2f} "
           f"| {mfu} |", flush=True)
+    if parts:
+      profiles.append((spec, *parts, 1000 * step_time))
+    if trace:
+      print(f"\n{spec}: the trace's costliest events ({trace})\n"
+            "| event | ms a step | calls a step |\n|---|---|---|")
+      for name, ms, n in costliest_events(trace, args.steps):
+        print(f"| {name} | {ms:.2f} | {n:g} |")
+      print()
+  if profiles:
+    print("\n| config | loss ms | loss and gradients ms | whole step ms |")
+    print("|---|---|---|---|")
+    for spec, forward, gradients, step_ms in profiles:
+      print(f"| {spec} | {forward:.1f} | {gradients:.1f} | {step_ms:.1f} |")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ SHRINK = {
     "launch/throughput.py configs/simclr.py:fashion_mnist configs/byol.py:fashion_mnist":
         ["--steps", "1", "--warmup", "0", "--config.global_batch_size=16",
          "--config.model.widths=(8,16)"],
+    "launch/throughput.py configs/simclr.py:fashion_mnist --profile --trace /tmp/trace":
+        ["--steps", "1", "--warmup", "0", "--config.global_batch_size=16",
+         "--config.model.widths=(8,16)", "--trace", "{tmp}/trace"],
     "launch/throughput.py configs/simclr.py:imagenet --config.data.name=synthetic":
         ["--steps", "1", "--warmup", "0", "--config.global_batch_size=2",
          "--config.data.image_size=32,32", "--config.model.encoder=convnet",
