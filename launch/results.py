@@ -568,7 +568,7 @@ def claim(name_a, values_a, name_b, values_b, column) -> str:
 
 
 def claims(record, rows):
-  """Each claim the results make, recomputed: (text, lines)."""
+  """Each claim the results make, recomputed, as Markdown list lines."""
   by = {r.name: r for r in rows}
   values = {r.name: row_values(record, r.name) for r in rows}
   titles = [t for t, *_ in COLUMNS]

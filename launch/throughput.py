@@ -11,14 +11,17 @@ backward) and the model FLOPs utilisation (MFU) against the devices' peak.
 
 The peak is known for common accelerators (``PEAK_TFLOPS``, dense bf16 and
 fp32 per device); elsewhere (CPUs) give ``--peak-tflops`` or MFU is not shown.
-``--profile`` also times the method's loss alone and the loss with its
-gradients, each jitted on its own on the first batch (median of ``--steps``
-calls), beside the whole step: what the optimizer, the side updates and the
-online probe add is the step less the gradients. ``--trace DIR`` writes a
-``jax.profiler`` trace of the timed steps (TensorBoard's profile plugin or
-Perfetto reads it) and prints its costliest events: the compiled step's
-operations (XLA's fusion names) and the input pipeline's, in milliseconds a
-step, Python frames and the executor's own wrappers left out; events on
+``--profile`` also times the method's loss alone, the loss with its
+gradients (each jitted on its own) and the compiled step, each the median of
+``--steps`` calls on the first batch already on the devices: what the
+optimizer, the side updates and the online probe add is the step less the
+gradients, and the first table's ms/step, on the pipeline's batches, also
+holds any wait for them. ``--trace DIR`` writes a ``jax.profiler`` trace of
+the timed steps (TensorBoard's profile plugin or Perfetto reads it), which
+slows them (the first table is then of traced steps), and prints its
+costliest events: the compiled step's operations (XLA's fusion names) and
+the input pipeline's, in milliseconds a step, Python frames and the
+runtime's own wrappers (PjRt, the thunk executor) left out; events on
 different threads overlap, so they do not add up to the step.
 """
 
@@ -101,10 +104,26 @@ def loss_parts(run, state, calls):
             median_ms(jax.jit(jax.value_and_grad(loss)), args, calls))
 
 
+def step_ms(train_step, state, batch, calls):
+  """(median ms of ``calls`` steps on ``batch``, the state after them): the
+  step donates its state, so each call takes the last one's."""
+  times = []
+  for _ in range(calls + 1):  # the first is not timed
+    start = time.perf_counter()
+    state, _ = train_step(state, batch)
+    jax.block_until_ready(state)
+    times.append(time.perf_counter() - start)
+  return 1000 * statistics.median(times[1:]), state
+
+
+RUNTIME_WRAPPERS = ("$", "ThunkExecutor", "PjitFunction", "CommonPjRt", "PjRt")
+
+
 def costliest_events(trace_dir, steps, count=12):
   """[(name, milliseconds a step, calls a step)] of the ``count`` events of
   the trace in ``trace_dir`` with the largest total duration, Python frames
-  (``$``-prefixed) and ``ThunkExecutor`` wrappers left out."""
+  (``$``-prefixed) and the runtime's wrappers (``RUNTIME_WRAPPERS``) left
+  out; [] when it holds no trace."""
   files = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)
   if not files:
     return []
@@ -113,7 +132,7 @@ def costliest_events(trace_dir, steps, count=12):
   total, calls = collections.Counter(), collections.Counter()
   for e in events:
     name = e.get("name", "")
-    if e.get("ph") == "X" and not name.startswith(("$", "ThunkExecutor")):
+    if e.get("ph") == "X" and not name.startswith(RUNTIME_WRAPPERS):
       total[name] += e.get("dur", 0)
       calls[name] += 1
   return [(name, us / 1000 / steps, calls[name] / steps)
@@ -128,6 +147,9 @@ def measure(spec, steps, warmup, overrides=(), profile=False, trace=None):
   state = init_state(run)
   parts = loss_parts(run, state, steps) if profile else None
   train_step, flops = compile_with_flops(run, state)
+  if profile:
+    whole, state = step_ms(train_step, state, global_batch(run, 0), steps)
+    parts = (*parts, whole)
   batches = pipeline.BatchIterator(run.source, seed=config.seed,
                                    global_batch=config.global_batch_size,
                                    sharding=data_sharding(run.mesh),
@@ -184,18 +206,20 @@ def main():
           f"| {flops * jax.device_count() / 1e9:.1f} | {achieved * jax.device_count():.2f} "
           f"| {mfu} |", flush=True)
     if parts:
-      profiles.append((spec, *parts, 1000 * step_time))
+      profiles.append((spec, *parts))
     if trace:
-      print(f"\n{spec}: the trace's costliest events ({trace})\n"
-            "| event | ms a step | calls a step |\n|---|---|---|")
-      for name, ms, n in costliest_events(trace, args.steps):
+      events = costliest_events(trace, args.steps)
+      print(f"\n{spec}: the trace's costliest events ({trace})")
+      print("| event | ms a step | calls a step |\n|---|---|---|" if events
+            else f"no trace file (*.trace.json.gz) was written under {trace}")
+      for name, ms, n in events:
         print(f"| {name} | {ms:.2f} | {n:g} |")
       print()
   if profiles:
-    print("\n| config | loss ms | loss and gradients ms | whole step ms |")
+    print("\n| config | loss ms | loss and gradients ms | step ms |")
     print("|---|---|---|---|")
-    for spec, forward, gradients, step_ms in profiles:
-      print(f"| {spec} | {forward:.1f} | {gradients:.1f} | {step_ms:.1f} |")
+    for spec, forward, gradients, whole in profiles:
+      print(f"| {spec} | {forward:.1f} | {gradients:.1f} | {whole:.1f} |")
 
 
 if __name__ == "__main__":

@@ -177,8 +177,9 @@ def test_the_probes_cross_entropy_is_optaxs_bit_for_bit():
     logits = x @ p["w"] + p["b"]
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-  ours, ours_grad = jax.value_and_grad(linear._mean_cross_entropy)(params, x, y)
-  theirs, theirs_grad = jax.value_and_grad(optaxs)(params)
-  assert np.asarray(ours) == np.asarray(theirs)
-  for k in params:
-    np.testing.assert_array_equal(ours_grad[k], theirs_grad[k])
+  for wrap in (lambda f: f, jax.jit):  # eagerly, and compiled as the probe runs it
+    ours, ours_grad = wrap(jax.value_and_grad(linear._mean_cross_entropy))(params, x, y)
+    theirs, theirs_grad = wrap(jax.value_and_grad(optaxs))(params)
+    assert np.asarray(ours) == np.asarray(theirs)
+    for k in params:
+      np.testing.assert_array_equal(ours_grad[k], theirs_grad[k])

@@ -26,7 +26,8 @@ def test_costliest_events_per_step(tmp_path):
       x("fusion.1", 3000), x("fusion.1", 5000),  # 8 ms over 2 steps: 4 a step, 1 call
       x("sort.0", 1000), x("sort.0", 1000), x("sort.0", 2000), x("sort.0", 2000),
       x("$api.py:1 block_until_ready", 90000),  # Python frames are left out
-      x("ThunkExecutor::Execute", 80000),  # and the executor's wrappers
+      x("ThunkExecutor::Execute", 80000),  # and the runtime's wrappers
+      x("PjitFunction(jit(step))", 70000), x("CommonPjRtBuffer::Await", 60000),
       {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
       x("copy.3", 500)])
   events = throughput.costliest_events(str(tmp_path), steps=2, count=2)

@@ -199,7 +199,8 @@ def boundary_f(pred: np.ndarray, true: np.ndarray,
                tolerance: float = BOUNDARY_TOLERANCE, boundary=_boundary) -> float:
   """F: the F-measure of boundary precision and recall, a pixel of one
   ``boundary(mask)`` matching within ``ceil(tolerance * diagonal)`` pixels (a
-  disc) of the other. 1 when both masks are empty, 0 when one is."""
+  disc) of the other. 1 when both boundaries are empty, 0 when one is (under
+  ``davis_boundary`` a mask filling the frame has none)."""
   pb, tb = boundary(pred.astype(bool)), boundary(true.astype(bool))
   if not pb.any() and not tb.any():
     return 1.0
@@ -235,7 +236,8 @@ def score_clip(pred_masks, masks, pred_keypoints, keypoints, visible, num_object
                per_object: int) -> dict:
   """J and F per object and PCK counts of one clip. sslax's J and F are means
   over frames 1..T-1 with ``_boundary``; the DAVIS 2017 toolkit's
-  (``davis2017``) leave the last frame out too and draw ``davis_boundary``.
+  (``davis2017``) leave the last frame out too and draw ``davis_boundary``
+  (a clip of 2 frames or fewer has no such frame: NaN, as in the toolkit).
   A keypoint visible in frames 0 and t is correct within alpha x the larger
   side of its object's keypoint box in frame t."""
   out = {"J": [], "F": [], "davis2017": {"J": [], "F": []},
@@ -277,6 +279,8 @@ def track_clip(features, masks, keypoints, visible, *, num_objects: int, per_obj
 
 
 def _j_and_f(scores) -> dict:
+  """Means of J and F over every object of ``scores`` (each a dict of
+  per-object lists ``J`` and ``F``), and J&F, in percent."""
   j = np.concatenate([s["J"] for s in scores])
   f = np.concatenate([s["F"] for s in scores])
   out = {"J": 100 * float(j.mean()), "F": 100 * float(f.mean())}

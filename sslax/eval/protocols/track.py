@@ -2,7 +2,8 @@
 encoder's feature maps of each frame carry the first frame's masks and
 keypoints through every test clip of the video corpus
 (``config.evals.track.data``, default ``data/video``, split ``test``); DAVIS
-J and F, PCK@0.1 and @0.2. ``--features`` also gives the baselines: the
+J and F (also under the DAVIS 2017 toolkit's rules: ``davis2017``), PCK@0.1
+and @0.2. ``--features`` also gives the baselines: the
 randomly initialised encoder, raw Lab pixels, TV-L1 optical flow and copying
 the first frame.
 ``eval/track.json`` (``track_<features>.json``); ``sslax viz`` draws its
