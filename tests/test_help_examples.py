@@ -59,6 +59,12 @@ SHRINK = {
          "--config.data.image_size=32,32", "--config.model.encoder=convnet",
          "--config.model.widths=(8,16)"],
 }
+# example -> lines its output must hold, where running is not proof enough
+# (a table that an empty input would silently leave out).
+OUTPUT = {
+    "launch/throughput.py configs/simclr.py:fashion_mnist --profile --trace /tmp/trace":
+        ["| event | ms a step | calls a step |", "| loss ms | loss and gradients ms | step ms |"],
+}
 # script -> commands (after `python `) run before its examples, e.g. the
 # training of the run an example reads.
 PREPARE = {
@@ -96,6 +102,7 @@ def test_every_example_has_an_entry():
   assert shown == set(SHRINK), ("examples without an entry in SHRINK: "
                                 f"{sorted(shown - set(SHRINK))}; stale entries: "
                                 f"{sorted(set(SHRINK) - shown)}")
+  assert set(OUTPUT) <= shown, f"stale OUTPUT entries: {sorted(set(OUTPUT) - shown)}"
 
 
 def torch_missing():
@@ -127,6 +134,8 @@ def test_examples_run(script, tmp_path):
       continue
     assert proc.returncode == 0, f"{example}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert "Traceback" not in proc.stderr, proc.stderr
+    for line in OUTPUT.get(example, []):
+      assert line in proc.stdout, f"{example}: no {line!r} in\n{proc.stdout[-3000:]}"
 
 
 @pytest.mark.parametrize("script", SHELL)
