@@ -89,10 +89,10 @@ def median_ms(fn, args, calls):
   return 1000 * statistics.median(times)
 
 
-def loss_parts(run, state, calls):
-  """(ms of the method's loss, ms of the loss and its gradients) on the
-  first global batch, each jitted on its own, under the run's mesh."""
-  method, batch = run.method, global_batch(run, 0)
+def loss_parts(run, state, batch, calls):
+  """(ms of the method's loss, ms of the loss and its gradients) on
+  ``batch``, each jitted on its own, under the run's mesh."""
+  method = run.method
   key = jax.random.fold_in(state.rng, 0)
 
   def loss(params, model_state, method_state, batch, key):
@@ -145,10 +145,11 @@ def measure(spec, steps, warmup, overrides=(), profile=False, trace=None):
   config = apply_overrides(load_config_file(spec), overrides)
   run = setup(config)
   state = init_state(run)
-  parts = loss_parts(run, state, steps) if profile else None
+  first = global_batch(run, 0) if profile else None
+  parts = loss_parts(run, state, first, steps) if profile else None
   train_step, flops = compile_with_flops(run, state)
   if profile:
-    whole, state = step_ms(train_step, state, global_batch(run, 0), steps)
+    whole, state = step_ms(train_step, state, first, steps)
     parts = (*parts, whole)
   batches = pipeline.BatchIterator(run.source, seed=config.seed,
                                    global_batch=config.global_batch_size,

@@ -21,7 +21,6 @@ vectors, words_per_second)``; each is one column of the table.
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
